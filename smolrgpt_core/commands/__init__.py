@@ -1,0 +1,1 @@
+"""Subcommands of the ``smolrgpt`` CLI (see ``smolrgpt_core.cli``)."""
