@@ -17,6 +17,8 @@ PIP := $(PY) -m pip --disable-pip-version-check
 BUILD_DIR ?= build/cmake
 STAMPS := $(VENV)/.stamps
 PYTEST_ARGS ?=
+# this workplace's pip config names local indexes that may be absent: drop that noise only
+QUIET_PIP := 2>&1 | { grep -v "^WARNING: Location 'file://" || true; }
 
 # pypi: ROS 2 Jazzy from the ros-jazzy-* wheels into the venv; system: a sourced /opt/ros install
 ROS_SOURCE ?= $(if $(ROS_DISTRO),system,pypi)
@@ -41,13 +43,13 @@ $(STAMPS)/venv:
 
 $(STAMPS)/deps: $(STAMPS)/venv requirements/base.txt requirements/dev.txt
 	@echo '>> installing pinned Python dependencies'
-	$(PIP) install -q -r requirements/base.txt -r requirements/dev.txt
+	$(PIP) install -q -r requirements/base.txt -r requirements/dev.txt $(QUIET_PIP)
 	@touch $@
 
 ifeq ($(ROS_SOURCE),pypi)
 $(STAMPS)/ros: $(STAMPS)/deps requirements/ros-jazzy.txt scripts/fix_wheel_cmake.sh
 	@echo '>> installing ROS 2 Jazzy from the ros-jazzy-* wheels'
-	$(PIP) install -q -r requirements/ros-jazzy.txt
+	$(PIP) install -q -r requirements/ros-jazzy.txt $(QUIET_PIP)
 	scripts/fix_wheel_cmake.sh $(VENV_ABS)
 	@touch $@
 
@@ -56,6 +58,7 @@ $(STAMPS)/ros: $(STAMPS)/deps requirements/ros-jazzy.txt scripts/fix_wheel_cmake
 # `pip install -e .`, so CMake does not install copies of them.
 $(STAMPS)/interfaces: $(STAMPS)/ros $(INTERFACE_SOURCES)
 	@echo '>> building the smolrgpt_ros interfaces'
+	@mkdir -p $(BUILD_DIR)
 	PATH=$(VENV_ABS)/bin:$$PATH cmake -S . -B $(BUILD_DIR) -Wno-dev \
 	  -DCMAKE_PREFIX_PATH=$(VENV_ABS) -DCMAKE_INSTALL_PREFIX=$(VENV_ABS) \
 	  -DPython3_EXECUTABLE=$(PY) -DBUILD_TESTING=OFF -DCMAKE_BUILD_TYPE=Release \
@@ -74,7 +77,7 @@ endif
 
 $(STAMPS)/editable: $(STAMPS)/interfaces setup.py pyproject.toml
 	@echo '>> pip install -e .'
-	$(PIP) install -q --no-deps --no-build-isolation -e .
+	$(PIP) install -q --no-deps --no-build-isolation -e . $(QUIET_PIP)
 	@touch $@
 
 test: setup
