@@ -1,0 +1,97 @@
+"""NodeConfig: the YAML, the dataclass and the declared ROS parameters agree; bad values fail."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from smolrgpt_ros.node_config import (
+    NodeConfig,
+    NodeConfigError,
+    declare_and_read,
+    descriptions,
+    flatten_params,
+    load_params_file,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+YAML = ROOT / 'config' / 'warehouse.yaml'
+
+
+def test_shipped_yaml_equals_defaults_and_names_every_parameter() -> None:
+    assert load_params_file(str(YAML)) == NodeConfig()
+    doc = yaml.safe_load(YAML.read_text())
+    assert set(flatten_params(doc['/**']['ros__parameters'])) == set(NodeConfig().to_params())
+
+
+def test_every_parameter_has_a_description() -> None:
+    assert all(len(text) > 10 for text in descriptions().values())
+
+
+def test_from_params_round_trip_and_int_to_float() -> None:
+    cfg = NodeConfig.from_params({'model.backend': 'onnxruntime', 'sync.slop_s': 1,
+                                  'depth.min_m': 0.5, 'depth.max_m': 20})
+    assert cfg.model_backend == 'onnxruntime' and cfg.sync_slop_s == 1.0
+    assert cfg.depth_range_m == (0.5, 20.0)
+    assert NodeConfig.from_params(cfg.to_params()) == cfg
+    assert NodeConfig().depth_range_m is None
+
+
+@pytest.mark.parametrize(
+    ('params', 'message'),
+    [
+        ({'model.backend': 'openvino'}, 'parameter model.backend: .openvino. is not one of'),
+        ({'model.dtype': 'int8'}, 'parameter model.dtype'),
+        ({'model.device': 'gpu0'}, 'parameter model.device'),
+        ({'model.backend': 'tensorrt'}, 'tensorrt backend needs a cuda device'),
+        ({'depth.encoding': 'rgb8'}, 'parameter depth.encoding'),
+        ({'depth.min_m': 5.0, 'depth.max_m': 1.0}, 'depth.min_m < depth.max_m'),
+        ({'sync.queue_size': 0}, 'parameter sync.queue_size: must be >= 1'),
+        ({'sync.slop_s': 0.0}, 'parameter sync.slop_s'),
+        ({'requests.queue_limit': -1}, 'parameter requests.queue_limit'),
+        ({'topics.rgb': ''}, 'parameter topics.rgb: must not be empty'),
+        ({'sync.queue_size': '10'}, 'parameter sync.queue_size: expected int'),
+        ({'encode.eager': 1}, 'parameter encode.eager: expected bool'),
+        ({'sync.queue_size': True}, 'expected int'),
+        ({'model.bakend': 'torch'}, 'unknown parameters: model.bakend'),
+    ],
+)
+def test_bad_values_name_the_parameter(params: dict, message: str) -> None:
+    with pytest.raises(NodeConfigError, match=message):
+        NodeConfig.from_params(params)
+
+
+def test_params_file_for_named_node_and_other_nodes(tmp_path: Path) -> None:
+    path = tmp_path / 'p.yaml'
+    path.write_text(yaml.safe_dump({
+        'spatial_query_node': {'ros__parameters': {'model': {'device': 'cuda:1'}}},
+        'some_camera': {'ros__parameters': {'fps': 30}},
+    }))
+    assert load_params_file(str(path)).model_device == 'cuda:1'
+    path.write_text(yaml.safe_dump({'/**': {'params': {}}}))
+    with pytest.raises(NodeConfigError, match='no ros__parameters'):
+        load_params_file(str(path))
+
+
+@pytest.mark.ros
+def test_declared_on_a_real_node_with_overrides() -> None:
+    import rclpy
+    from rclpy.node import Node
+
+    context = rclpy.Context()
+    rclpy.init(context=context, args=[
+        '--ros-args', '--params-file', str(YAML), '-p', 'sync.slop_s:=0.2',
+        '-p', 'model.backend:=onnxruntime',
+    ])
+    try:
+        node = Node('spatial_query_node', context=context)
+        cfg = declare_and_read(node)
+        assert cfg.sync_slop_s == 0.2 and cfg.model_backend == 'onnxruntime'
+        assert cfg.topics_rgb == 'rgb/image'
+        described = node.describe_parameters(['sync.slop_s'])[0].description
+        assert described == descriptions()['sync.slop_s']
+        node.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)
