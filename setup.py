@@ -29,6 +29,7 @@ setup(
         'pillow>=10',
         'tqdm>=4.66',
         'pyyaml>=6',
+        'rosbags>=0.10',
     ],
     extras_require={
         'masks': ['pycocotools>=2.0.7'],

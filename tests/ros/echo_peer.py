@@ -13,6 +13,7 @@ import sys
 import rclpy
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
+
 from smolrgpt_ros.msg import RegionMaskArray
 from smolrgpt_ros.srv import SpatialQuery
 

@@ -90,6 +90,7 @@ def client() -> Iterator[Client]:
 
 def _make_regions(stamp_sec: int) -> object:
     from sensor_msgs.msg import Image, RegionOfInterest
+
     from smolrgpt_ros.msg import RegionMask, RegionMaskArray
 
     msg = RegionMaskArray()

@@ -1,0 +1,204 @@
+"""rosbag2 files of RGB-D frames, region masks and questions, written and read without ROS.
+
+Uses the pure-Python ``rosbags`` library, so bags are made on machines without ROS and play
+with ``ros2 bag play`` on robots. The custom ``smolrgpt_ros/msg`` types are registered from the
+package's own ``.msg`` files, so the bag carries the same type hashes as live topics.
+
+Topics (relative names are avoided on purpose: a bag records absolute ones):
+
+=============================  ==========================  =================================
+topic                          type                        content
+=============================  ==========================  =================================
+``/camera/color/image_raw``    sensor_msgs/msg/Image       rgb8
+``/camera/depth/image_raw``    sensor_msgs/msg/Image       16UC1 mm (metric) or mono8
+``/regions``                   smolrgpt_ros/msg/...Array   one mono8 mask per region
+``/smolrgpt/questions``        std_msgs/msg/String         JSON: id, question, region_ids,
+                                                           frame stamp, ground truth
+=============================  ==========================  =================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RGB_TOPIC = '/camera/color/image_raw'
+DEPTH_TOPIC = '/camera/depth/image_raw'
+REGIONS_TOPIC = '/regions'
+QUESTIONS_TOPIC = '/smolrgpt/questions'
+FRAME_ID = 'camera_color_optical_frame'
+
+
+def _msg_dir() -> Path:
+    """msg/ of the source tree (pip -e), else the installed share/smolrgpt_ros/msg."""
+    source = Path(__file__).resolve().parent.parent / 'msg'
+    if (source / 'RegionMask.msg').is_file():
+        return source
+    from ament_index_python.packages import get_package_share_directory
+
+    return Path(get_package_share_directory('smolrgpt_ros')) / 'msg'
+
+
+class BagError(RuntimeError):
+    """A bag that cannot be written or read as asked."""
+
+
+@dataclass
+class Question:
+    id: str
+    question: str  # `<mask>` placeholders, k-th = region_ids[k]
+    region_ids: list[int]
+    category: str = ''
+    answer: str = ''
+    normalized_answer: str = ''
+
+
+@dataclass
+class BagFrame:
+    stamp_ns: int
+    rgb: np.ndarray  # uint8 [H, W, 3]
+    depth: np.ndarray  # uint16 mm [H, W] (0 = invalid), or uint8 [H, W] dataset-style
+    masks: np.ndarray  # bool [M, H, W]
+    region_ids: list[int]
+    labels: list[str]
+    questions: list[Question] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        h, w = self.rgb.shape[:2]
+        if self.rgb.dtype != np.uint8 or self.rgb.ndim != 3 or self.rgb.shape[2] != 3:
+            raise BagError(f'rgb must be uint8 [H, W, 3], got {self.rgb.dtype} {self.rgb.shape}')
+        if self.depth.shape != (h, w) or self.depth.dtype not in (np.uint16, np.uint8):
+            raise BagError(f'depth must be uint16 mm or uint8 [{h}, {w}], got '
+                           f'{self.depth.dtype} {self.depth.shape}')
+        if self.masks.ndim != 3 or self.masks.shape[1:] != (h, w):
+            raise BagError(f'masks must be [M, {h}, {w}], got {self.masks.shape}')
+        if not len(self.region_ids) == len(self.labels) == self.masks.shape[0]:
+            raise BagError('one region id and one label per mask are needed')
+
+
+def typestore() -> Any:
+    """The Jazzy typestore plus this package's interfaces, registered from msg/*.msg."""
+    from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+
+    store = get_typestore(Stores.ROS2_JAZZY)
+    types: dict[str, Any] = {}
+    msg_dir = _msg_dir()
+    for name in ('RegionMask', 'RegionMaskArray'):
+        text = (msg_dir / f'{name}.msg').read_text(encoding='utf-8')
+        types.update(get_types_from_msg(text, f'smolrgpt_ros/msg/{name}'))
+    store.register(types)
+    return store
+
+
+def _image(store: Any, header: Any, array: np.ndarray, encoding: str) -> Any:
+    image_cls = store.types['sensor_msgs/msg/Image']
+    data = np.ascontiguousarray(array)
+    height, width = data.shape[:2]
+    return image_cls(header=header, height=height, width=width, encoding=encoding,
+                     is_bigendian=0, step=data.nbytes // height,
+                     data=np.frombuffer(data.tobytes(), dtype=np.uint8))
+
+
+def _bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return 0, 0, 0, 0
+    return int(cols[0]), int(rows[0]), int(rows[-1] - rows[0] + 1), int(cols[-1] - cols[0] + 1)
+
+
+def write_bag(path: str | Path, frames: Iterable[BagFrame], storage: str = 'mcap') -> int:
+    """Write frames into a new rosbag2 directory; returns the number of frames written."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+
+    plugins = {'mcap': StoragePlugin.MCAP, 'sqlite3': StoragePlugin.SQLITE3}
+    if storage not in plugins:
+        raise BagError(f'storage must be one of {", ".join(plugins)}, got {storage!r}')
+    path = Path(path)
+    if path.exists():
+        raise BagError(f'{path} exists already; rosbag2 writes a new directory')
+    store = typestore()
+    t = store.types
+    header_cls, time_cls = t['std_msgs/msg/Header'], t['builtin_interfaces/msg/Time']
+    roi_cls, string_cls = t['sensor_msgs/msg/RegionOfInterest'], t['std_msgs/msg/String']
+    mask_cls, array_cls = t['smolrgpt_ros/msg/RegionMask'], t['smolrgpt_ros/msg/RegionMaskArray']
+    count = 0
+    with Writer(path, version=9, storage_plugin=plugins[storage]) as writer:
+        conns = {
+            RGB_TOPIC: writer.add_connection(RGB_TOPIC, 'sensor_msgs/msg/Image', typestore=store),
+            DEPTH_TOPIC: writer.add_connection(DEPTH_TOPIC, 'sensor_msgs/msg/Image',
+                                               typestore=store),
+            REGIONS_TOPIC: writer.add_connection(REGIONS_TOPIC, array_cls.__msgtype__,
+                                                 typestore=store),
+            QUESTIONS_TOPIC: writer.add_connection(QUESTIONS_TOPIC, 'std_msgs/msg/String',
+                                                   typestore=store),
+        }
+
+        def put(topic: str, stamp_ns: int, msg: Any) -> None:
+            writer.write(conns[topic], stamp_ns, store.serialize_cdr(msg, msg.__msgtype__))
+
+        last = -1
+        for frame in frames:
+            if frame.stamp_ns <= last:
+                raise BagError(f'frame stamps must increase: {frame.stamp_ns} after {last}')
+            last = frame.stamp_ns
+            stamp = time_cls(sec=frame.stamp_ns // 1_000_000_000,
+                             nanosec=frame.stamp_ns % 1_000_000_000)
+            header = header_cls(stamp=stamp, frame_id=FRAME_ID)
+            put(RGB_TOPIC, frame.stamp_ns, _image(store, header, frame.rgb, 'rgb8'))
+            depth_encoding = '16UC1' if frame.depth.dtype == np.uint16 else 'mono8'
+            put(DEPTH_TOPIC, frame.stamp_ns, _image(store, header, frame.depth, depth_encoding))
+            regions = []
+            for rid, label, mask in zip(frame.region_ids, frame.labels, frame.masks):
+                x, y, h, w = _bbox(mask)
+                regions.append(mask_cls(
+                    id=int(rid), label=label, score=1.0,
+                    bbox=roi_cls(x_offset=x, y_offset=y, height=h, width=w, do_rectify=False),
+                    mask=_image(store, header, mask.astype(np.uint8) * 255, 'mono8'),
+                ))
+            put(REGIONS_TOPIC, frame.stamp_ns, array_cls(header=header, regions=regions))
+            for q in frame.questions:
+                payload = {'stamp_ns': frame.stamp_ns, **q.__dict__}
+                put(QUESTIONS_TOPIC, frame.stamp_ns, string_cls(data=json.dumps(payload)))
+            count += 1
+    return count
+
+
+@dataclass
+class BagMessage:
+    topic: str
+    msgtype: str
+    stamp_ns: int
+    raw: bytes  # CDR, as rclpy's serialize_message writes it
+
+
+def read_messages(path: str | Path) -> Iterator[BagMessage]:
+    """Every message of a bag in time order, still serialised (for replay)."""
+    from rosbags.rosbag2 import Reader
+
+    path = Path(path)
+    if not (path / 'metadata.yaml').is_file():
+        raise BagError(f'{path} is not a rosbag2 directory (no metadata.yaml)')
+    with Reader(path) as reader:
+        for conn, stamp_ns, raw in reader.messages():
+            yield BagMessage(conn.topic, conn.msgtype, stamp_ns, bytes(raw))
+
+
+def read_questions(path: str | Path) -> list[dict[str, Any]]:
+    """The question records of a bag (JSON payloads of the questions topic), in time order."""
+    store = typestore()
+    return [
+        json.loads(store.deserialize_cdr(m.raw, m.msgtype).data)
+        for m in read_messages(path) if m.topic == QUESTIONS_TOPIC
+    ]
+
+
+def decode_image(msg: Any) -> np.ndarray:
+    """A rosbags Image message -> numpy, with the node's converter (same contract)."""
+    from smolrgpt_ros.image_conversion import imgmsg_to_numpy
+
+    return imgmsg_to_numpy(msg)
