@@ -35,7 +35,7 @@ setup(
         'masks': ['pycocotools>=2.0.7'],
         'onnx': ['onnx>=1.16', 'onnxruntime>=1.18'],
         'tensorrt': ['tensorrt>=10.12'],
-        'train': ['tensorboard>=2.16', 'matplotlib>=3.8', 'scikit-learn>=1.4'],
+        'train': ['tensorboard>=2.16', 'matplotlib>=3.8', 'scikit-learn>=1.4', 'pyarrow>=15'],
         'dev': ['pytest>=8', 'ruff>=0.6'],
     },
     entry_points={

@@ -1,0 +1,1 @@
+"""Training, data and evaluation code: installed by pip, never on a robot."""
