@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.normalize import NormalizationError, canonical, infer_category, normalize_answer
+from smolrgpt_core.normalize import NormalizationError, canonical, infer_category, normalize_answer
 from training.synth import templates
 
 

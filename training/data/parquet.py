@@ -18,6 +18,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from smolrgpt_core.normalize import CATEGORIES, NormalizationError, canonical
 from training.data.samples import Sample, Turn
 from training.data.validation import (
     RecordError,
@@ -27,7 +28,6 @@ from training.data.validation import (
     check_regions,
     image_size,
 )
-from training.normalize import CATEGORIES, NormalizationError, canonical
 
 log = logging.getLogger(__name__)
 

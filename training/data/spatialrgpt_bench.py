@@ -56,9 +56,9 @@ def bench_items(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def normalized_bench_answer(category: str, answer: str) -> str | int | float | None:
     """The rule judge's reading of a GT answer: metres, clock hour, yes/no or region index."""
+    from smolrgpt_core.normalize import strip_regions
+    from smolrgpt_core.text_numbers import length_in_metres
     from training.metrics.spatialrgpt import clock_hour, judge_choice, judge_predicate
-    from training.normalize import strip_regions
-    from training.text_numbers import length_in_metres
 
     if category == 'direction':
         return clock_hour(strip_regions(answer))

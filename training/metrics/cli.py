@@ -131,8 +131,8 @@ def _normalize_predictions(
     gt: list[dict[str, Any]], pred: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
     """Free-form predictions -> {id, normalized_answer}; unreadable ones stay as text (misses)."""
+    from smolrgpt_core.normalize import NormalizationError, normalize_answer
     from training.metrics.predictions import text_of
-    from training.normalize import NormalizationError, normalize_answer
 
     by_id = {str(r['id']): r for r in gt}
     out = []

@@ -23,8 +23,8 @@ import logging
 import re
 from typing import Any
 
-from training.normalize import region_indices, strip_regions
-from training.text_numbers import length_in_metres, word_to_int
+from smolrgpt_core.normalize import region_indices, strip_regions
+from smolrgpt_core.text_numbers import length_in_metres, word_to_int
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from training.text_numbers import NUMBER_WORDS, first_int, length_in_metres
+from smolrgpt_core.text_numbers import NUMBER_WORDS, first_int, length_in_metres
 
 CATEGORIES = ('left_right', 'count', 'distance', 'mcq')
 
