@@ -1,0 +1,1 @@
+"""Inference-side data types (encoded frames, prompts)."""

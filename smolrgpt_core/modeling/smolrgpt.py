@@ -1,0 +1,256 @@
+"""SmolRGPT: ViT + projectors + region refiners + Llama decoder, wired as in the reference.
+
+Data flow (fp32, numerically equal to the reference):
+
+* RGB and depth [B, 3, 256, 256] go through the shared ViT in one batched call, then through
+  their own projector (``MP`` / ``MP_depth``) -> [B, 64, D_lm] each.
+* The RGB tokens replace the 64 ``<|image|>`` placeholders of each sample.
+* For regions, both token maps are refined to 64x64 and mask-pooled; the k-th
+  ``<mask_rgb>`` / ``<mask_depth>`` of a sample receives its k-th region vector.
+* The decoder runs on the spliced embeddings; the tied head gives the logits.
+
+Inference is split in two: ``encode_frame`` (vision side, once per frame) and ``answer``
+(language side, any number of batched questions that select the frame's regions by index).
+
+Attribute names (``MP``, ``MP_depth``, ...) are those of the official state dict, so official
+``model.safetensors`` files load by plain name match.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from smolrgpt_core.config import SmolRGPTConfig
+from smolrgpt_core.generation import generate
+from smolrgpt_core.inference.types import EncodedFrame, Prompt
+from smolrgpt_core.modeling.decoder import Decoder, attention_bias
+from smolrgpt_core.modeling.projector import ModalityProjector
+from smolrgpt_core.modeling.region import FeatureRefiner, MaskPooling, pool_regions, resize_masks
+from smolrgpt_core.modeling.vision import VisionEncoder
+from smolrgpt_core.sampling import SamplingParams
+
+logger = logging.getLogger(__name__)
+
+IGNORE_INDEX = -100
+
+
+class SmolRGPT(nn.Module):
+    def __init__(self, cfg: SmolRGPTConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.vision_encoder = VisionEncoder(cfg)
+        self.decoder = Decoder(cfg)
+        self.MP = ModalityProjector(cfg)
+        self.MP_depth = ModalityProjector(cfg)
+        self.rgb_refiner = FeatureRefiner(cfg)
+        self.depth_refiner = FeatureRefiner(cfg)
+        self.mask_pooling = MaskPooling(cfg)
+        self.apply(self._init_weights)
+        self.decoder.tie_weights()
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        # N(0, 0.02) linears/embeddings, zero biases, like the reference before backbone
+        # loading; the refiners keep PyTorch's default ConvTranspose2d init
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if getattr(module, 'bias', None) is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+
+    # loading / saving (implemented in weights.py) ----------------------------------------
+    @classmethod
+    def from_pretrained(cls, path: str | Path, *, dtype: torch.dtype = torch.float32,
+                        device: str | torch.device = 'cpu') -> SmolRGPT:
+        from smolrgpt_core.weights import load_pretrained
+
+        return load_pretrained(cls, path, dtype=dtype, device=device)
+
+    def save_pretrained(self, path: str | Path) -> None:
+        from smolrgpt_core.weights import save_pretrained
+
+        save_pretrained(self, path)
+
+    @classmethod
+    def from_backbones(cls, vision_dir: str | Path, lm_dir: str | Path,
+                       cfg: SmolRGPTConfig | None = None) -> SmolRGPT:
+        from smolrgpt_core.weights import load_backbones
+
+        return load_backbones(cls, vision_dir, lm_dir, cfg)
+
+    # vision side --------------------------------------------------------------------------
+    def encode_images(self, images: torch.Tensor, depths: torch.Tensor | None
+                      ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """[B, 3, S, S] RGB (and depth) -> projected tokens [B, n, D] each."""
+        dtype = self.MP.proj.weight.dtype
+        if depths is None:
+            return self.MP(self.vision_encoder(images.to(dtype))), None
+        if depths.shape != images.shape:
+            raise ValueError(f'depths {list(depths.shape)} must match images '
+                             f'{list(images.shape)}')
+        B = images.shape[0]
+        # one ViT call for both modalities (the reference makes two)
+        feats = self.vision_encoder(torch.cat((images, depths)).to(dtype))  # [2B, N, D_vit]
+        return self.MP(feats[:B]), self.MP_depth(feats[B:])
+
+    def region_features(self, image_tokens: torch.Tensor, depth_tokens: torch.Tensor,
+                        masks: Sequence[torch.Tensor]
+                        ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Per-sample pooled region vectors [M_b, D] for RGB and depth."""
+        rgb_map = self.rgb_refiner(image_tokens)  # [B, G*G, D]
+        depth_map = self.depth_refiner(depth_tokens)  # [B, G*G, D]
+        return self.mask_pooling(rgb_map, list(masks)), self.mask_pooling(depth_map, list(masks))
+
+    @torch.inference_mode()
+    def encode_frame(self, image: torch.Tensor, depth: torch.Tensor,
+                     masks: torch.Tensor | np.ndarray | None = None) -> EncodedFrame:
+        """One frame: image/depth [3, S, S] (or [1, 3, S, S]), masks [M, Hi, Wi] or None."""
+        image = image if image.dim() == 4 else image[None]
+        depth = depth if depth.dim() == 4 else depth[None]
+        if image.shape[0] != 1 or depth.shape[0] != 1:
+            raise ValueError('encode_frame takes one frame; use forward() for batches')
+        image_tokens, depth_tokens = self.encode_images(image, depth)  # [1, n, D] each
+        D = image_tokens.shape[-1]
+        if masks is not None:
+            masks = torch.as_tensor(masks)  # numpy bool arrays welcome
+        if masks is None or masks.shape[0] == 0:
+            empty = image_tokens.new_zeros(0, D)
+            return EncodedFrame(image_tokens[0], empty, empty.clone())
+        # the masks are resized once and pool both refined maps
+        weights = resize_masks(masks.to(image_tokens.device), self.cfg.mask_grid)  # [M, G*G]
+        rgb_map = self.rgb_refiner(image_tokens)[0]  # [G*G, D]
+        depth_map = self.depth_refiner(depth_tokens)[0]  # [G*G, D]
+        return EncodedFrame(image_tokens[0], pool_regions(rgb_map, weights),
+                            pool_regions(depth_map, weights))
+
+    # splicing ------------------------------------------------------------------------------
+    def _check_counts(self, input_ids: torch.Tensor, token_id: int, expected: Sequence[int],
+                      what: str) -> torch.Tensor:
+        is_token = input_ids == token_id  # [B, T]
+        found = is_token.sum(-1).tolist()
+        if found != list(expected):
+            raise ValueError(f'{what}: the prompts hold {found} placeholder tokens per sample '
+                             f'but {list(expected)} embeddings were given')
+        return is_token
+
+    def embed(self, input_ids: torch.Tensor, image_tokens: torch.Tensor,
+              rgb_regions: Sequence[torch.Tensor] | None = None,
+              depth_regions: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
+        """Token embeddings with image and region vectors spliced in: [B, T] -> [B, T, D].
+
+        Out-of-place (masked_scatter fills row-major, batch then sequence), so gradients reach
+        the spliced vectors. Count mismatches are errors; nothing shifts silently.
+        """
+        cfg = self.cfg
+        B, n, _ = image_tokens.shape
+        emb = self.decoder.token_embedding(input_ids)  # [B, T, D]
+        is_image = self._check_counts(input_ids, cfg.image_token_id, [n] * B, 'image tokens')
+        emb = emb.masked_scatter(is_image[..., None], image_tokens.to(emb.dtype))
+        n_regions = [0] * B if rgb_regions is None else [r.shape[0] for r in rgb_regions]
+        for token_id, regions, what in (
+            (cfg.mask_rgb_token_id, rgb_regions, 'rgb region tokens'),
+            (cfg.mask_depth_token_id, depth_regions, 'depth region tokens'),
+        ):
+            is_region = self._check_counts(input_ids, token_id, n_regions, what)
+            if regions is not None and sum(n_regions):
+                values = torch.cat(list(regions)).to(emb.dtype)  # [sum M_b, D], sample order
+                emb = emb.masked_scatter(is_region[..., None], values)
+        return emb
+
+    # training / scoring ------------------------------------------------------------------
+    def forward(self, input_ids: torch.Tensor, images: torch.Tensor,
+                depths: torch.Tensor | None = None,
+                masks: Sequence[torch.Tensor] | None = None,
+                attention_mask: torch.Tensor | None = None,
+                targets: torch.Tensor | None = None,
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """input_ids [B, T]; images/depths [B, 3, S, S]; masks: B tensors [M_b, Hi, Wi];
+        attention_mask [B, T] (1 = real token, left padding); targets [B, T] already shifted
+        (-100 = ignored). Returns logits [B, T, V] and the mean loss (or None)."""
+        if masks is not None and depths is None:
+            raise ValueError('region masks need the depth image (for <mask_depth>)')
+        image_tokens, depth_tokens = self.encode_images(images, depths)
+        rgb_regions = depth_regions = None
+        if masks is not None:
+            if len(masks) != input_ids.shape[0]:
+                raise ValueError(f'got {len(masks)} mask tensors for a batch of '
+                                 f'{input_ids.shape[0]}')
+            rgb_regions, depth_regions = self.region_features(image_tokens, depth_tokens, masks)
+        emb = self.embed(input_ids, image_tokens, rgb_regions, depth_regions)
+        hidden = self._decode_full(emb, attention_mask)  # [B, T, D]
+        logits = self.decoder.head(hidden)  # [B, T, V]
+        loss = None
+        if targets is not None:
+            # targets come shifted by the collator, so position t is scored against t
+            loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(),  # [B*T, V], [B*T]
+                                   ignore_index=IGNORE_INDEX)
+        return logits, loss
+
+    def _decode_full(self, emb: torch.Tensor, attention_mask: torch.Tensor | None
+                     ) -> torch.Tensor:
+        B, T, _ = emb.shape
+        if attention_mask is None:
+            positions = torch.arange(T, device=emb.device).expand(B, T)  # [B, T]
+            return self.decoder(emb, positions, None)
+        valid = attention_mask.bool()
+        # positions count real tokens only, so a left-padded row matches its unpadded self
+        positions = (valid.long().cumsum(-1) - 1).clamp(min=0)  # [B, T]
+        bias = None if bool(valid.all()) else attention_bias(valid, 0, T, emb.dtype)
+        return self.decoder(emb, positions, bias)
+
+    # generation ------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def answer(self, frame: EncodedFrame, prompts: Sequence[Prompt], *,
+               eos_token_id: int, max_new_tokens: int = 120,
+               sampling: SamplingParams | None = None,
+               generator: torch.Generator | None = None) -> list[list[int]]:
+        """Batched questions about one encoded frame -> new token ids per question (no EOS)."""
+        embeds = []
+        for prompt in prompts:
+            bad = [r for r in prompt.regions if not 0 <= r < frame.n_regions]
+            if bad:
+                raise ValueError(f'prompt refers to regions {bad} but the frame has '
+                                 f'{frame.n_regions} masks')
+            index = torch.tensor(prompt.regions, dtype=torch.long,
+                                 device=frame.rgb_regions.device)
+            ids = torch.tensor([prompt.ids], device=frame.image_embeds.device)  # [1, T]
+            emb = self.embed(ids, frame.image_embeds[None], [frame.rgb_regions[index]],
+                             [frame.depth_regions[index]])  # [1, T, D]
+            embeds.append(emb[0])
+        return generate(self.decoder, embeds, eos_token_id=eos_token_id,
+                        max_new_tokens=max_new_tokens, sampling=sampling, generator=generator)
+
+    @torch.inference_mode()
+    def generate(self, input_ids: torch.Tensor, images: torch.Tensor,
+                 depths: torch.Tensor | None = None,
+                 masks: Sequence[torch.Tensor] | None = None,
+                 attention_mask: torch.Tensor | None = None, *,
+                 eos_token_id: int, max_new_tokens: int = 120,
+                 sampling: SamplingParams | None = None,
+                 generator: torch.Generator | None = None) -> list[list[int]]:
+        """Reference-style batch generation (one frame per row, left-padded prompts)."""
+        image_tokens, depth_tokens = self.encode_images(images, depths)
+        rgb_regions = depth_regions = None
+        if masks is not None:
+            if depth_tokens is None:
+                raise ValueError('region masks need the depth image (for <mask_depth>)')
+            rgb_regions, depth_regions = self.region_features(image_tokens, depth_tokens, masks)
+        emb = self.embed(input_ids, image_tokens, rgb_regions, depth_regions)  # [B, T, D]
+        valid = (torch.ones_like(input_ids, dtype=torch.bool) if attention_mask is None
+                 else attention_mask.bool())
+        embeds = [e[v] for e, v in zip(emb, valid)]  # B x [T_b, D], pads dropped
+        return generate(self.decoder, embeds, eos_token_id=eos_token_id,
+                        max_new_tokens=max_new_tokens, sampling=sampling, generator=generator)
+
+    def num_parameters(self) -> int:
+        """Unique parameters (the tied embedding/head counted once)."""
+        return sum(p.numel() for p in self.parameters())

@@ -1,0 +1,136 @@
+"""Tokenizer, chat template and prompt building.
+
+The tokenizer is SmolLM2's (a Hugging Face ``tokenizer.json``), loaded with the ``tokenizers``
+library (no ``transformers`` needed) and extended with three special tokens that must receive
+ids base, base+1, base+2 in the order ``<|image|>``, ``<mask_rgb>``, ``<mask_depth>``
+(49152..49154 for SmolLM2). Pad = EOS = ``<|im_end|>`` (id 2 in SmolLM2).
+
+A prompt is the user turn ``<|image|>`` x 64 + question, rendered with ChatML and the
+generation prompt, with every region reference written as ``<mask_rgb><mask_depth>``. Region
+references come in two styles (never mixed in one question):
+
+* dataset style, ``<mask>``: the k-th ``<mask>`` is the k-th mask supplied, and the count must
+  equal the number of masks;
+* product style, ``<regionN>``: refers to mask N of the frame, in any order or subset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+import json
+import logging
+from pathlib import Path
+import re
+
+import numpy as np
+from tokenizers import AddedToken, Tokenizer
+
+from smolrgpt_core.config import SmolRGPTConfig
+from smolrgpt_core.inference.types import Prompt
+
+logger = logging.getLogger(__name__)
+
+IM_START = '<|im_start|>'
+IM_END = '<|im_end|>'
+DATASET_MASK = '<mask>'
+DATASET_IMAGE = '<image>'
+REGION_TAG = re.compile(r'<region(\d+)>')
+TOKENIZER_FILE = 'tokenizer.json'
+
+
+class PromptError(ValueError):
+    """A question whose region references do not match the masks."""
+
+
+def render_chat(messages: Sequence[dict[str, str]], add_generation_prompt: bool = True) -> str:
+    """The reference's template: ChatML turns, no system prompt, optional assistant header."""
+    text = ''.join(f"{IM_START}{m['role']}\n{m['content']}{IM_END}\n" for m in messages)
+    return text + (f'{IM_START}assistant\n' if add_generation_prompt else '')
+
+
+@dataclass
+class SmolRGPTTokenizer:
+    tokenizer: Tokenizer
+    cfg: SmolRGPTConfig
+    eos_token: str = IM_END
+
+    def __post_init__(self) -> None:
+        specials = list(self.cfg.vlm_extra_tokens.values())
+        self.tokenizer.add_special_tokens(
+            [AddedToken(t, special=True, normalized=False) for t in specials])
+        got = [self.tokenizer.token_to_id(t) for t in specials]
+        want = [self.cfg.lm_base_vocab_size + i for i in range(len(specials))]
+        if got != want:
+            raise ValueError(f'special tokens {specials} got ids {got}, expected {want}: the '
+                             f'tokenizer does not match lm_base_vocab_size '
+                             f'{self.cfg.lm_base_vocab_size}')
+        eos = self.tokenizer.token_to_id(self.eos_token)
+        if eos is None:
+            raise ValueError(f'the tokenizer has no EOS token {self.eos_token!r}')
+        self.eos_token_id = eos
+        self.pad_token_id = eos
+        self.image_token_id, self.mask_rgb_token_id, self.mask_depth_token_id = got
+
+    @classmethod
+    def from_dir(cls, path: str | Path, cfg: SmolRGPTConfig) -> SmolRGPTTokenizer:
+        """Load ``tokenizer.json`` (EOS from ``tokenizer_config.json`` when present)."""
+        from smolrgpt_core.weights import resolve_dir
+
+        directory = resolve_dir(path, [TOKENIZER_FILE])
+        eos = IM_END
+        config_file = directory / 'tokenizer_config.json'
+        if config_file.is_file():
+            with open(config_file, encoding='utf-8') as f:
+                value = json.load(f).get('eos_token', IM_END)
+            eos = value['content'] if isinstance(value, dict) else value
+        return cls(Tokenizer.from_file(str(directory / TOKENIZER_FILE)), cfg, eos)
+
+    def encode(self, text: str) -> list[int]:
+        # the template already holds every marker; no post-processor tokens are wanted
+        return self.tokenizer.encode(text, add_special_tokens=False).ids
+
+    def decode(self, ids: Sequence[int], skip_special_tokens: bool = True) -> str:
+        return self.tokenizer.decode(list(ids), skip_special_tokens=skip_special_tokens)
+
+    def build_prompt(self, question: str, n_masks: int) -> Prompt:
+        """Question with ``<mask>`` or ``<regionN>`` references -> token ids + region order.
+
+        ``n_masks`` is the number of masks available (the sample's or the frame's).
+        """
+        cfg = self.cfg
+        reserved = [t for t in (*cfg.vlm_extra_tokens.values(), IM_START, IM_END)
+                    if t in question]
+        if reserved:
+            raise PromptError(f'the question contains reserved tokens {reserved}')
+        text = question.replace(DATASET_IMAGE, '')
+        n_dataset = text.count(DATASET_MASK)
+        tags = [int(m.group(1)) for m in REGION_TAG.finditer(text)]
+        if n_dataset and tags:
+            raise PromptError('mix of <mask> and <regionN> references in one question')
+        if n_dataset:
+            if n_dataset != n_masks:
+                raise PromptError(f'{n_dataset} <mask> references but {n_masks} masks')
+            regions = list(range(n_dataset))
+            text = text.replace(DATASET_MASK, cfg.mask_rgb_token + cfg.mask_depth_token)
+        else:
+            bad = [n for n in tags if n >= n_masks]
+            if bad:
+                raise PromptError(f'references to regions {bad}, but only {n_masks} masks')
+            regions = tags
+            text = REGION_TAG.sub(cfg.mask_rgb_token + cfg.mask_depth_token, text)
+        user = cfg.image_token * cfg.mp_image_token_length + text
+        ids = self.encode(render_chat([{'role': 'user', 'content': user}]))
+        counts = [ids.count(t) for t in (self.image_token_id, self.mask_rgb_token_id,
+                                          self.mask_depth_token_id)]
+        expected = [cfg.mp_image_token_length, len(regions), len(regions)]
+        if counts != expected:
+            raise PromptError(f'tokenised prompt holds {counts} image/rgb/depth placeholders, '
+                              f'expected {expected}')
+        return Prompt(tuple(ids), tuple(regions))
+
+
+def prompt_masks(masks: np.ndarray, prompt: Prompt) -> np.ndarray:
+    """Masks [M, H, W] reordered to the prompt's references (k-th reference -> k-th row),
+    the form the training forward takes."""
+    return masks[list(prompt.regions)] if prompt.regions else masks[:0]
