@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from pathlib import Path
 
 import pytest
 
@@ -57,3 +58,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                     )
             if reasons[marker]:
                 item.add_marker(pytest.mark.skip(reason=reasons[marker]))
+
+
+@pytest.fixture(scope='session')
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A complete tiny checkpoint directory (see tests/tiny_checkpoint.py)."""
+    from tiny_checkpoint import make_tiny_checkpoint
+
+    return make_tiny_checkpoint(tmp_path_factory.mktemp('tiny_checkpoint'))

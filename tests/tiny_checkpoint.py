@@ -1,0 +1,60 @@
+"""A tiny, complete SmolRGPT checkpoint made on the fly: config.json, model.safetensors and a
+tokenizer directory, in the official layout. Used by the engine, CLI and node tests; nothing
+is downloaded and building one takes well under a second."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+import torch
+
+from smolrgpt_core.config import SmolRGPTConfig
+from smolrgpt_core.modeling.smolrgpt import SmolRGPT
+
+VOCAB = 320
+_CORPUS = [
+    'Is the pallet <mask> to the left of the pallet <mask>?',
+    'How many pallets are in the buffer? What is the distance between them?',
+    'The pallet [Region 0] is 6.36 meters from the pallet [Region 1].',
+    'Which of the pallets is the leftmost? The transporter is on the right.',
+] * 5
+
+
+def tiny_config() -> SmolRGPTConfig:
+    # 32 px images, 8 px patches -> 16 patches -> 4 image tokens -> a 16x16 mask grid
+    return SmolRGPTConfig(
+        vit_hidden_dim=32, vit_inter_dim=64, vit_patch_size=8, vit_img_size=32,
+        vit_n_heads=4, vit_n_blocks=2,
+        lm_hidden_dim=32, lm_inter_dim=64, lm_n_heads=4, lm_n_kv_heads=2, lm_n_blocks=2,
+        lm_base_vocab_size=VOCAB, lm_max_position_embeddings=512,
+        mp_pixel_shuffle_factor=2, mp_image_token_length=4,
+    )
+
+
+def save_tokenizer(path: Path) -> None:
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=VOCAB, special_tokens=['<|endoftext|>', '<|im_start|>', '<|im_end|>'],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(_CORPUS, trainer)
+    assert tok.get_vocab_size(with_added_tokens=True) == VOCAB
+    path.mkdir(parents=True, exist_ok=True)
+    tok.save(str(path / 'tokenizer.json'))
+    (path / 'tokenizer_config.json').write_text(json.dumps({'eos_token': '<|im_end|>'}))
+
+
+def make_tiny_checkpoint(path: Path, seed: int = 0) -> Path:
+    """Random tiny weights (wide enough that greedy answers vary) + tokenizer in ``path``."""
+    torch.manual_seed(seed)
+    model = SmolRGPT(tiny_config()).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith('weight') and p.dim() >= 2:
+                p.normal_(0.0, 0.3)
+    model.save_pretrained(path)
+    save_tokenizer(path)
+    return path
