@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from smolrgpt_core.config import SmolRGPTConfig
+from smolrgpt_core.inference.backends import Backend, BackendError, load_backend
 from smolrgpt_core.inference.types import EncodedFrame
 from smolrgpt_core.normalize import (
     NormalizationError,
@@ -155,12 +156,13 @@ def question_category(question: str) -> str:
 
 
 class SpatialQueryEngine:
-    def __init__(self, model: torch.nn.Module, tokenizer: SmolRGPTTokenizer, *,
+    def __init__(self, model: Backend, tokenizer: SmolRGPTTokenizer, *,
                  max_new_tokens: int = 48, metric_depth_range: tuple[float, float] | None = None,
-                 cache_size: int = 8, sampling: SamplingParams | None = None) -> None:
+                 cache_size: int = 8, sampling: SamplingParams | None = None,
+                 device: str = 'cpu') -> None:
         if max_new_tokens < 1 or cache_size < 1:
             raise ValueError('max_new_tokens and cache_size must be >= 1')
-        self.model = model.eval()
+        self.model = model  # any Backend: SmolRGPT itself, or an exported-graph runner
         self.tokenizer = tokenizer
         self.cfg: SmolRGPTConfig = model.cfg
         self.max_new_tokens = max_new_tokens
@@ -169,21 +171,20 @@ class SpatialQueryEngine:
         self.cache_size = cache_size
         self._cache: OrderedDict[int, EncodedFrame] = OrderedDict()
         self._lock = threading.Lock()  # one inference at a time; the cache is shared
-        param = next(model.parameters())
-        self.device, self.dtype = param.device, param.dtype
+        self.device = torch.device(device)
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, *, device: str = 'cpu', dtype: str = 'float32',
+    def from_checkpoint(cls, path: str | Path, *, backend: str = 'torch', device: str = 'cpu',
+                        dtype: str = 'float32', engine_dir: str | Path | None = None,
                         **kwargs: object) -> SpatialQueryEngine:
-        from smolrgpt_core.modeling.smolrgpt import SmolRGPT
-
-        torch_dtype = {'float32': torch.float32, 'float16': torch.float16,
-                       'bfloat16': torch.bfloat16}.get(dtype)
-        if torch_dtype is None:
-            raise EngineError(f'dtype must be float32, float16 or bfloat16, got {dtype!r}')
-        model = SmolRGPT.from_pretrained(path, dtype=torch_dtype, device=device)
+        """Load a checkpoint directory (config.json, model.safetensors, tokenizer.json)."""
+        try:
+            model = load_backend(backend, path, device=device, dtype=dtype,
+                                 engine_dir=engine_dir)
+        except BackendError as exc:
+            raise EngineError(str(exc)) from exc
         tokenizer = SmolRGPTTokenizer.from_dir(path, model.cfg)
-        return cls(model, tokenizer, **kwargs)  # type: ignore[arg-type]
+        return cls(model, tokenizer, device=device, **kwargs)  # type: ignore[arg-type]
 
     # vision side ------------------------------------------------------------------------
     def _depth8(self, frame: Frame) -> np.ndarray:

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from smolrgpt_core.inference.engine import (
     EngineError,
@@ -185,6 +184,7 @@ def test_finish_maps_answer_regions_to_ids() -> None:
 
 
 def test_cuda_free_dtype_error(tiny_checkpoint: Path) -> None:
-    with pytest.raises(EngineError, match='dtype must be'):
+    with pytest.raises(EngineError, match='dtype must be one of'):
         SpatialQueryEngine.from_checkpoint(tiny_checkpoint, dtype='int8')
-    assert torch.get_default_dtype() == torch.float32
+    with pytest.raises(EngineError, match="unknown backend 'openvino'"):
+        SpatialQueryEngine.from_checkpoint(tiny_checkpoint, backend='openvino')
