@@ -1,31 +1,224 @@
-"""The spatial-query node.
+"""spatial_query_node: answers spatial questions about synchronised RGB-D frames.
 
-Placeholder until the node lands: the interfaces (``smolrgpt_ros.msg``/``.srv``) are the
-public contract already, but the node that serves ``/spatial_query`` is not implemented yet.
+A lifecycle node (configure = load the model, activate = subscribe and serve, cleanup = free
+memory); with ``autostart`` (default) it configures and activates itself, so it also runs as
+a plain node. The work lives in ``SpatialQueryEngine``; this file only adapts ROS to it:
+
+* RGB, depth and RegionMaskArray are matched by approximate time; the callback only stores
+  the message triple (cheap). Conversion and the vision encoder run on the first question
+  about a frame (or on arrival in a worker thread with ``encode.eager``), never in a
+  subscription callback.
+* ``spatial_query`` answers from the frame with the requested stamp (zero = latest). Every
+  bad request gets ``success: false`` with a reason; beyond ``requests.queue_limit`` waiting
+  requests, calls are rejected as busy, never dropped.
 """
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+import gc
 import sys
+import threading
+import time
+from typing import Any
 
-NOT_YET = (
-    'spatial_query_node: the ROS node is not implemented yet in this version; '
-    'use `smolrgpt info` to check the installation'
-)
+import rclpy
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Image
+
+from smolrgpt_core.inference.engine import EngineError, SpatialQueryEngine
+from smolrgpt_core.paths import embedded_model_dir
+from smolrgpt_ros import conversions, sync
+from smolrgpt_ros.annotate import annotate
+from smolrgpt_ros.frame_cache import FrameCache, FrameNotFoundError
+from smolrgpt_ros.image_conversion import numpy_to_imgmsg
+from smolrgpt_ros.msg import RegionMaskArray, SpatialAnswer
+from smolrgpt_ros.node_config import NodeConfig, NodeConfigError, declare_and_read
+from smolrgpt_ros.srv import SpatialQuery
+
+NODE_NAME = 'spatial_query_node'
+
+
+class SpatialQueryNode(LifecycleNode):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(NODE_NAME, **kwargs)
+        self.config: NodeConfig | None = None
+        try:
+            self.config = declare_and_read(self)
+        except NodeConfigError as exc:
+            self.get_logger().error(str(exc))  # configure will fail with the same reason
+        self.engine: SpatialQueryEngine | None = None
+        self.frames: FrameCache[tuple[Any, Any, Any]] = FrameCache(1)
+        self._entities: list[Any] = []
+        self._pending = 0  # requests accepted and not yet answered
+        self._pending_lock = threading.Lock()
+        self._encoder: ThreadPoolExecutor | None = None
+        self._sensor_group = MutuallyExclusiveCallbackGroup()
+        self._service_group = ReentrantCallbackGroup()  # waiting requests hold no sensor thread
+
+    # lifecycle ---------------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self.config = NodeConfig.from_params(
+                {name: self.get_parameter(name).value for name in NodeConfig().to_params()})
+            cfg = self.config
+            checkpoint = cfg.model_checkpoint_dir or str(embedded_model_dir())
+            start = time.perf_counter()
+            self.engine = SpatialQueryEngine.from_checkpoint(
+                checkpoint, backend=cfg.model_backend, device=cfg.model_device,
+                dtype=cfg.model_dtype, engine_dir=cfg.model_engine_dir or None,
+                max_new_tokens=cfg.generation_max_new_tokens, cache_size=cfg.cache_frames,
+                metric_depth_range=cfg.depth_range_m)
+        except (NodeConfigError, EngineError, FileNotFoundError, OSError, ValueError) as exc:
+            self.get_logger().error(f'configure failed: {exc}')
+            return TransitionCallbackReturn.FAILURE
+        self.frames = FrameCache(cfg.cache_frames)
+        self.get_logger().info(
+            f'configured: {checkpoint} on {cfg.model_backend}/{cfg.model_device}/'
+            f'{cfg.model_dtype} in {time.perf_counter() - start:.1f} s')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        cfg = self.config
+        subscriber, synchronizer, source = sync.load()
+        subs = [
+            subscriber(self, Image, cfg.topics_rgb, qos_profile=qos_profile_sensor_data,
+                       callback_group=self._sensor_group),
+            subscriber(self, Image, cfg.topics_depth, qos_profile=qos_profile_sensor_data,
+                       callback_group=self._sensor_group),
+            subscriber(self, RegionMaskArray, cfg.topics_regions,
+                       qos_profile=qos_profile_sensor_data, callback_group=self._sensor_group),
+        ]
+        self._sync = synchronizer(subs, cfg.sync_queue_size, cfg.sync_slop_s)
+        self._sync.registerCallback(self._on_frame)
+        self._answers = self.create_publisher(SpatialAnswer, '~/answers', 10)
+        self._annotated = self.create_publisher(Image, '~/annotated', 1)
+        self._service = self.create_service(SpatialQuery, 'spatial_query', self._on_query,
+                                            callback_group=self._service_group)
+        self._entities = [s.sub for s in subs] + [self._answers, self._annotated, self._service]
+        if cfg.encode_eager:
+            self._encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix='encoder')
+        self.get_logger().info(
+            f'active: {cfg.topics_rgb} + {cfg.topics_depth} + {cfg.topics_regions} '
+            f'(sync: {source}, slop {cfg.sync_slop_s} s), service spatial_query')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._destroy_entities()
+        self.get_logger().info('deactivated')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._destroy_entities()
+        self.engine = None
+        self.frames.clear()
+        gc.collect()
+        if sys.modules.get('torch') is not None and sys.modules['torch'].cuda.is_available():
+            sys.modules['torch'].cuda.empty_cache()
+        self.get_logger().info('cleaned up: model released')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._destroy_entities()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _destroy_entities(self) -> None:
+        if self._encoder is not None:
+            self._encoder.shutdown(wait=True, cancel_futures=True)
+            self._encoder = None
+        for entity in self._entities:
+            if hasattr(entity, 'srv_type'):
+                self.destroy_service(entity)
+            elif hasattr(entity, 'msg_type') and hasattr(entity, 'publish'):
+                self.destroy_publisher(entity)
+            else:
+                self.destroy_subscription(entity)
+        self._entities = []
+
+    # sensors -------------------------------------------------------------------------------
+    def _on_frame(self, rgb: Image, depth: Image, regions: RegionMaskArray) -> None:
+        stamp_ns = sync.stamp_to_ns(rgb.header.stamp)
+        self.frames.put(stamp_ns, (rgb, depth, regions))
+        if self._encoder is not None:
+            self._encoder.submit(self._encode_eagerly, stamp_ns)
+
+    def _encode_eagerly(self, stamp_ns: int) -> None:
+        try:
+            _, triple = self.frames.get(stamp_ns)
+            self.engine.encode(conversions.frame_from_msgs(*triple, self.config.depth_encoding))
+        except (EngineError, FrameNotFoundError) as exc:
+            self.get_logger().warning(f'frame {stamp_ns}: {exc}', throttle_duration_sec=5.0)
+
+    # service -------------------------------------------------------------------------------
+    def _on_query(self, request: SpatialQuery.Request,
+                  response: SpatialQuery.Response) -> SpatialQuery.Response:
+        start = time.perf_counter()
+        with self._pending_lock:
+            if self._pending >= self.config.requests_queue_limit:
+                return conversions.fail_response(
+                    response, f'busy: {self._pending} requests already waiting '
+                    f'(requests.queue_limit = {self.config.requests_queue_limit})')
+            self._pending += 1
+        try:
+            self._answer(request, response)
+        except EngineError as exc:
+            conversions.fail_response(response, str(exc))
+        except Exception as exc:  # the service must answer and the node live on, whatever failed
+            self.get_logger().error(f'spatial_query failed: {exc!r}')
+            conversions.fail_response(response, f'internal error: {exc!r}')
+        finally:
+            with self._pending_lock:
+                self._pending -= 1
+        response.latency_ms = float((time.perf_counter() - start) * 1e3)
+        self.get_logger().info(
+            f'{request.question!r} {list(request.region_ids)} -> '
+            f'{response.answer if response.success else "error: " + response.error!r} '
+            f'({response.latency_ms:.0f} ms)')
+        return response
+
+    def _answer(self, request: SpatialQuery.Request, response: SpatialQuery.Response) -> None:
+        if self.engine is None:
+            raise EngineError('the node is not configured')
+        stamp_ns = sync.stamp_to_ns(request.stamp)
+        try:
+            stamp_ns, triple = self.frames.get(stamp_ns)
+        except FrameNotFoundError as exc:
+            raise EngineError(str(exc)) from exc
+        frame = conversions.frame_from_msgs(*triple, self.config.depth_encoding)
+        answer = self.engine.ask(frame, request.question, list(request.region_ids),
+                                 int(request.max_new_tokens))
+        conversions.fill_response(response, answer, type(request.stamp))
+        header = triple[0].header
+        self._answers.publish(conversions.answer_message(SpatialAnswer(), request, response,
+                                                         header))
+        if self._annotated.get_subscription_count() > 0:
+            image = annotate(frame.rgb, frame.masks, frame.region_ids,
+                             f'{request.question} -> {answer.text}')
+            self._annotated.publish(numpy_to_imgmsg(image, 'rgb8', header=header))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog='spatial_query_node',
-        description='SmolRGPT spatial-query node (NOT IMPLEMENTED YET in this version: it only '
-        'prints a message and exits with status 1).',
-    )
-    # ROS passes --ros-args ...; accept and ignore them so `ros2 run` gets the clear message.
-    parser.parse_known_args(argv)
-    print(NOT_YET, file=sys.stderr)
-    return 1
+    rclpy.init(args=argv)
+    node = SpatialQueryNode()
+    limit = node.config.requests_queue_limit if node.config else 4
+    executor = MultiThreadedExecutor(num_threads=limit + 2)
+    executor.add_node(node)
+    autostart = node.config.autostart if node.config else True
+    if autostart and node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+        node.trigger_activate()
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass  # Ctrl-C or ros2 lifecycle shutdown: leave quietly
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
 
 
 if __name__ == '__main__':
