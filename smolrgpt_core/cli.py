@@ -23,6 +23,7 @@ from smolrgpt_core import __version__
 # subcommand name -> module implementing it
 SUBCOMMANDS: dict[str, str] = {
     'info': 'smolrgpt_core.commands.info',
+    'ask': 'smolrgpt_core.commands.ask',
     'synth': 'training.synth.cli',
     'score': 'training.metrics.cli',
 }
