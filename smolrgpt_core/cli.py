@@ -24,6 +24,8 @@ from smolrgpt_core import __version__
 SUBCOMMANDS: dict[str, str] = {
     'info': 'smolrgpt_core.commands.info',
     'ask': 'smolrgpt_core.commands.ask',
+    'node': 'smolrgpt_ros.commands.node',
+    'query': 'smolrgpt_ros.commands.query',
     'synth': 'training.synth.cli',
     'score': 'training.metrics.cli',
 }

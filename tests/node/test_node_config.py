@@ -95,3 +95,30 @@ def test_declared_on_a_real_node_with_overrides() -> None:
         node.destroy_node()
     finally:
         rclpy.shutdown(context=context)
+
+
+def test_node_command_validates_before_starting(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from smolrgpt_core.cli import main
+
+    bad = tmp_path / 'bad.yaml'
+    bad.write_text(yaml.safe_dump({'/**': {'ros__parameters': {'model': {'backend': 'x'}}}}))
+    assert main(['node', '--params', str(bad)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "smolrgpt node: error: parameter model.backend: 'x' is not one of torch, onnxruntime, "
+        'tensorrt')
+    assert main(['node', '--params', str(tmp_path / 'missing.yaml')]) == 2
+    assert 'no such parameters file' in capsys.readouterr().err
+    assert main(['node', '-p', 'model.backend=torch']) == 2
+    assert 'expected NAME:=VALUE' in capsys.readouterr().err
+
+
+def test_node_command_builds_ros_args() -> None:
+    import argparse
+
+    from smolrgpt_ros.commands.node import ros_args
+
+    args = argparse.Namespace(params=str(YAML), param=['sync.slop_s:=0.1'],
+                              remap=['rgb/image:=/cam/rgb'], namespace='robot1')
+    assert ros_args(args) == ['--ros-args', '--params-file', str(YAML), '-p', 'sync.slop_s:=0.1',
+                              '-r', 'rgb/image:=/cam/rgb', '-r', '__ns:=robot1']

@@ -9,19 +9,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 import math
 import os
+from pathlib import Path
 import signal
 import subprocess
 import sys
 import threading
 import time
 
-import numpy as np
+from peer import TIMEOUT_S, H, Peer, W, publish_until_answered
 import pytest
 
 pytestmark = pytest.mark.ros
 
-TIMEOUT_S = 60.0
-H, W = 36, 48
+PARAMS = Path(__file__).resolve().parents[2] / 'config' / 'warehouse.yaml'
 
 
 @pytest.fixture(scope='module')
@@ -32,7 +32,8 @@ def node_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[subproces
     log = tmp_path_factory.mktemp('node_log') / 'node.log'
     with open(log, 'w') as out:
         proc = subprocess.Popen(
-            [sys.executable, '-m', 'smolrgpt_ros.spatial_query_node', '--ros-args',
+            # `smolrgpt node` = the node's main() with the shipped parameters file
+            [sys.executable, '-m', 'smolrgpt_core.cli', 'node', '--params', str(PARAMS),
              '-p', f'model.checkpoint_dir:={checkpoint}', '-p', 'generation.max_new_tokens:=4',
              '-p', 'requests.queue_limit:=2', '-p', 'cache.frames:=3'],
             stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy())
@@ -48,84 +49,6 @@ def node_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[subproces
         print(log.read_text()[-3000:])
 
 
-class Peer:
-    """Publishers for the three inputs and a service client, spun in a background thread."""
-
-    def __init__(self) -> None:
-        import rclpy
-        from rclpy.executors import MultiThreadedExecutor
-        from rclpy.node import Node
-        from sensor_msgs.msg import Image
-
-        from smolrgpt_ros.msg import RegionMaskArray
-        from smolrgpt_ros.srv import SpatialQuery
-
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context)
-        self.node = Node('node_test_peer', context=self.context)
-        self.rgb = self.node.create_publisher(Image, 'rgb/image', 10)
-        self.depth = self.node.create_publisher(Image, 'depth/image', 10)
-        self.regions = self.node.create_publisher(RegionMaskArray, 'regions', 10)
-        self.client = self.node.create_client(SpatialQuery, 'spatial_query')
-        self.answers: list = []
-        from smolrgpt_ros.msg import SpatialAnswer
-
-        self.node.create_subscription(SpatialAnswer, 'spatial_query_node/answers',
-                                      self.answers.append, 10)
-        self.executor = MultiThreadedExecutor(num_threads=4, context=self.context)
-        self.executor.add_node(self.node)
-        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self.thread.start()
-
-    def publish(self, stamp_ns: int, *, depth_encoding: str = '16UC1',
-                mask_hw: tuple[int, int] = (H, W), empty_region: bool = False) -> None:
-        from sensor_msgs.msg import Image
-
-        from smolrgpt_ros.image_conversion import numpy_to_imgmsg
-        from smolrgpt_ros.msg import RegionMask, RegionMaskArray
-
-        rng = np.random.default_rng(stamp_ns % 1000)
-        sec, nanosec = divmod(stamp_ns, 1_000_000_000)
-        rgb = numpy_to_imgmsg(rng.integers(0, 256, (H, W, 3), dtype=np.uint8), 'rgb8')
-        if depth_encoding == '16UC1':
-            depth = numpy_to_imgmsg(rng.integers(500, 9000, (H, W), dtype=np.uint16), '16UC1')
-        else:  # a depth topic carrying colour: malformed
-            depth = numpy_to_imgmsg(np.zeros((H, W, 3), np.uint8), 'rgb8')
-        regions = RegionMaskArray()
-        for msg in (rgb, depth, regions):
-            msg.header.stamp.sec, msg.header.stamp.nanosec = sec, nanosec
-            msg.header.frame_id = 'camera'
-        for rid, box in ((4, (2, 12, 3, 20)), (9, (15, 30, 25, 45))):
-            mask = np.zeros(mask_hw, np.uint8)
-            if not (empty_region and rid == 9):
-                mask[box[0]:box[1], box[2]:box[3]] = 255
-            regions.regions.append(RegionMask(id=rid, label='pallet', score=1.0,
-                                              mask=numpy_to_imgmsg(mask, 'mono8')))
-        assert isinstance(rgb, Image)
-        self.rgb.publish(rgb)
-        self.depth.publish(depth)
-        self.regions.publish(regions)
-
-    def call(self, question: str, region_ids: list[int], stamp_ns: int = 0,
-             max_new_tokens: int = 0) -> object:
-        from smolrgpt_ros.srv import SpatialQuery
-
-        request = SpatialQuery.Request(question=question, region_ids=region_ids,
-                                       max_new_tokens=max_new_tokens)
-        request.stamp.sec, request.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
-        response = self.client.call(request, timeout_sec=TIMEOUT_S)
-        assert response is not None, 'service call timed out'
-        return response
-
-    def close(self) -> None:
-        import rclpy
-
-        self.executor.shutdown()
-        self.thread.join(timeout=5)
-        self.node.destroy_node()
-        rclpy.shutdown(context=self.context)
-
-
 @pytest.fixture(scope='module')
 def peer(node_process: subprocess.Popen) -> Iterator[Peer]:
     p = Peer()
@@ -136,20 +59,6 @@ def peer(node_process: subprocess.Popen) -> Iterator[Peer]:
         p.close()
 
 
-def _publish_until_answered(peer: Peer, stamp_ns: int, **kwargs: object) -> object:
-    """Publish a frame until the node has it (discovery of new publishers takes a moment)."""
-    deadline = time.monotonic() + TIMEOUT_S
-    while time.monotonic() < deadline:
-        peer.publish(stamp_ns, **kwargs)
-        time.sleep(0.2)
-        response = peer.call('Is the pallet <mask> left of the pallet <mask>?', [4, 9],
-                             stamp_ns=stamp_ns)
-        if response.success or ('no frame with stamp' not in response.error \
-                and 'no synchronised frame' not in response.error):
-            return response
-    raise AssertionError(f'the node never received frame {stamp_ns}')
-
-
 def test_1_no_frame_yet(peer: Peer) -> None:
     response = peer.call('Is the pallet <mask> left of the pallet <mask>?', [4, 9])
     assert not response.success and response.error == 'no synchronised frame received yet'
@@ -158,7 +67,7 @@ def test_1_no_frame_yet(peer: Peer) -> None:
 
 def test_2_answers_on_a_published_frame(peer: Peer) -> None:
     stamp = 1_700_000_000_100_000_000
-    response = _publish_until_answered(peer, stamp)
+    response = publish_until_answered(peer, stamp)
     assert response.success, response.error
     assert response.category == 'left_right'
     assert (response.frame_stamp.sec, response.frame_stamp.nanosec) == divmod(stamp,
@@ -198,7 +107,7 @@ def test_3_bad_requests_get_clear_errors(peer: Peer, question: str, ids: list[in
 )
 def test_4_bad_frames_get_clear_errors(peer: Peer, kwargs: dict, error: str) -> None:
     stamp = 1_700_000_001_000_000_000 + len(error) * 1000
-    response = _publish_until_answered(peer, stamp, **kwargs)
+    response = publish_until_answered(peer, stamp, **kwargs)
     assert not response.success and error in response.error
 
 
@@ -206,12 +115,12 @@ def test_5_node_still_serves_after_errors(peer: Peer,
                                           node_process: subprocess.Popen) -> None:
     assert node_process.poll() is None
     stamp = 1_700_000_002_000_000_000
-    assert _publish_until_answered(peer, stamp).success
+    assert publish_until_answered(peer, stamp).success
 
 
 def test_6_concurrent_calls_are_answered_or_rejected(peer: Peer) -> None:
     stamp = 1_700_000_003_000_000_000
-    assert _publish_until_answered(peer, stamp).success
+    assert publish_until_answered(peer, stamp).success
     results: list = []
     lock = threading.Lock()
 
@@ -233,3 +142,19 @@ def test_6_concurrent_calls_are_answered_or_rejected(peer: Peer) -> None:
     assert all(r.error.startswith('busy: ') for r in busy), {r.error for r in busy}
     assert ok, 'no call was answered'
     assert len({r.answer for r in ok}) == 1  # same frame, same question, same greedy answer
+
+
+def test_7_query_command_prints_like_ros2_service_call(peer: Peer) -> None:
+    stamp = 1_700_000_004_000_000_000
+    assert publish_until_answered(peer, stamp).success
+    proc = subprocess.run(
+        [sys.executable, '-m', 'smolrgpt_core.cli', 'query', 'Is <region4> left of <region9>?',
+         '--stamp', '1700000004.0'],
+        capture_output=True, text=True, timeout=120, env=os.environ.copy())
+    assert proc.returncode == 0, proc.stderr
+    assert 'requester: making request: smolrgpt_ros.srv.SpatialQuery_Request(' in proc.stdout
+    assert 'response:\nsmolrgpt_ros.srv.SpatialQuery_Response(success=True' in proc.stdout
+    bad = subprocess.run(
+        [sys.executable, '-m', 'smolrgpt_core.cli', 'query', 'Is <region5> left?'],
+        capture_output=True, text=True, timeout=120, env=os.environ.copy())
+    assert bad.returncode == 1 and "error='unknown region ids [5]" in bad.stdout
