@@ -26,6 +26,8 @@ SUBCOMMANDS: dict[str, str] = {
     'ask': 'smolrgpt_core.commands.ask',
     'node': 'smolrgpt_ros.commands.node',
     'query': 'smolrgpt_ros.commands.query',
+    'bag': 'smolrgpt_ros.commands.bag',
+    'replay-eval': 'smolrgpt_ros.commands.replay_eval',
     'synth': 'training.synth.cli',
     'score': 'training.metrics.cli',
 }
