@@ -90,10 +90,11 @@ test-all: setup
 lint: setup
 	$(VENV_ABS)/bin/ruff check .
 
+# synthetic scenes -> rosbag2 -> spatial_query_node (embedded model) over DDS -> scored answers
+DEMO_ARGS ?=
 demo: setup
-	@echo 'make demo: the end-to-end demo (synthetic scene -> ROS node -> spatial answers) arrives'
-	@echo 'with the spatial-query node. Meanwhile, this is the installation it will run on:'
 	$(VENV_ABS)/bin/smolrgpt info
+	$(VENV_ABS)/bin/smolrgpt demo --out demo_output $(DEMO_ARGS)
 
 clean:
 	rm -rf build install log .pytest_cache .ruff_cache

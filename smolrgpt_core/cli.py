@@ -28,6 +28,7 @@ SUBCOMMANDS: dict[str, str] = {
     'query': 'smolrgpt_ros.commands.query',
     'bag': 'smolrgpt_ros.commands.bag',
     'replay-eval': 'smolrgpt_ros.commands.replay_eval',
+    'demo': 'smolrgpt_ros.commands.demo',
     'synth': 'training.synth.cli',
     'score': 'training.metrics.cli',
 }

@@ -36,6 +36,10 @@ class NodeConfig:
     topics_rgb: str = _param('rgb/image', 'RGB image topic (rgb8 or bgr8)')
     topics_depth: str = _param('depth/image', 'depth image topic (16UC1 mm, 32FC1 m, mono8)')
     topics_regions: str = _param('regions', 'RegionMaskArray topic, stamped like the images')
+    qos_reliable: bool = _param(
+        False, 'subscribe RELIABLE instead of best effort (sensor data QoS): needed for large '
+        'messages over UDP (e.g. full-HD masks, rosbag replay); a reliable subscription does not '
+        'match best-effort publishers')
     depth_encoding: str = _param(
         'auto', f'expected depth encoding: {" | ".join(DEPTH_ENCODINGS)} (auto = as received)')
     depth_min_m: float = _param(

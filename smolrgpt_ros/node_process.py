@@ -13,8 +13,9 @@ import tempfile
 class NodeProcess:
     def __init__(self, checkpoint: str = '', backend: str = 'torch',
                  extra_params: dict[str, str] | None = None, log_path: str | None = None) -> None:
+        # replayed bags publish reliably and their messages can be megabytes: subscribe reliably
         self.params = {'model.checkpoint_dir': checkpoint, 'model.backend': backend,
-                       **(extra_params or {})}
+                       'qos.reliable': 'true', **(extra_params or {})}
         self.log_path = Path(log_path or tempfile.mkstemp(prefix='smolrgpt_node_',
                                                           suffix='.log')[1])
         self.proc: subprocess.Popen | None = None

@@ -24,7 +24,7 @@ from smolrgpt_ros import bags
 # bag topic -> the node's topic (its defaults, at the root namespace)
 DEFAULT_TOPIC_MAP = {bags.RGB_TOPIC: 'rgb/image', bags.DEPTH_TOPIC: 'depth/image',
                      bags.REGIONS_TOPIC: 'regions'}
-FRAME_WAIT_S = 5.0
+FRAME_WAIT_S = 20.0  # generous: a loaded machine may take seconds to sync big frames
 
 
 @dataclass

@@ -27,7 +27,7 @@ import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.qos import qos_profile_sensor_data
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
 from smolrgpt_core.inference.engine import EngineError, SpatialQueryEngine
@@ -85,13 +85,16 @@ class SpatialQueryNode(LifecycleNode):
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         cfg = self.config
         subscriber, synchronizer, source = sync.load()
+        # best effort matches every publisher, but loses fragments of big messages over UDP
+        qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE) if cfg.qos_reliable \
+            else qos_profile_sensor_data
         subs = [
-            subscriber(self, Image, cfg.topics_rgb, qos_profile=qos_profile_sensor_data,
+            subscriber(self, Image, cfg.topics_rgb, qos_profile=qos,
                        callback_group=self._sensor_group),
-            subscriber(self, Image, cfg.topics_depth, qos_profile=qos_profile_sensor_data,
+            subscriber(self, Image, cfg.topics_depth, qos_profile=qos,
                        callback_group=self._sensor_group),
-            subscriber(self, RegionMaskArray, cfg.topics_regions,
-                       qos_profile=qos_profile_sensor_data, callback_group=self._sensor_group),
+            subscriber(self, RegionMaskArray, cfg.topics_regions, qos_profile=qos,
+                       callback_group=self._sensor_group),
         ]
         self._sync = synchronizer(subs, cfg.sync_queue_size, cfg.sync_slop_s)
         self._sync.registerCallback(self._on_frame)

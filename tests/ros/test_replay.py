@@ -77,3 +77,4 @@ def test_replay_eval_command_reports(dataset: Path, node: object, tmp_path: Path
     out = capsys.readouterr().out
     assert 'official warehouse score:' in out and '0 rejected (busy)' in out
     assert main(['replay-eval', '--bag', str(bag), '--rate', 'fast']) == 2
+

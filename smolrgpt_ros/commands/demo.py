@@ -1,0 +1,99 @@
+"""``smolrgpt demo`` (= ``make demo``): the whole product on synthetic data, end to end.
+
+synthetic warehouse scenes -> rosbag2 -> the spatial-query node (embedded model) over DDS ->
+answers -> official score, printed as a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+
+HELP = 'end-to-end demo: synthetic scenes -> bag -> node (embedded model) -> scored answers'
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--out', default='demo_output', help='working directory (re-created)')
+    parser.add_argument('--scenes', type=int, default=20,
+                        help='synthetic scenes to generate (10%% become the replayed split)')
+    parser.add_argument('--seed', type=int, default=2026, help='scene seed (held out from '
+                        'the embedded model\'s training seeds)')
+    parser.add_argument('--checkpoint', default='', help='default: the embedded model')
+    parser.add_argument('--rate', default='1.0', help='replay speed factor or "max"')
+
+
+def _short(text: str, width: int) -> str:
+    text = ' '.join(text.split())
+    return text if len(text) <= width else text[: width - 1] + '…'
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+    import shutil
+
+    from smolrgpt_core.cli import CommandError
+    from smolrgpt_core.cli import main as smolrgpt
+
+    if importlib.util.find_spec('rclpy') is None:
+        raise CommandError('rclpy is not installed: run `make setup` or source a ROS 2 install')
+    from smolrgpt_core.paths import embedded_model_dir
+
+    checkpoint = args.checkpoint
+    if not checkpoint:
+        try:
+            checkpoint = str(embedded_model_dir())
+        except FileNotFoundError as exc:
+            raise CommandError(str(exc)) from exc
+    out = Path(args.out)
+    if out.exists():
+        shutil.rmtree(out)
+    data, bag = out / 'synthetic', out / 'demo.bag'
+    print(f'[1/4] generating {args.scenes} synthetic warehouse scenes (seed {args.seed})')
+    if smolrgpt(['synth', '--out', str(data), '--scenes', str(args.scenes), '--seed',
+                 str(args.seed), '--format', 'nvidia', '--no-progress']) != 0:
+        return 1
+    print('[2/4] writing the val split into a rosbag2')
+    if smolrgpt(['bag', 'from-dataset', '--data-root', str(data), '--split', 'val',
+                 '--out', str(bag)]) != 0:
+        return 1
+    print(f'[3/4] starting spatial_query_node with {checkpoint}')
+    from smolrgpt_ros.node_process import NodeProcess
+    from smolrgpt_ros.replay import replay, write_outputs
+
+    node = NodeProcess(checkpoint=checkpoint, log_path=str(out / 'node.log'))
+    node.start()
+    try:
+        print('[4/4] replaying the bag over DDS and asking every question')
+        from smolrgpt_ros.commands.replay_eval import _rate
+
+        result = replay(bag, rate=_rate(args.rate), timeout_s=120)
+    except RuntimeError as exc:
+        raise CommandError(f'{exc}; node log: {out / "node.log"}') from exc
+    finally:
+        node.stop()
+    report = write_outputs(result, bag, out / 'replay')
+    print()
+    print(f'{"question":<58} {"answer":<40} {"pred":>6} {"truth":>6}  ok')
+    print('-' * 118)
+    for row in result.answers:
+        truth, pred = str(row['gt_normalized']), row['normalized_answer']
+        from training.metrics.warehouse import CORRECT, UnparsablePrediction
+
+        try:
+            ok = CORRECT[row['category']](pred, truth) if pred != '' else False
+        except UnparsablePrediction:
+            ok = False
+        answer = row['answer'] if row['success'] else f'error: {row["error"]}'
+        print(f'{_short(row["question"], 58):<58} {_short(answer, 40):<40} '
+              f'{_short(pred, 6):>6} {_short(truth, 6):>6}  {"yes" if ok else "no"}')
+    print()
+    lat = report['latency_ms']
+    print(f'{report["questions"]} questions on {report["frames"]} frames: {report["answered"]} '
+          f'answered, {report["rejected_busy"]} rejected, {report["frames_dropped"]} frames '
+          f'dropped; latency p50 {lat["p50"]:.0f} ms, p95 {lat["p95"]:.0f} ms')
+    if 'score' in report:
+        for name, entry in report['score']['per_category'].items():
+            print(f'  {name:<11} {entry["accuracy"]:6.2f}  ({entry["correct"]}/{entry["total"]})')
+        print(f'official warehouse score: {report["score"]["final_score"]:.2f}')
+    print(f'outputs in {out}/replay/')
+    return 0 if report['answered'] == report['questions'] else 1
