@@ -62,7 +62,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope='session')
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A complete tiny checkpoint directory (see tests/tiny_checkpoint.py)."""
-    from tiny_checkpoint import make_tiny_checkpoint
+    """A complete tiny checkpoint directory (see smolrgpt_core/testing.py)."""
+    from smolrgpt_core.testing import make_tiny_checkpoint
 
     return make_tiny_checkpoint(tmp_path_factory.mktemp('tiny_checkpoint'))

@@ -26,7 +26,7 @@ PARAMS = Path(__file__).resolve().parents[2] / 'config' / 'warehouse.yaml'
 
 @pytest.fixture(scope='module')
 def node_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[subprocess.Popen]:
-    from tiny_checkpoint import make_tiny_checkpoint
+    from smolrgpt_core.testing import make_tiny_checkpoint
 
     checkpoint = make_tiny_checkpoint(tmp_path_factory.mktemp('node_ckpt'))
     log = tmp_path_factory.mktemp('node_log') / 'node.log'

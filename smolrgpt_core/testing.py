@@ -1,6 +1,6 @@
 """A tiny, complete SmolRGPT checkpoint made on the fly: config.json, model.safetensors and a
-tokenizer directory, in the official layout. Used by the engine, CLI and node tests; nothing
-is downloaded and building one takes well under a second."""
+tokenizer directory, in the official layout. For tests and benchmarks of everything around
+the model (engine, CLI, node); nothing is downloaded and building one takes well under a second."""
 
 from __future__ import annotations
 
