@@ -43,9 +43,10 @@ class NodeConfig:
     depth_encoding: str = _param(
         'auto', f'expected depth encoding: {" | ".join(DEPTH_ENCODINGS)} (auto = as received)')
     depth_min_m: float = _param(
-        0.0, 'metric depth (m) mapped to the nearest 8-bit value; 0 with max_m 0 = checkpoint')
+        0.0, 'metric depth (m) mapped to 8-bit 0; min_m = max_m = 0: each frame\'s own valid '
+        'range, as in the dataset\'s depth PNGs')
     depth_max_m: float = _param(
-        0.0, 'metric depth (m) mapped to the farthest 8-bit value; 0 with min_m 0 = checkpoint')
+        0.0, 'metric depth (m) mapped to 8-bit 255 (see depth.min_m)')
     sync_queue_size: int = _param(10, 'messages kept per input for approximate-time matching')
     sync_slop_s: float = _param(0.05, 'largest stamp spread (seconds) of one RGB-D-masks set')
     cache_frames: int = _param(8, 'synchronised frames kept for stamp lookups')
@@ -78,8 +79,8 @@ class NodeConfig:
                  f'{self.depth_encoding!r} is not one of {", ".join(DEPTH_ENCODINGS)}')
         lo, hi = self.depth_min_m, self.depth_max_m
         if (lo, hi) != (0.0, 0.0) and not (math.isfinite(hi) and 0 <= lo < hi):
-            fail('depth_min_m', 'need 0 <= depth.min_m < depth.max_m (or both 0 for the '
-                 f'checkpoint range), got {lo} and {hi}')
+            fail('depth_min_m', 'need 0 <= depth.min_m < depth.max_m (or both 0 for each '
+                 f'frame\'s own range), got {lo} and {hi}')
         for name in ('sync_queue_size', 'cache_frames', 'generation_max_new_tokens',
                      'requests_queue_limit'):
             if getattr(self, name) < 1:
@@ -114,7 +115,7 @@ class NodeConfig:
 
     @property
     def depth_range_m(self) -> tuple[float, float] | None:
-        """The metric depth range to use, or None to keep the checkpoint's."""
+        """The fixed metric depth range, or None for each frame's own range."""
         if (self.depth_min_m, self.depth_max_m) == (0.0, 0.0):
             return None
         return self.depth_min_m, self.depth_max_m

@@ -122,3 +122,10 @@ def test_node_command_builds_ros_args() -> None:
                               remap=['rgb/image:=/cam/rgb'], namespace='robot1')
     assert ros_args(args) == ['--ros-args', '--params-file', str(YAML), '-p', 'sync.slop_s:=0.1',
                               '-r', 'rgb/image:=/cam/rgb', '-r', '__ns:=robot1']
+
+
+def test_readme_documents_every_parameter() -> None:
+    readme = (ROOT / 'README.md').read_text()
+    missing = [name for name in NodeConfig().to_params() if f'`{name}`' not in readme
+               and name.split('.')[-1] not in readme]
+    assert not missing, f'README parameter table lacks {missing}'
