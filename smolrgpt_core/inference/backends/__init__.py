@@ -43,14 +43,22 @@ class Backend(Protocol):
 def load_torch(checkpoint: Path, *, device: str, dtype: str, engine_dir: Path | None) -> Backend:
     from smolrgpt_core.modeling.smolrgpt import SmolRGPT
 
+    if dtype == 'int8':  # opt-in CPU path: int8 weights for the decoder's linear layers
+        from smolrgpt_core.inference.backends.torch_fast import load_torch_int8
+
+        return load_torch_int8(checkpoint, device=device)
     if dtype not in DTYPES:
-        raise BackendError(f'torch dtype must be one of {", ".join(DTYPES)}, got {dtype!r}')
+        raise BackendError(f'torch dtype must be one of {", ".join(DTYPES)}, int8 (CPU), '
+                           f'got {dtype!r}')
     return SmolRGPT.from_pretrained(checkpoint, dtype=DTYPES[dtype], device=device).eval()
 
 
 # backend name -> 'module:function' loading it (imported lazily)
 LOADERS: dict[str, str] = {
     'torch': 'smolrgpt_core.inference.backends:load_torch',
+    'onnxruntime': 'smolrgpt_core.inference.backends.onnxruntime_backend:load_onnxruntime',
+    'tensorrt': 'smolrgpt_core.inference.backends.tensorrt_backend:load_tensorrt',
+    'torch-fast': 'smolrgpt_core.inference.backends.torch_fast:load_torch_fast',
 }
 
 
