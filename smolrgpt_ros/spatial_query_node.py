@@ -211,7 +211,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     executor = MultiThreadedExecutor(num_threads=limit + 2)
     executor.add_node(node)
     autostart = node.config.autostart if node.config else True
-    if autostart and node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+    if autostart:
+        if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+            # started by hand or by a launch file without a lifecycle manager: nobody would
+            # retry, so stop with the reason (already logged) instead of idling unconfigured
+            node.destroy_node()
+            rclpy.try_shutdown()
+            return 1
         node.trigger_activate()
     try:
         executor.spin()

@@ -75,10 +75,13 @@ def test_command_error_is_one_line_exit_2(
     assert err == ['smolrgpt info: error: checkpoint directory /nope does not exist']
 
 
-def test_spatial_query_node_placeholder_says_so() -> None:
+@pytest.mark.ros
+def test_node_with_bad_parameter_exits_with_the_reason() -> None:
+    """`ros2 run smolrgpt_ros spatial_query_node` with a bad value: exit 1, reason logged."""
     proc = subprocess.run(
-        [sys.executable, '-m', 'smolrgpt_ros.spatial_query_node', '--ros-args', '-p', 'x:=1'],
-        capture_output=True, text=True, timeout=60,
+        [sys.executable, '-m', 'smolrgpt_ros.spatial_query_node', '--ros-args',
+         '-p', 'model.backend:=openvino'],
+        capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 1
-    assert 'not implemented yet' in proc.stderr
+    assert "parameter model.backend: 'openvino' is not one of" in proc.stderr + proc.stdout

@@ -13,11 +13,17 @@ _PROBE = textwrap.dedent(
     import importlib.abc, sys
 
     ROS_PREFIXES = ('rclpy', 'rosidl', 'rmw', 'builtin_interfaces', 'sensor_msgs',
-                    'std_msgs', 'smolrgpt_ros', 'launch', 'ament_index_python')
+                    'std_msgs', 'launch', 'ament_index_python', 'rosgraph_msgs')
+    # the CLI registers smolrgpt_ros subcommands, which are plain Python until they run;
+    # the generated interfaces (msg/srv) need ROS and must not load
+    ROS_MODULES = ('smolrgpt_ros.msg', 'smolrgpt_ros.srv')
+
+    def is_ros(name):
+        return name.split('.')[0] in ROS_PREFIXES or name.startswith(ROS_MODULES)
 
     class BlockRos(importlib.abc.MetaPathFinder):
         def find_spec(self, name, path=None, target=None):
-            if name.split('.')[0] in ROS_PREFIXES:
+            if is_ros(name):
                 raise ImportError(f'ROS module {name} imported by smolrgpt_core')
             return None
 
@@ -25,7 +31,7 @@ _PROBE = textwrap.dedent(
     import smolrgpt_core
     from smolrgpt_core import cli
     cli.build_parser()
-    loaded = sorted(m for m in sys.modules if m.split('.')[0] in ROS_PREFIXES)
+    loaded = sorted(m for m in sys.modules if is_ros(m))
     assert not loaded, loaded
     print('ok', smolrgpt_core.__version__)
     """
