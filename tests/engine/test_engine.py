@@ -185,6 +185,6 @@ def test_finish_maps_answer_regions_to_ids() -> None:
 
 def test_cuda_free_dtype_error(tiny_checkpoint: Path) -> None:
     with pytest.raises(EngineError, match='dtype must be one of'):
-        SpatialQueryEngine.from_checkpoint(tiny_checkpoint, dtype='int8')
+        SpatialQueryEngine.from_checkpoint(tiny_checkpoint, dtype='int4')
     with pytest.raises(EngineError, match="unknown backend 'openvino'"):
         SpatialQueryEngine.from_checkpoint(tiny_checkpoint, backend='openvino')
