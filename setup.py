@@ -33,7 +33,8 @@ setup(
     ],
     extras_require={
         'masks': ['pycocotools>=2.0.7'],
-        'onnx': ['onnx>=1.16', 'onnxruntime>=1.18'],
+        'onnx': ['onnx>=1.16', 'onnxruntime>=1.18', 'onnxscript>=0.2'],
+        'llm': ['ollama>=0.4'],
         'tensorrt': ['tensorrt>=10.12'],
         'train': ['tensorboard>=2.16', 'matplotlib>=3.8', 'scikit-learn>=1.4', 'pyarrow>=15'],
         'dev': ['pytest>=8', 'ruff>=0.6'],

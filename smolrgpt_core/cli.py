@@ -31,6 +31,9 @@ SUBCOMMANDS: dict[str, str] = {
     'demo': 'smolrgpt_ros.commands.demo',
     'synth': 'training.synth.cli',
     'score': 'training.metrics.cli',
+    'submission': 'training.submission.cli',
+    'classifier': 'training.classifier',
+    'bench': 'training.bench',
 }
 
 

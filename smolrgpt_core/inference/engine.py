@@ -159,7 +159,7 @@ class SpatialQueryEngine:
     def __init__(self, model: Backend, tokenizer: SmolRGPTTokenizer, *,
                  max_new_tokens: int = 48, metric_depth_range: tuple[float, float] | None = None,
                  cache_size: int = 8, sampling: SamplingParams | None = None,
-                 device: str = 'cpu') -> None:
+                 device: str = 'cpu', depth_pipeline: str | None = None) -> None:
         if max_new_tokens < 1 or cache_size < 1:
             raise ValueError('max_new_tokens and cache_size must be >= 1')
         self.model = model  # any Backend: SmolRGPT itself, or an exported-graph runner
@@ -172,6 +172,9 @@ class SpatialQueryEngine:
         self._cache: OrderedDict[int, EncodedFrame] = OrderedDict()
         self._lock = threading.Lock()  # one inference at a time; the cache is shared
         self.device = torch.device(device)
+        # 'rgb' reproduces the reference's test-time depth preprocessing (bilinear, [-1, 1]);
+        # None keeps the checkpoint's own setting (the training pipeline)
+        self.depth_pipeline = depth_pipeline or self.cfg.depth_pipeline
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, *, backend: str = 'torch', device: str = 'cpu',
@@ -217,7 +220,8 @@ class SpatialQueryEngine:
             self._cache.move_to_end(frame.stamp_ns)
             return self._cache[frame.stamp_ns]
         image = preprocess_rgb(frame.rgb, self.cfg.vit_img_size)
-        depth_cfg = replace(self.cfg, depth_input='image')  # _depth8 made it 8-bit already
+        # _depth8 made it 8-bit already
+        depth_cfg = replace(self.cfg, depth_input='image', depth_pipeline=self.depth_pipeline)
         depth = preprocess_depth(self._depth8(frame), depth_cfg)
         masks = torch.from_numpy(frame.masks.astype(np.float32))  # [M, H, W]
         encoded = self.model.encode_frame(image.to(self.device), depth.to(self.device),

@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         report, chart_scores, table = _warehouse(gt, pred, args.normalize)
         title = f'warehouse: final {report["final_score"]:.2f}'
     else:
-        report, chart_scores, table = _spatialrgpt(gt, pred)
+        report, chart_scores, table = spatialrgpt_report(gt, pred)
         title = (
             f'SpatialRGPT-Bench (rule judge): qual {report["qualitative_accuracy"]:.1f}, '
             f'quan {report["quantitative_accuracy"]:.1f}'
@@ -159,7 +159,7 @@ def _question_of(record: dict[str, Any]) -> str | None:
     return turns[0].get('value') if turns and isinstance(turns[0], dict) else None
 
 
-def _spatialrgpt(
+def spatialrgpt_report(
     gt: list[dict[str, Any]], pred: list[dict[str, Any]]
 ) -> tuple[dict[str, Any], dict[str, float], str]:
     from smolrgpt_core.cli import CommandError
