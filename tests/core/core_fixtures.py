@@ -4,13 +4,12 @@ and a seeded tiny model. Nothing is downloaded."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 import torch
 
+from smolrgpt_core import testing
 from smolrgpt_core.config import SmolRGPTConfig
 from smolrgpt_core.modeling.smolrgpt import SmolRGPT
 
@@ -24,16 +23,7 @@ CORPUS = [
 
 
 def make_tiny_config(**overrides: object) -> SmolRGPTConfig:
-    # 32 px images, 8 px patches -> 4x4 patches -> 2x2 = 4 image tokens -> 16x16 mask grid
-    values = dict(
-        vit_hidden_dim=32, vit_inter_dim=64, vit_patch_size=8, vit_img_size=32,
-        vit_n_heads=4, vit_n_blocks=2,
-        lm_hidden_dim=32, lm_inter_dim=64, lm_n_heads=4, lm_n_kv_heads=2, lm_n_blocks=2,
-        lm_base_vocab_size=TINY_VOCAB, lm_max_position_embeddings=512,
-        mp_pixel_shuffle_factor=2, mp_image_token_length=4,
-    )
-    values.update(overrides)
-    return SmolRGPTConfig(**values)
+    return testing.tiny_config(TINY_VOCAB, **overrides)
 
 
 @pytest.fixture
@@ -44,29 +34,12 @@ def tiny_config() -> SmolRGPTConfig:
 @pytest.fixture
 def tiny_model(tiny_config: SmolRGPTConfig) -> SmolRGPT:
     torch.manual_seed(0)
-    model = SmolRGPT(tiny_config).eval()
-    # wider random weights than N(0, 0.02) so greedy decoding is not stuck on one token
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.endswith('weight') and p.dim() >= 2:
-                p.normal_(0.0, 0.3)
-    return model
+    return testing.widen_weights(SmolRGPT(tiny_config).eval())
 
 
 @pytest.fixture(scope='session')
 def tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=TINY_VOCAB, special_tokens=['<|endoftext|>', '<|im_start|>', '<|im_end|>'],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    tok.train_from_iterator(CORPUS, trainer)
-    assert tok.get_vocab_size(with_added_tokens=True) == TINY_VOCAB
-    path = tmp_path_factory.mktemp('tokenizer')
-    tok.save(str(path / 'tokenizer.json'))
-    (path / 'tokenizer_config.json').write_text(json.dumps({'eos_token': '<|im_end|>'}))
-    return path
+    return testing.save_tokenizer(tmp_path_factory.mktemp('tokenizer'), TINY_VOCAB, CORPUS)
 
 
 def random_frame(cfg: SmolRGPTConfig, n_masks: int, seed: int = 0,
