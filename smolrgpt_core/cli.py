@@ -24,6 +24,7 @@ from smolrgpt_core import __version__
 SUBCOMMANDS: dict[str, str] = {
     'info': 'smolrgpt_core.commands.info',
     'ask': 'smolrgpt_core.commands.ask',
+    'export': 'smolrgpt_core.commands.export',
     'node': 'smolrgpt_ros.commands.node',
     'query': 'smolrgpt_ros.commands.query',
     'bag': 'smolrgpt_ros.commands.bag',

@@ -1,0 +1,238 @@
+"""Host side shared by the exported-graph backends (ONNX Runtime, TensorRT).
+
+The graphs hold the networks; the host keeps what is cheap and must match the torch backend
+bit for bit: the mask resize, the token embedding lookup with image/region splicing
+(``SmolRGPT.embed``), the attention bias and position ids, and the generation loop with its
+shared-prefix batching and EOS stop (``smolrgpt_core.generation.generate``, restated here
+over a ``KVRunner`` instead of the torch ``Decoder``). Greedy answers therefore equal the
+torch backend's whenever the graphs' logits pick the same argmax.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+import logging
+from typing import Protocol
+
+import torch
+
+from smolrgpt_core.config import SmolRGPTConfig
+from smolrgpt_core.generation import shared_prefix_length
+from smolrgpt_core.inference.types import EncodedFrame, Prompt
+from smolrgpt_core.modeling.decoder import attention_bias
+from smolrgpt_core.modeling.region import resize_masks
+from smolrgpt_core.sampling import SamplingParams, select_next
+
+logger = logging.getLogger(__name__)
+
+
+class KVRunner(Protocol):
+    """A decoder graph plus the keys/values it has seen so far."""
+
+    dtype: torch.dtype  # of inputs_embeds and attention_bias
+    device: torch.device
+
+    def begin(self, rows: int, max_len: int) -> None:
+        """Start a generation of at most ``rows`` rows and ``max_len`` slots (empty past)."""
+
+    def step(self, embeds: torch.Tensor, positions: torch.Tensor,
+             bias: torch.Tensor) -> torch.Tensor:
+        """embeds [b, T, D], positions [b, T], bias [b, 1, T, P + T] -> logits [b, V] (fp32);
+        the past grows by T slots."""
+
+    def broadcast(self, rows: int) -> None:
+        """Copy the past of row 0 (a batch-1 prefill) to ``rows`` rows."""
+
+
+class PingPongKV:
+    """``KVRunner`` skeleton: keys/values in two preallocated pairs of flat buffers.
+
+    The current past is a contiguous [L, b, Hkv, P, Dh] view at the start of one pair; a
+    step writes the present [L, b, Hkv, P + T, Dh] into the other pair and the two swap.
+    Subclasses run the graph in ``_execute`` with those views as inputs and outputs.
+    """
+
+    def __init__(self, cfg: SmolRGPTConfig, dtype: torch.dtype, device: torch.device) -> None:
+        self.dtype, self.device = dtype, device
+        self._kv_dims = (cfg.lm_n_blocks, cfg.lm_n_kv_heads, cfg.lm_head_dim)
+        self._vocab = cfg.lm_vocab_size
+        self._buffers: list[torch.Tensor] = []
+        self.rows = 1
+        self.past = 0
+
+    def begin(self, rows: int, max_len: int) -> None:
+        L, Hkv, Dh = self._kv_dims
+        need = max(L * rows * Hkv * max_len * Dh, 1)
+        if not self._buffers or self._buffers[0].numel() < need:
+            # k, v of the current past, then k, v of the next present (reused across answers)
+            self._buffers = [torch.empty(need, dtype=self.dtype, device=self.device)
+                             for _ in range(4)]
+        self.rows, self.past = rows, 0
+
+    def _view(self, index: int, rows: int, length: int) -> torch.Tensor:
+        L, Hkv, Dh = self._kv_dims
+        return self._buffers[index][:L * rows * Hkv * length * Dh].view(L, rows, Hkv, length, Dh)
+
+    def _execute(self, inputs: dict[str, torch.Tensor],
+                 outputs: dict[str, torch.Tensor]) -> None:
+        raise NotImplementedError
+
+    def step(self, embeds: torch.Tensor, positions: torch.Tensor,
+             bias: torch.Tensor) -> torch.Tensor:
+        rows, T = embeds.shape[:2]
+        inputs = {'inputs_embeds': embeds.to(self.device, self.dtype).contiguous(),
+                  'position_ids': positions.to(self.device, torch.long).contiguous(),
+                  'attention_bias': bias.to(self.device, self.dtype).contiguous(),
+                  'past_key': self._view(0, rows, self.past),
+                  'past_value': self._view(1, rows, self.past)}
+        logits = torch.empty(rows, self._vocab, dtype=torch.float32, device=self.device)
+        outputs = {'logits': logits, 'present_key': self._view(2, rows, self.past + T),
+                   'present_value': self._view(3, rows, self.past + T)}
+        self._execute(inputs, outputs)
+        self._buffers = self._buffers[2:] + self._buffers[:2]
+        self.rows, self.past = rows, self.past + T
+        return logits
+
+    def broadcast(self, rows: int) -> None:
+        if self.past:
+            for src, dst in ((0, 2), (1, 3)):
+                self._view(dst, rows, self.past).copy_(self._view(src, 1, self.past))
+            self._buffers = self._buffers[2:] + self._buffers[:2]
+        self.rows = rows
+
+
+def mask_grid_weights(masks: torch.Tensor | None, cfg: SmolRGPTConfig) -> torch.Tensor:
+    """Camera-size masks [M, Hi, Wi] -> the vision graph's [M, G, G] input (float32)."""
+    G = cfg.mask_grid
+    if masks is None or masks.shape[0] == 0:
+        return torch.zeros(0, G, G)
+    return resize_masks(torch.as_tensor(masks).cpu(), G).view(-1, G, G)  # [M, G*G] -> [M, G, G]
+
+
+def splice_prompt(table: torch.Tensor, cfg: SmolRGPTConfig, frame: EncodedFrame,
+                  prompt: Prompt) -> torch.Tensor:
+    """Prompt ids -> embeddings [T, D] with the frame's image and region vectors in place."""
+    bad = [r for r in prompt.regions if not 0 <= r < frame.n_regions]
+    if bad:
+        raise ValueError(f'prompt refers to regions {bad} but the frame has '
+                         f'{frame.n_regions} masks')
+    ids = torch.tensor(prompt.ids, dtype=torch.long, device=table.device)  # [T]
+    emb = table[ids]  # [T, D], a copy
+    index = torch.tensor(prompt.regions, dtype=torch.long, device=table.device)
+    for token_id, values, what in (
+        (cfg.image_token_id, frame.image_embeds, 'image tokens'),
+        (cfg.mask_rgb_token_id, frame.rgb_regions[index.to(frame.rgb_regions.device)],
+         'rgb region tokens'),
+        (cfg.mask_depth_token_id, frame.depth_regions[index.to(frame.depth_regions.device)],
+         'depth region tokens'),
+    ):
+        where = ids == token_id
+        found = int(where.sum())
+        if found != values.shape[0]:
+            raise ValueError(f'{what}: the prompt holds {found} placeholder tokens but '
+                             f'{values.shape[0]} embeddings were given')
+        emb[where] = values.to(device=emb.device, dtype=emb.dtype)
+    return emb
+
+
+@torch.inference_mode()
+def generate_graph(runner: KVRunner, table: torch.Tensor, embeds: Sequence[torch.Tensor], *,
+                   eos_token_id: int, max_new_tokens: int = 120,
+                   sampling: SamplingParams | None = None,
+                   generator: torch.Generator | None = None) -> list[list[int]]:
+    """``generation.generate`` over an exported decoder: same slots, masks and positions."""
+    if not embeds:
+        return []
+    if max_new_tokens < 1:
+        raise ValueError(f'max_new_tokens must be >= 1, got {max_new_tokens}')
+    if min(e.shape[0] for e in embeds) < 1:
+        raise ValueError('every prompt needs at least one token')
+    sampling = sampling or SamplingParams()
+    dtype, device = runner.dtype, runner.device
+    B = len(embeds)
+    P = shared_prefix_length(embeds)
+    suffix_lens = [e.shape[0] - P for e in embeds]
+    S_max = max(suffix_lens)
+    total = P + S_max + max_new_tokens
+    runner.begin(B, total)
+    key_valid = torch.zeros(B, total, dtype=torch.bool, device=device)
+    if P > 0:
+        prefix = embeds[0][:P][None].to(device=device, dtype=dtype)  # [1, P, D]
+        positions = torch.arange(P, device=device)[None]  # [1, P]
+        runner.step(prefix, positions, attention_bias(key_valid.new_ones(1, P), 0, P, dtype))
+        key_valid[:, :P] = True
+    runner.broadcast(B)
+
+    x = torch.zeros(B, S_max, table.shape[1], dtype=dtype, device=device)  # [B, Smax, D]
+    for i, (e, n) in enumerate(zip(embeds, suffix_lens)):
+        x[i, S_max - n:] = e[P:].to(device=device, dtype=dtype)
+        key_valid[i, P + S_max - n:P + S_max] = True
+    suffix_valid = key_valid[:, P:P + S_max]  # [B, Smax]
+    positions = P + (suffix_valid.long().cumsum(-1) - 1).clamp(min=0)  # [B, Smax]
+    bias = attention_bias(key_valid[:, :P + S_max], P, S_max, dtype)  # [B, 1, Smax, P+Smax]
+    logits = runner.step(x, positions, bias)  # [B, V]
+    next_pos = positions[:, -1] + 1  # [B]
+
+    out = torch.full((B, max_new_tokens), eos_token_id, dtype=torch.long, device=device)
+    finished = torch.zeros(B, dtype=torch.bool, device=device)
+    slot = P + S_max
+    steps = 0
+    for step in range(max_new_tokens):
+        token = select_next(logits, sampling, generator)  # [B]
+        token = token.masked_fill(finished, eos_token_id)
+        out[:, step] = token
+        steps = step + 1
+        finished |= token == eos_token_id
+        if step == max_new_tokens - 1 or bool(finished.all()):
+            break
+        key_valid[:, slot] = True
+        keys = key_valid[:, :slot + 1]
+        bias = attention_bias(keys, slot, 1, dtype)  # [B, 1, 1, slot+1], zeros if all valid
+        x = table[token.to(table.device)][:, None].to(device=device, dtype=dtype)  # [B, 1, D]
+        logits = runner.step(x, next_pos[:, None], bias)
+        next_pos = next_pos + 1
+        slot += 1
+    logger.debug('graph generation: %d steps for %d rows (shared prefix %d)', steps, B, P)
+    results = []
+    for row in out[:, :steps].tolist():
+        results.append(row[:row.index(eos_token_id)] if eos_token_id in row else row)
+    return results
+
+
+class GraphBackend:
+    """``Backend`` over a vision graph and a decoder graph; subclasses provide the runners."""
+
+    cfg: SmolRGPTConfig
+    table: torch.Tensor  # [V, D] token embeddings (host), in the decoder's input dtype
+
+    def _run_vision(self, image: torch.Tensor, depth: torch.Tensor, masks: torch.Tensor
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def _runner(self) -> KVRunner:
+        raise NotImplementedError
+
+    @torch.inference_mode()
+    def encode_frame(self, image: torch.Tensor, depth: torch.Tensor,
+                     masks: torch.Tensor | None = None) -> EncodedFrame:
+        S = self.cfg.vit_img_size
+        image = image if image.dim() == 4 else image[None]
+        depth = depth if depth.dim() == 4 else depth[None]
+        if image.shape != (1, 3, S, S) or depth.shape != (1, 3, S, S):
+            raise ValueError(f'encode_frame takes one frame [3, {S}, {S}]; got image '
+                             f'{list(image.shape)}, depth {list(depth.shape)}')
+        weights = mask_grid_weights(masks, self.cfg)  # [M, G, G]
+        M = weights.shape[0]
+        if M == 0:  # the graph's region dim starts at 1: pool one empty mask, drop it
+            weights = torch.zeros(1, *weights.shape[1:])
+        image_embeds, rgb, depth_regions = self._run_vision(image.float(), depth.float(),
+                                                            weights)
+        return EncodedFrame(image_embeds, rgb[:M], depth_regions[:M])
+
+    def answer(self, frame: EncodedFrame, prompts: Sequence[Prompt], *, eos_token_id: int,
+               max_new_tokens: int = 120, sampling: SamplingParams | None = None,
+               generator: torch.Generator | None = None) -> list[list[int]]:
+        embeds = [splice_prompt(self.table, self.cfg, frame, p) for p in prompts]
+        return generate_graph(self._runner(), self.table, embeds, eos_token_id=eos_token_id,
+                              max_new_tokens=max_new_tokens, sampling=sampling,
+                              generator=generator)

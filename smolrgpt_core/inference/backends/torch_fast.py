@@ -1,0 +1,316 @@
+"""Faster PyTorch paths: int8 decoder weights on CPU, and a static-cache decoder for GPUs.
+
+**CPU int8** (``load_backend('torch', ..., dtype='int8')``). A decode step on a CPU is
+memory-bound: every token reads all decoder weights (1.45 GB in fp32 at full size). Dynamic
+quantisation stores the decoder's linear layers (attention and MLP projections, and the LM
+head, which is untied from the embedding table for it) as int8 with one scale per output
+channel and quantises activations per call, so a step reads about a quarter of the bytes.
+The vision side, the embeddings and the norms stay fp32. ``torch.ao.quantization`` is
+deprecated in favour of torchao; it still ships in torch 2.13 and is what runs here.
+
+**GPU fast path** (``FastTorchBackend``; backend name ``torch-fast``). fp16/bf16 weights, a KV
+cache preallocated for the whole answer at a fixed ``max_len``, and a decode step whose
+tensors never change shape or address: the new key/value are written with ``index_copy_`` at
+a slot held in a device tensor, and attention always spans all ``max_len`` slots with the
+unfilled ones masked by ``-inf``. That step is captured once per batch size in a CUDA graph
+and replayed per token (``graph=True``); on CPU, or with ``graph=False``, the same static
+step runs eagerly. Prefill stays eager (variable length) and reuses ``Decoder.forward``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+import logging
+from pathlib import Path
+import warnings
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from smolrgpt_core.generation import shared_prefix_length
+from smolrgpt_core.inference.backends import DTYPES, BackendError
+from smolrgpt_core.inference.types import EncodedFrame, Prompt
+from smolrgpt_core.modeling.decoder import (
+    Decoder,
+    DecoderBlock,
+    KVCache,
+    apply_rotary,
+    attention_bias,
+    linear,
+)
+from smolrgpt_core.modeling.smolrgpt import SmolRGPT
+from smolrgpt_core.sampling import SamplingParams, select_next
+
+logger = logging.getLogger(__name__)
+
+
+# --- CPU int8 -----------------------------------------------------------------------------
+def quantize_decoder_int8(model: SmolRGPT) -> SmolRGPT:
+    """Replace the decoder's ``nn.Linear`` layers by per-channel dynamic int8 ones (in place)."""
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    if next(model.parameters()).device.type != 'cpu':
+        raise BackendError('int8 weights are a CPU path; use float16/bfloat16 on a GPU')
+    model.float()
+    with warnings.catch_warnings():
+        # torch.ao.quantization announces its move to torchao on every call
+        warnings.simplefilter('ignore')
+        quantize_dynamic(model.decoder, {nn.Linear: per_channel_dynamic_qconfig},
+                         dtype=torch.qint8, inplace=True)
+    return model
+
+
+def load_torch_int8(checkpoint: Path, *, device: str) -> SmolRGPT:
+    if device != 'cpu':
+        raise BackendError(f'dtype int8 runs on the CPU only, not {device!r}')
+    model = SmolRGPT.from_pretrained(checkpoint, dtype=torch.float32, device='cpu').eval()
+    return quantize_decoder_int8(model)
+
+
+# --- GPU fast path ------------------------------------------------------------------------
+def _static_block(block: DecoderBlock, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+                  bias: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
+                  slot: torch.Tensor) -> torch.Tensor:
+    """One block for one new token per row; writes its key/value at ``slot`` ([1] long)."""
+    attn = block.attn
+    B, T, D = x.shape  # T == 1
+    H, Hkv, Dh = attn.n_heads, attn.n_kv_heads, attn.head_dim
+    h = block.norm1(x)
+    q = F.linear(h, attn.q_proj.weight).view(B, T, H, Dh).transpose(1, 2)  # [B, H, 1, Dh]
+    k = F.linear(h, attn.k_proj.weight).view(B, T, Hkv, Dh).transpose(1, 2)  # [B, Hkv, 1, Dh]
+    v = F.linear(h, attn.v_proj.weight).view(B, T, Hkv, Dh).transpose(1, 2)  # [B, Hkv, 1, Dh]
+    q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+    k_cache.index_copy_(2, slot, k)  # [B, Hkv, S_max, Dh]
+    v_cache.index_copy_(2, slot, v)
+    y = F.scaled_dot_product_attention(q, k_cache, v_cache, attn_mask=bias,
+                                       enable_gqa=True)  # [B, H, 1, Dh]
+    x = x + F.linear(y.transpose(1, 2).reshape(B, T, D), attn.out_proj.weight)
+    mlp = block.mlp
+    z = block.norm2(x)
+    gated = F.silu(F.linear(z, mlp.gate_proj.weight)) * F.linear(z, mlp.up_proj.weight)
+    return x + F.linear(gated, mlp.down_proj.weight)
+
+
+class StaticDecodeState:
+    """Fixed buffers for ``rows`` rows and ``max_len`` slots, plus the (optional) CUDA graph."""
+
+    def __init__(self, decoder: Decoder, rows: int, max_len: int, graph: bool) -> None:
+        weight = decoder.token_embedding.weight
+        dtype, device = weight.dtype, weight.device
+        attn = decoder.blocks[0].attn
+        self.decoder = decoder
+        self.rows, self.max_len = rows, max_len
+        shape = (len(decoder.blocks), rows, attn.n_kv_heads, max_len, attn.head_dim)
+        self.cache = KVCache(torch.zeros(shape, dtype=dtype, device=device),
+                             torch.zeros(shape, dtype=dtype, device=device))
+        self.x = torch.zeros(rows, 1, weight.shape[1], dtype=dtype, device=device)  # [B, 1, D]
+        self.positions = torch.zeros(rows, 1, dtype=torch.long, device=device)  # [B, 1]
+        self.slot = torch.zeros(1, dtype=torch.long, device=device)  # [1]
+        self.bias = torch.full((rows, 1, 1, max_len), float('-inf'), dtype=dtype,
+                               device=device)  # [B, 1, 1, S_max]
+        self.logits = torch.zeros(rows, weight.shape[0], dtype=torch.float32, device=device)
+        self.graph: torch.cuda.CUDAGraph | None = None
+        if graph:
+            self._capture()
+
+    def _step(self) -> None:
+        cos, sin = self.decoder.rotary_embd(self.positions)  # [B, 1, Dh] each
+        x = self.x
+        for i, block in enumerate(self.decoder.blocks):
+            x = _static_block(block, x, cos, sin, self.bias, self.cache.k[i], self.cache.v[i],
+                              self.slot)
+        hidden = self.decoder.norm(x[:, -1])  # [B, D]
+        self.logits.copy_(F.linear(hidden, self.decoder.head.weight).float())
+
+    def _capture(self) -> None:
+        # warm up on a side stream (allocator and kernels settle), then capture one step;
+        # the warm-up writes slot 0, which every answer overwrites before reading
+        self.bias[..., 0] = 0
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(2):
+                self._step()
+        torch.cuda.current_stream().wait_stream(side)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self._step()
+        self.bias.fill_(float('-inf'))
+
+    def run(self) -> torch.Tensor:
+        if self.graph is not None:
+            self.graph.replay()
+        else:
+            self._step()
+        return self.logits
+
+
+class FastTorchBackend:
+    """``Backend`` around a ``SmolRGPT``: the model's vision side, a static-cache decoder."""
+
+    def __init__(self, model: SmolRGPT, *, max_len: int = 1024, graph: bool | None = None
+                 ) -> None:
+        self.model = model.eval()
+        self.cfg = model.cfg
+        self.max_len = max_len
+        device = model.decoder.token_embedding.weight.device
+        self.graph = device.type == 'cuda' if graph is None else graph
+        if self.graph and device.type != 'cuda':
+            raise BackendError('CUDA graphs need the model on a CUDA device')
+        self._states: dict[int, StaticDecodeState] = {}
+
+    def encode_frame(self, image: torch.Tensor, depth: torch.Tensor,
+                     masks: torch.Tensor | None = None) -> EncodedFrame:
+        return self.model.encode_frame(image, depth, masks)
+
+    def _state(self, rows: int) -> StaticDecodeState:
+        if rows not in self._states:
+            self._states[rows] = StaticDecodeState(self.model.decoder, rows, self.max_len,
+                                                   self.graph)
+        return self._states[rows]
+
+    @torch.no_grad()
+    def answer(self, frame: EncodedFrame, prompts: Sequence[Prompt], *, eos_token_id: int,
+               max_new_tokens: int = 120, sampling: SamplingParams | None = None,
+               generator: torch.Generator | None = None) -> list[list[int]]:
+        model = self.model
+        embeds = []
+        for prompt in prompts:
+            bad = [r for r in prompt.regions if not 0 <= r < frame.n_regions]
+            if bad:
+                raise ValueError(f'prompt refers to regions {bad} but the frame has '
+                                 f'{frame.n_regions} masks')
+            index = torch.tensor(prompt.regions, dtype=torch.long,
+                                 device=frame.rgb_regions.device)
+            ids = torch.tensor([prompt.ids], device=frame.image_embeds.device)  # [1, T]
+            embeds.append(model.embed(ids, frame.image_embeds[None],
+                                      [frame.rgb_regions[index]],
+                                      [frame.depth_regions[index]])[0])  # [T, D]
+        return self.generate(embeds, eos_token_id=eos_token_id, max_new_tokens=max_new_tokens,
+                             sampling=sampling, generator=generator)
+
+    @torch.no_grad()
+    def generate(self, embeds: Sequence[torch.Tensor], *, eos_token_id: int,
+                 max_new_tokens: int = 120, sampling: SamplingParams | None = None,
+                 generator: torch.Generator | None = None) -> list[list[int]]:
+        """``generation.generate`` semantics; the decode steps use the static state."""
+        if not embeds:
+            return []
+        if max_new_tokens < 1:
+            raise ValueError(f'max_new_tokens must be >= 1, got {max_new_tokens}')
+        decoder = self.model.decoder
+        sampling = sampling or SamplingParams()
+        weight = decoder.token_embedding.weight
+        dtype, device = weight.dtype, weight.device
+        B = len(embeds)
+        P = shared_prefix_length(embeds)
+        suffix_lens = [e.shape[0] - P for e in embeds]
+        S_max = max(suffix_lens)
+        total = P + S_max + max_new_tokens
+        if total > self.max_len:
+            raise ValueError(f'prompt + answer need {total} cache slots; this backend was '
+                             f'built with max_len={self.max_len}')
+        state = self._state(B)
+        cache = state.cache
+        key_valid = torch.zeros(B, self.max_len, dtype=torch.bool, device=device)
+        if P > 0:
+            row0 = KVCache(cache.k[:, :1], cache.v[:, :1])
+            prefix = embeds[0][:P][None].to(dtype)  # [1, P, D]
+            positions = torch.arange(P, device=device)[None]  # [1, P]
+            decoder(prefix, positions, attention_bias(key_valid.new_ones(1, P), 0, P, dtype),
+                    row0, start=0)
+            cache.k[:, 1:, :, :P] = cache.k[:, :1, :, :P]
+            cache.v[:, 1:, :, :P] = cache.v[:, :1, :, :P]
+            key_valid[:, :P] = True
+        x = torch.zeros(B, S_max, weight.shape[1], dtype=dtype, device=device)  # [B, Smax, D]
+        for i, (e, n) in enumerate(zip(embeds, suffix_lens)):
+            x[i, S_max - n:] = e[P:].to(dtype)
+            key_valid[i, P + S_max - n:P + S_max] = True
+        suffix_valid = key_valid[:, P:P + S_max]  # [B, Smax]
+        positions = P + (suffix_valid.long().cumsum(-1) - 1).clamp(min=0)  # [B, Smax]
+        bias = attention_bias(key_valid[:, :P + S_max], P, S_max, dtype)
+        hidden = decoder(x, positions, bias, cache, start=P)  # [B, Smax, D]
+        logits = linear(decoder.head, hidden[:, -1]).float()  # [B, V]
+        next_pos = positions[:, -1] + 1  # [B]
+
+        # static bias: filled keys 0, padded keys the dtype's min (as attention_bias), the
+        # rest -inf until their slot is written
+        state.bias.fill_(float('-inf'))
+        filled = state.bias[:, 0, 0, :P + S_max]
+        filled.copy_(torch.where(key_valid[:, :P + S_max], 0.0, torch.finfo(dtype).min))
+        out = torch.full((B, max_new_tokens), eos_token_id, dtype=torch.long, device=device)
+        finished = torch.zeros(B, dtype=torch.bool, device=device)
+        slot = P + S_max
+        steps = 0
+        for step in range(max_new_tokens):
+            token = select_next(logits, sampling, generator)  # [B]
+            token = token.masked_fill(finished, eos_token_id)
+            out[:, step] = token
+            steps = step + 1
+            finished |= token == eos_token_id
+            if step == max_new_tokens - 1 or bool(finished.all()):
+                break
+            state.x.copy_(decoder.token_embedding(token)[:, None])
+            state.positions.copy_(next_pos[:, None])
+            state.slot.fill_(slot)
+            state.bias[..., slot] = 0
+            logits = state.run().clone()
+            next_pos = next_pos + 1
+            slot += 1
+        results = []
+        for row in out[:, :steps].tolist():
+            results.append(row[:row.index(eos_token_id)] if eos_token_id in row else row)
+        return results
+
+
+def load_torch_fast(checkpoint: Path, *, device: str, dtype: str,
+                    engine_dir: Path | None) -> FastTorchBackend:
+    """Loader for ``load_backend('torch-fast', ...)``: CUDA graphs on a GPU, static eager on
+    a CPU (useful only to test the path)."""
+    if dtype not in DTYPES:
+        raise BackendError(f'torch-fast dtype must be one of {", ".join(DTYPES)}, '
+                           f'got {dtype!r}')
+    if device.startswith('cuda') and not torch.cuda.is_available():
+        raise BackendError('backend torch-fast: no CUDA GPU is visible to torch')
+    model = SmolRGPT.from_pretrained(checkpoint, dtype=DTYPES[dtype], device=device).eval()
+    return FastTorchBackend(model)
+
+
+# --- accuracy of a faster path --------------------------------------------------------------
+@torch.no_grad()
+def greedy_agreement(reference: SmolRGPT, candidate: SmolRGPT, image: torch.Tensor,
+                     depth: torch.Tensor, masks: torch.Tensor, prompts: Sequence[Prompt], *,
+                     eos_token_id: int, max_new_tokens: int) -> dict[str, float]:
+    """How often ``candidate`` (e.g. the int8 model) decodes like ``reference`` (fp32).
+
+    * ``exact_answers``: share of questions whose greedy answers are identical;
+    * ``free_running``: share of reference tokens matched position by position when each
+      model decodes on its own (one early flip counts every later token as a miss);
+    * ``teacher_forced``: share of positions where the candidate's argmax equals the
+      reference token when both read the reference answer so far (per-token agreement).
+    """
+    frames = [m.encode_frame(image, depth, masks) for m in (reference, candidate)]
+    want = reference.answer(frames[0], prompts, eos_token_id=eos_token_id,
+                            max_new_tokens=max_new_tokens)
+    got = candidate.answer(frames[1], prompts, eos_token_id=eos_token_id,
+                           max_new_tokens=max_new_tokens)
+    matched = forced = total = 0
+    for prompt, ref_tokens, cand_tokens in zip(prompts, want, got):
+        matched += sum(a == b for a, b in zip(ref_tokens, cand_tokens))
+        total += len(ref_tokens)
+        if not ref_tokens:
+            continue
+        ids = torch.tensor([list(prompt.ids) + ref_tokens])  # [1, T + A]
+        picks = []
+        for model, frame in zip((reference, candidate), frames):
+            index = torch.tensor(prompt.regions, dtype=torch.long)
+            emb = model.embed(ids, frame.image_embeds[None], [frame.rgb_regions[index]],
+                              [frame.depth_regions[index]])  # [1, T + A, D]
+            positions = torch.arange(ids.shape[1])[None]  # [1, T + A]
+            hidden = model.decoder(emb, positions, None)[0, len(prompt.ids) - 1:-1]  # [A, D]
+            picks.append(model.decoder.head(hidden).argmax(-1))  # [A]
+        forced += int((picks[0] == picks[1]).sum())
+    exact = sum(a == b for a, b in zip(want, got)) / max(len(prompts), 1)
+    return {'exact_answers': exact, 'free_running': matched / max(total, 1),
+            'teacher_forced': forced / max(total, 1), 'tokens': float(total)}
