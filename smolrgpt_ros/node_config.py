@@ -11,8 +11,8 @@ from dataclasses import dataclass, field, fields
 import math
 from typing import Any
 
-BACKENDS = ('torch', 'onnxruntime', 'tensorrt')
-DTYPES = ('float32', 'float16', 'bfloat16')
+BACKENDS = ('torch', 'torch-fast', 'onnxruntime', 'tensorrt')
+DTYPES = ('float32', 'float16', 'bfloat16', 'int8')
 DEPTH_ENCODINGS = ('auto', '16UC1', '32FC1', 'mono8')
 
 
@@ -74,6 +74,8 @@ class NodeConfig:
             fail('model_device', f'{device!r} is not cpu, cuda or cuda:N')
         if self.model_backend == 'tensorrt' and not device.startswith('cuda'):
             fail('model_device', 'the tensorrt backend needs a cuda device')
+        if self.model_dtype == 'int8' and (self.model_backend != 'torch' or device != 'cpu'):
+            fail('model_dtype', 'int8 weights are a torch backend option on the cpu device')
         if self.depth_encoding not in DEPTH_ENCODINGS:
             fail('depth_encoding',
                  f'{self.depth_encoding!r} is not one of {", ".join(DEPTH_ENCODINGS)}')

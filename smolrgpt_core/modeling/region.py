@@ -81,11 +81,12 @@ def resize_masks(masks: torch.Tensor, grid: int) -> torch.Tensor:
 
 def pool_regions(features: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """Mask-weighted mean of a refined map: [G*G, D] and [M, G*G] -> [M, D]."""
-    weights = weights.to(features.dtype)
+    # normalise in float32 (1e-8 underflows to 0 in fp16, and a mask that vanished on the grid
+    # would pool to NaN), before the product, in the reference's order: bit-identical region
+    # vectors on CPU in fp32 (dividing afterwards differs by ~5e-7)
+    weights = weights.float()
     denom = weights.sum(-1, keepdim=True) + POOL_EPS  # [M, 1]
-    # normalise the weights before the product, in the reference's order: bit-identical
-    # region vectors on CPU (dividing afterwards differs by ~5e-7)
-    return (weights / denom) @ features  # [M, G*G] @ [G*G, D] -> [M, D]
+    return (weights / denom).to(features.dtype) @ features  # [M, G*G] @ [G*G, D] -> [M, D]
 
 
 class MaskPooling(nn.Module):

@@ -204,3 +204,18 @@ def test_skinny_linear_equals_the_layer(shape: tuple[int, int]) -> None:
     out = linear(layer, x)
     assert out.shape == (*shape, 48)
     torch.testing.assert_close(out, layer(x), atol=1e-5, rtol=1e-5)
+
+
+def test_vanished_mask_pools_to_zero_in_half_precision() -> None:
+    """A mask that falls between the grid's sample points has zero weight; the pooled vector
+    must be 0, not NaN, in fp16 and bf16 too (1e-8 underflows in fp16)."""
+    from smolrgpt_core.modeling.region import pool_regions
+
+    features = torch.randn(16, 8)
+    weights = torch.zeros(2, 16)
+    weights[1, 3] = 1.0
+    for dtype in (torch.float32, torch.float16, torch.bfloat16):
+        pooled = pool_regions(features.to(dtype), weights)
+        assert pooled.dtype == dtype and not torch.isnan(pooled).any()
+        assert (pooled[0] == 0).all()
+        assert torch.allclose(pooled[1].float(), features[3].to(dtype).float(), atol=1e-2)

@@ -128,3 +128,9 @@ def test_readme_documents_every_parameter() -> None:
     readme = (ROOT / 'README.md').read_text()
     missing = [name for name in NodeConfig().to_params() if f'`{name}`' not in readme]
     assert not missing, f'README parameter table lacks {missing}'
+
+
+def test_int8_only_on_torch_cpu() -> None:
+    assert NodeConfig.from_params({'model.dtype': 'int8'}).model_dtype == 'int8'
+    with pytest.raises(NodeConfigError, match='int8 weights are a torch backend option'):
+        NodeConfig.from_params({'model.dtype': 'int8', 'model.backend': 'onnxruntime'})
