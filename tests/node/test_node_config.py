@@ -43,7 +43,7 @@ def test_from_params_round_trip_and_int_to_float() -> None:
     ('params', 'message'),
     [
         ({'model.backend': 'openvino'}, 'parameter model.backend: .openvino. is not one of'),
-        ({'model.dtype': 'int8'}, 'parameter model.dtype'),
+        ({'model.dtype': 'int4'}, 'parameter model.dtype'),
         ({'model.device': 'gpu0'}, 'parameter model.device'),
         ({'model.backend': 'tensorrt'}, 'tensorrt backend needs a cuda device'),
         ({'depth.encoding': 'rgb8'}, 'parameter depth.encoding'),
@@ -105,8 +105,8 @@ def test_node_command_validates_before_starting(tmp_path: Path,
     bad.write_text(yaml.safe_dump({'/**': {'ros__parameters': {'model': {'backend': 'x'}}}}))
     assert main(['node', '--params', str(bad)]) == 2
     assert capsys.readouterr().err.strip() == (
-        "smolrgpt node: error: parameter model.backend: 'x' is not one of torch, onnxruntime, "
-        'tensorrt')
+        "smolrgpt node: error: parameter model.backend: 'x' is not one of torch, torch-fast, "
+        'onnxruntime, tensorrt')
     assert main(['node', '--params', str(tmp_path / 'missing.yaml')]) == 2
     assert 'no such parameters file' in capsys.readouterr().err
     assert main(['node', '-p', 'model.backend=torch']) == 2
