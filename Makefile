@@ -26,7 +26,7 @@ ROS_SOURCE ?= $(if $(ROS_DISTRO),system,pypi)
 INTERFACE_SOURCES := CMakeLists.txt package.xml $(wildcard msg/*.msg srv/*.srv) \
 	smolrgpt_ros/__init__.py scripts/spatial_query_node
 
-.PHONY: help setup test test-all lint demo clean distclean
+.PHONY: help setup test test-all lint demo embedded-model clean distclean
 
 help:
 	@echo 'make setup | test | test-all | lint | demo | clean | distclean'
@@ -95,6 +95,11 @@ DEMO_ARGS ?=
 demo: setup
 	$(VENV_ABS)/bin/smolrgpt info
 	$(VENV_ABS)/bin/smolrgpt demo --out demo_output $(DEMO_ARGS)
+
+# retrain the embedded default model from scratch (synthetic data, ~30 min on 2 CPU cores)
+EMBEDDED_ARGS ?=
+embedded-model: setup
+	PYTHON=$(PY) scripts/train_embedded_model.sh $(EMBEDDED_ARGS)
 
 clean:
 	rm -rf build install log .pytest_cache .ruff_cache

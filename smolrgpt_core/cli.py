@@ -35,6 +35,8 @@ SUBCOMMANDS: dict[str, str] = {
     'submission': 'training.submission.cli',
     'classifier': 'training.classifier',
     'bench': 'training.bench',
+    'train': 'training.train',
+    'generate': 'training.generate',
 }
 
 

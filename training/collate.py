@@ -1,0 +1,149 @@
+"""Examples -> token ids with loss targets -> right-sized, left-padded batches.
+
+Loss targets (smolrgpt-reference §4.5): the tokens of every assistant answer plus its
+``<|im_end|>`` and the newline after it; the user turn, image and region placeholders and the
+assistant header are context only. Each segment is tokenised on its own, exactly as the
+inference prompt is (the added special tokens split the text there anyway).
+
+Batches are padded on the left to the longest sample of the batch (not to a fixed 512), so
+generation-style left padding and training agree. The k-th ``<mask_rgb><mask_depth>`` pair of
+a sample is its k-th mask; the dataset checks the counts when it tokenises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from smolrgpt_core.config import SmolRGPTConfig
+from smolrgpt_core.modeling.smolrgpt import IGNORE_INDEX
+from smolrgpt_core.preprocess import masks_to_tensor, preprocess_depth, preprocess_rgb
+from smolrgpt_core.tokens import DATASET_IMAGE, DATASET_MASK, IM_END, IM_START, SmolRGPTTokenizer
+from training.datasets import Example
+
+log = logging.getLogger(__name__)
+MASK_PAIR = '<mask_rgb><mask_depth>'
+
+
+def user_text(question: str, cfg: SmolRGPTConfig, first: bool) -> str:
+    """Dataset question -> model user turn: no ``<image>``, ``<mask>`` -> the token pair,
+    the image placeholders prepended to the first turn."""
+    text = question.replace(DATASET_IMAGE, '').replace(DATASET_MASK, MASK_PAIR)
+    return cfg.image_token * cfg.mp_image_token_length + text if first else text
+
+
+def encode_example(example: Example, tok: SmolRGPTTokenizer) -> tuple[list[int], list[int]]:
+    """-> token ids and a same-length 0/1 list marking the loss targets."""
+    ids: list[int] = []
+    target: list[int] = []
+    for i, (user, answer) in enumerate(example.turns):
+        if answer is None:
+            raise ValueError(f'example {example.id} has an unanswered turn')
+        segments = (
+            (f'{IM_START}user\n{user_text(user, tok.cfg, i == 0)}{IM_END}\n', 0),
+            (f'{IM_START}assistant\n', 0),
+            (f'{answer}{IM_END}\n', 1),
+        )
+        for text, is_target in segments:
+            piece = tok.encode(text)
+            ids += piece
+            target += [is_target] * len(piece)
+    n_regions = ids.count(tok.mask_rgb_token_id)
+    if n_regions != ids.count(tok.mask_depth_token_id) or n_regions != len(example.rle or []):
+        raise ValueError(f'example {example.id}: {n_regions} region token pairs but '
+                         f'{len(example.rle or [])} masks')
+    return ids, target
+
+
+def load_image(path: Path, kind: str, cfg: SmolRGPTConfig) -> torch.Tensor:
+    from PIL import Image
+
+    with Image.open(path) as image:
+        if kind == 'rgb':
+            return preprocess_rgb(image.convert('RGB'), cfg.vit_img_size)
+        return preprocess_depth(np.asarray(image), cfg)  # the 8-bit depth PNG as stored
+
+
+class ExampleDataset(Dataset):
+    """Tokenised once up front; images are preprocessed lazily and cached (small datasets)."""
+
+    def __init__(self, examples: Sequence[Example], tok: SmolRGPTTokenizer, *,
+                 uses_regions: bool, max_length: int) -> None:
+        self.tok = tok
+        self.uses_regions = uses_regions
+        self.examples: list[Example] = []
+        self.encoded: list[tuple[list[int], list[int]]] = []
+        too_long = 0
+        for ex in examples:
+            if uses_regions and not ex.rle:
+                raise ValueError(f'example {ex.id} has no region masks; this stage needs them')
+            ids, target = encode_example(ex, tok)
+            if len(ids) > max_length:
+                too_long += 1
+                continue
+            self.examples.append(ex)
+            self.encoded.append((ids, target))
+        if too_long:
+            log.warning('dropped %d examples longer than max_length %d', too_long, max_length)
+        if not self.examples:
+            raise ValueError('no usable training examples')
+        # model-size images are small: keep each preprocessed once (per worker process)
+        self._images: dict[tuple[str, str], torch.Tensor] = {}
+
+    def _image(self, path: Path, kind: str) -> torch.Tensor:
+        key = (str(path), kind)
+        if key not in self._images:
+            self._images[key] = load_image(path, kind, self.tok.cfg)
+        return self._images[key]
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, index: int) -> dict[str, object]:
+        ex = self.examples[index]
+        ids, target = self.encoded[index]
+        item: dict[str, object] = {
+            'input_ids': ids, 'target': target,
+            'image': self._image(Path(ex.rgb_path), 'rgb'),
+        }
+        if self.uses_regions:
+            if ex.depth_path is None:
+                raise ValueError(f'example {ex.id} has no depth image')
+            item['depth'] = self._image(Path(ex.depth_path), 'depth')
+            item['masks'] = masks_to_tensor(ex.rle)  # [M, H, W]
+        return item
+
+
+@dataclass
+class Collator:
+    pad_token_id: int
+
+    def __call__(self, items: Sequence[dict[str, object]]) -> dict[str, object]:
+        T = max(len(it['input_ids']) for it in items)
+        B = len(items)
+        input_ids = torch.full((B, T), self.pad_token_id, dtype=torch.long)
+        attention = torch.zeros(B, T, dtype=torch.long)
+        targets = torch.full((B, T), IGNORE_INDEX, dtype=torch.long)
+        for b, it in enumerate(items):
+            ids = torch.tensor(it['input_ids'], dtype=torch.long)
+            is_target = torch.tensor(it['target'], dtype=torch.bool)
+            n = len(ids)
+            input_ids[b, T - n:] = ids
+            attention[b, T - n:] = 1
+            # label[t] = token[t + 1] where that token is a target (the model does not shift)
+            shifted = torch.where(is_target[1:], ids[1:], IGNORE_INDEX)  # [n - 1]
+            targets[b, T - n:T - 1] = shifted
+        batch: dict[str, object] = {
+            'input_ids': input_ids, 'attention_mask': attention, 'targets': targets,
+            'images': torch.stack([it['image'] for it in items]),
+        }
+        if 'depth' in items[0]:
+            batch['depths'] = torch.stack([it['depth'] for it in items])
+            batch['masks'] = [it['masks'] for it in items]
+        return batch

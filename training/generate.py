@@ -1,0 +1,120 @@
+"""``smolrgpt generate``: the per-stage inspection runs (captions, regions, warehouse QA).
+
+Each example's question goes through the product path (``SpatialQueryEngine``: the same
+preprocessing, prompt and greedy decoding as the node); questions about the same image are
+answered in one batched call. Output: JSONL with id, question, answer, ground truth, category,
+the normalised prediction and, where a ground truth exists, whether it scores (official rule).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator, Sequence
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HELP = 'per-stage inspection runs of a checkpoint (rgb captions, refiner regions, sft QA)'
+KINDS = {'rgb': 'captions', 'refiners': 'regions', 'sft': 'warehouse'}
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--checkpoint', required=True, type=Path, help='checkpoint directory')
+    parser.add_argument('--stage', required=True, choices=tuple(KINDS),
+                        help='rgb: stage-I captions; refiners: stage-II regions; sft: warehouse')
+    parser.add_argument('--data-root', required=True, type=Path, help='dataset folder')
+    parser.add_argument('--split', default='val', help='split to read (default val)')
+    parser.add_argument('--limit', type=int, default=0, help='at most this many examples')
+    parser.add_argument('--max-new-tokens', type=int, default=64)
+    parser.add_argument('--out', type=Path, help='output JSONL (default CHECKPOINT/generate-'
+                        'STAGE.jsonl)')
+    parser.add_argument('--device', default='cpu')
+
+
+def run(args: argparse.Namespace) -> int:
+    from smolrgpt_core.cli import CommandError
+    from training.datasets import load_examples
+
+    try:
+        examples = load_examples(KINDS[args.stage], args.data_root, args.split)
+    except (FileNotFoundError, ValueError) as exc:
+        raise CommandError(str(exc)) from exc
+    if args.limit:
+        examples = examples[:args.limit]
+    out = args.out or args.checkpoint / f'generate-{args.stage}.jsonl'
+    records = generate_answers(args.checkpoint, examples, max_new_tokens=args.max_new_tokens,
+                               device=args.device)
+    write_jsonl(out, records)
+    scored = [r for r in records if r.get('correct') is not None]
+    summary = f'{len(records)} answers -> {out}'
+    if scored:
+        summary += f'; {sum(r["correct"] for r in scored)}/{len(scored)} correct'
+    print(summary)
+    return 0
+
+
+def write_jsonl(path: Path, records: Sequence[dict[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, 'w', encoding='utf-8') as f:
+        for record in records:
+            f.write(json.dumps(record) + '\n')
+
+
+def _by_image(examples: Sequence[Any]) -> Iterator[list[Any]]:
+    groups: dict[str, list[Any]] = {}
+    for ex in examples:
+        groups.setdefault(str(ex.rgb_path), []).append(ex)
+    yield from groups.values()
+
+
+def _load(path: Path, mode: str | None = None) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return np.asarray(image.convert(mode) if mode else image)
+
+
+def generate_answers(checkpoint: str | Path, examples: Sequence[Any], *,
+                     max_new_tokens: int = 64, device: str = 'cpu') -> list[dict[str, Any]]:
+    from tqdm import tqdm
+
+    from smolrgpt_core.inference.engine import Frame, Query, SpatialQueryEngine
+    from smolrgpt_core.masks import rles_decode
+    from training.metrics.warehouse import score_warehouse
+
+    engine = SpatialQueryEngine.from_checkpoint(checkpoint, device=device,
+                                                max_new_tokens=max_new_tokens)
+    records = []
+    for group in tqdm(list(_by_image(examples)), desc='generate', unit='image'):
+        rgb = _load(group[0].rgb_path, 'RGB')
+        h, w = rgb.shape[:2]
+        depth = (_load(group[0].depth_path) if group[0].depth_path is not None
+                 else np.zeros((h, w), np.uint8))
+        masks, queries = [], []
+        for ex in group:
+            first = len(masks)
+            if ex.rle:
+                masks.extend(rles_decode(ex.rle))  # [M, H, W]
+            queries.append(Query(ex.question, list(range(first, len(masks)))))
+        stack = np.stack(masks).astype(bool) if masks else np.zeros((0, h, w), bool)
+        frame = Frame(rgb, depth.astype(np.uint8), stack, list(range(len(stack))))
+        for ex, answer in zip(group, engine.ask_many(frame, queries)):
+            record = {'id': ex.id, 'question': ex.question, 'answer': answer.text,
+                      'ground_truth': ex.answer, 'category': ex.category,
+                      'normalized_answer': answer.normalized_answer}
+            if ex.category in ('left_right', 'count', 'distance', 'mcq') \
+                    and ex.normalized_answer is not None:
+                gt = [{'id': ex.id, 'category': ex.category,
+                       'normalized_answer': ex.normalized_answer}]
+                score = score_warehouse(gt, [{'id': ex.id,
+                                              'normalized_answer': answer.normalized_answer}])
+                record['correct'] = bool(score.to_dict()['final_score'] > 0)
+            elif ex.answer is not None:
+                record['correct'] = None
+            records.append(record)
+    return records
