@@ -10,6 +10,7 @@ torch backend's whenever the graphs' logits pick the same argmax.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 import logging
 from typing import Protocol
@@ -44,7 +45,7 @@ class KVRunner(Protocol):
         """Copy the past of row 0 (a batch-1 prefill) to ``rows`` rows."""
 
 
-class PingPongKV:
+class PingPongKV(ABC):
     """``KVRunner`` skeleton: keys/values in two preallocated pairs of flat buffers.
 
     The current past is a contiguous [L, b, Hkv, P, Dh] view at the start of one pair; a
@@ -73,9 +74,10 @@ class PingPongKV:
         L, Hkv, Dh = self._kv_dims
         return self._buffers[index][:L * rows * Hkv * length * Dh].view(L, rows, Hkv, length, Dh)
 
+    @abstractmethod
     def _execute(self, inputs: dict[str, torch.Tensor],
                  outputs: dict[str, torch.Tensor]) -> None:
-        raise NotImplementedError
+        """Run the decoder graph on bound inputs into preallocated outputs."""
 
     def step(self, embeds: torch.Tensor, positions: torch.Tensor,
              bias: torch.Tensor) -> torch.Tensor:
@@ -199,18 +201,20 @@ def generate_graph(runner: KVRunner, table: torch.Tensor, embeds: Sequence[torch
     return results
 
 
-class GraphBackend:
+class GraphBackend(ABC):
     """``Backend`` over a vision graph and a decoder graph; subclasses provide the runners."""
 
     cfg: SmolRGPTConfig
     table: torch.Tensor  # [V, D] token embeddings (host), in the decoder's input dtype
 
+    @abstractmethod
     def _run_vision(self, image: torch.Tensor, depth: torch.Tensor, masks: torch.Tensor
                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        raise NotImplementedError
+        """image embeddings [n, D], rgb and depth region vectors [M, D]."""
 
+    @abstractmethod
     def _runner(self) -> KVRunner:
-        raise NotImplementedError
+        """A KV-cache runner of the decoder graph."""
 
     @torch.inference_mode()
     def encode_frame(self, image: torch.Tensor, depth: torch.Tensor,
