@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 import logging
+from typing import Protocol
 
 import torch
 
@@ -41,9 +42,71 @@ def shared_prefix_length(embeds: Sequence[torch.Tensor]) -> int:
     return int(differs[0, 0]) if len(differs) else limit
 
 
+class DecodeSteps(Protocol):
+    """The three kinds of forward pass ``decode`` needs from a decoder and its KV cache. The
+    torch decoder (``EagerSteps``), the exported graphs and the static CUDA-graph decoder each
+    implement them; slots, masks, positions, sampling and EOS stay in ``decode``."""
+
+    dtype: torch.dtype  # of the input embeddings and attention bias
+    device: torch.device
+    width: int  # D
+
+    def begin(self, rows: int, total: int) -> None:
+        """Start an empty cache of ``rows`` rows and ``total`` slots."""
+
+    def prefix(self, x: torch.Tensor, positions: torch.Tensor, bias: torch.Tensor) -> None:
+        """[1, P, D] into row 0's slots [0, P), then copied to every row."""
+
+    def suffix(self, x: torch.Tensor, positions: torch.Tensor, keys: torch.Tensor,
+               start: int) -> torch.Tensor:
+        """[B, S, D] into slots [start, start + S); keys [B, start + S] flags valid slots;
+        -> logits of the last position [B, V]."""
+
+    def token(self, token: torch.Tensor, positions: torch.Tensor, keys: torch.Tensor,
+              slot: int) -> torch.Tensor:
+        """One token id per row [B] at positions [B, 1] into ``slot``; keys [B, slot + 1];
+        -> logits [B, V]."""
+
+
+class EagerSteps:
+    """``DecodeSteps`` over the torch ``Decoder`` with a cache allocated per answer."""
+
+    def __init__(self, decoder: Decoder) -> None:
+        weight = decoder.token_embedding.weight
+        self.decoder = decoder
+        self.dtype, self.device, self.width = weight.dtype, weight.device, weight.shape[1]
+        self.cache: KVCache | None = None
+
+    def begin(self, rows: int, total: int) -> None:
+        attn = self.decoder.blocks[0].attn
+        shape = (len(self.decoder.blocks), rows, attn.n_kv_heads, total, attn.head_dim)
+        self.cache = KVCache(torch.empty(shape, dtype=self.dtype, device=self.device),
+                             torch.empty(shape, dtype=self.dtype, device=self.device))
+
+    def prefix(self, x: torch.Tensor, positions: torch.Tensor, bias: torch.Tensor) -> None:
+        cache, P = self.cache, x.shape[1]
+        self.decoder(x, positions, bias, KVCache(cache.k[:, :1], cache.v[:, :1]), start=0)
+        cache.k[:, 1:, :, :P] = cache.k[:, :1, :, :P]
+        cache.v[:, 1:, :, :P] = cache.v[:, :1, :, :P]
+
+    def suffix(self, x: torch.Tensor, positions: torch.Tensor, keys: torch.Tensor,
+               start: int) -> torch.Tensor:
+        bias = attention_bias(keys, start, x.shape[1], self.dtype)
+        hidden = self.decoder(x, positions, bias, self.cache, start=start)  # [B, S, D]
+        return linear(self.decoder.head, hidden[:, -1])  # [B, V]
+
+    def token(self, token: torch.Tensor, positions: torch.Tensor, keys: torch.Tensor,
+              slot: int) -> torch.Tensor:
+        # with no padded key left, a single query needs no mask at all
+        bias = None if bool(keys.all()) else attention_bias(keys, slot, 1, self.dtype)
+        x = self.decoder.token_embedding(token)[:, None]  # [B, 1, D]
+        hidden = self.decoder(x, positions, bias, self.cache, start=slot)  # [B, 1, D]
+        return linear(self.decoder.head, hidden[:, -1])  # [B, V]
+
+
 @torch.inference_mode()
-def generate(
-    decoder: Decoder,
+def decode(
+    steps: DecodeSteps,
     embeds: Sequence[torch.Tensor],
     *,
     eos_token_id: int,
@@ -59,66 +122,58 @@ def generate(
     if min(e.shape[0] for e in embeds) < 1:
         raise ValueError('every prompt needs at least one token')
     sampling = sampling or SamplingParams()
-    weight = decoder.token_embedding.weight
-    dtype, device = weight.dtype, weight.device
-    cfg_blocks = len(decoder.blocks)
-    attn = decoder.blocks[0].attn
+    dtype, device = steps.dtype, steps.device
     B = len(embeds)
     P = shared_prefix_length(embeds)
     suffix_lens = [e.shape[0] - P for e in embeds]
     S_max = max(suffix_lens)
     total = P + S_max + max_new_tokens
-    shape = (cfg_blocks, B, attn.n_kv_heads, total, attn.head_dim)
-    cache = KVCache(torch.empty(shape, dtype=dtype, device=device),
-                    torch.empty(shape, dtype=dtype, device=device))
+    steps.begin(B, total)
     key_valid = torch.zeros(B, total, dtype=torch.bool, device=device)
 
     if P > 0:
-        # the shared prefix once, into row 0, then copied to the other rows
-        row0 = KVCache(cache.k[:, :1], cache.v[:, :1])
-        prefix = embeds[0][:P][None].to(dtype)  # [1, P, D]
+        # the shared prefix once, at batch 1
+        prefix = embeds[0][:P][None].to(device=device, dtype=dtype)  # [1, P, D]
         positions = torch.arange(P, device=device)[None]  # [1, P]
-        bias = attention_bias(key_valid.new_ones(1, P), 0, P, dtype)
-        decoder(prefix, positions, bias, row0, start=0)
-        cache.k[:, 1:, :, :P] = cache.k[:, :1, :, :P]
-        cache.v[:, 1:, :, :P] = cache.v[:, :1, :, :P]
+        steps.prefix(prefix, positions, attention_bias(key_valid.new_ones(1, P), 0, P, dtype))
         key_valid[:, :P] = True
 
-    x = torch.zeros(B, S_max, weight.shape[1], dtype=dtype, device=device)  # [B, Smax, D]
+    x = torch.zeros(B, S_max, steps.width, dtype=dtype, device=device)  # [B, Smax, D]
     for i, (e, n) in enumerate(zip(embeds, suffix_lens)):
-        x[i, S_max - n:] = e[P:].to(dtype)
+        x[i, S_max - n:] = e[P:].to(device=device, dtype=dtype)
         key_valid[i, P + S_max - n:P + S_max] = True
     suffix_valid = key_valid[:, P:P + S_max]  # [B, Smax]
     positions = P + (suffix_valid.long().cumsum(-1) - 1).clamp(min=0)  # [B, Smax]
-    bias = attention_bias(key_valid[:, :P + S_max], P, S_max, dtype)
-    hidden = decoder(x, positions, bias, cache, start=P)  # [B, Smax, D]
-    logits = linear(decoder.head, hidden[:, -1])  # [B, V]
+    logits = steps.suffix(x, positions, key_valid[:, :P + S_max], P)  # [B, V]
     next_pos = positions[:, -1] + 1  # [B]
 
     out = torch.full((B, max_new_tokens), eos_token_id, dtype=torch.long, device=device)
     finished = torch.zeros(B, dtype=torch.bool, device=device)
     slot = P + S_max
-    steps = 0
+    steps_done = 0
     for step in range(max_new_tokens):
         token = select_next(logits, sampling, generator)  # [B]
         token = token.masked_fill(finished, eos_token_id)
         out[:, step] = token
-        steps = step + 1
+        steps_done = step + 1
         finished |= token == eos_token_id
         if step == max_new_tokens - 1 or bool(finished.all()):
             break
         key_valid[:, slot] = True
-        keys = key_valid[:, :slot + 1]
-        # with no padded key left, a single query needs no mask at all
-        bias = None if bool(keys.all()) else attention_bias(keys, slot, 1, dtype)
-        x = decoder.token_embedding(token)[:, None]  # [B, 1, D]
-        hidden = decoder(x, next_pos[:, None], bias, cache, start=slot)  # [B, 1, D]
-        logits = linear(decoder.head, hidden[:, -1])  # [B, V]
+        logits = steps.token(token, next_pos[:, None], key_valid[:, :slot + 1], slot)
         next_pos = next_pos + 1
         slot += 1
-    logger.debug('generated %d steps for %d rows (shared prefix %d)', steps, B, P)
+    logger.debug('generated %d steps for %d rows (shared prefix %d)', steps_done, B, P)
 
     results = []
-    for row in out[:, :steps].tolist():
+    for row in out[:, :steps_done].tolist():
         results.append(row[:row.index(eos_token_id)] if eos_token_id in row else row)
     return results
+
+
+def generate(decoder: Decoder, embeds: Sequence[torch.Tensor], *, eos_token_id: int,
+             max_new_tokens: int = 120, sampling: SamplingParams | None = None,
+             generator: torch.Generator | None = None) -> list[list[int]]:
+    """``decode`` with the torch decoder."""
+    return decode(EagerSteps(decoder), embeds, eos_token_id=eos_token_id,
+                  max_new_tokens=max_new_tokens, sampling=sampling, generator=generator)

@@ -214,6 +214,13 @@ class SmolRGPT(nn.Module):
                sampling: SamplingParams | None = None,
                generator: torch.Generator | None = None) -> list[list[int]]:
         """Batched questions about one encoded frame -> new token ids per question (no EOS)."""
+        return generate(self.decoder, self.prompt_embeddings(frame, prompts),
+                        eos_token_id=eos_token_id, max_new_tokens=max_new_tokens,
+                        sampling=sampling, generator=generator)
+
+    def prompt_embeddings(self, frame: EncodedFrame, prompts: Sequence[Prompt]
+                          ) -> list[torch.Tensor]:
+        """Each prompt's embeddings [T, D] with the frame's image and region vectors spliced."""
         embeds = []
         for prompt in prompts:
             bad = [r for r in prompt.regions if not 0 <= r < frame.n_regions]
@@ -226,8 +233,7 @@ class SmolRGPT(nn.Module):
             emb = self.embed(ids, frame.image_embeds[None], [frame.rgb_regions[index]],
                              [frame.depth_regions[index]])  # [1, T, D]
             embeds.append(emb[0])
-        return generate(self.decoder, embeds, eos_token_id=eos_token_id,
-                        max_new_tokens=max_new_tokens, sampling=sampling, generator=generator)
+        return embeds
 
     @torch.inference_mode()
     def generate(self, input_ids: torch.Tensor, images: torch.Tensor,

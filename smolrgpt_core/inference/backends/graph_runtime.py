@@ -3,8 +3,8 @@
 The graphs hold the networks; the host keeps what is cheap and must match the torch backend
 bit for bit: the mask resize, the token embedding lookup with image/region splicing
 (``SmolRGPT.embed``), the attention bias and position ids, and the generation loop with its
-shared-prefix batching and EOS stop (``smolrgpt_core.generation.generate``, restated here
-over a ``KVRunner`` instead of the torch ``Decoder``). Greedy answers therefore equal the
+shared-prefix batching and EOS stop (``smolrgpt_core.generation.decode``, driven through a
+``KVRunner`` instead of the torch ``Decoder``). Greedy answers therefore equal the
 torch backend's whenever the graphs' logits pick the same argmax.
 """
 
@@ -18,11 +18,11 @@ from typing import Protocol
 import torch
 
 from smolrgpt_core.config import SmolRGPTConfig
-from smolrgpt_core.generation import shared_prefix_length
+from smolrgpt_core.generation import decode
 from smolrgpt_core.inference.types import EncodedFrame, Prompt
 from smolrgpt_core.modeling.decoder import attention_bias
 from smolrgpt_core.modeling.region import resize_masks
-from smolrgpt_core.sampling import SamplingParams, select_next
+from smolrgpt_core.sampling import SamplingParams
 
 logger = logging.getLogger(__name__)
 
@@ -137,68 +137,33 @@ def splice_prompt(table: torch.Tensor, cfg: SmolRGPTConfig, frame: EncodedFrame,
     return emb
 
 
-@torch.inference_mode()
-def generate_graph(runner: KVRunner, table: torch.Tensor, embeds: Sequence[torch.Tensor], *,
-                   eos_token_id: int, max_new_tokens: int = 120,
-                   sampling: SamplingParams | None = None,
-                   generator: torch.Generator | None = None) -> list[list[int]]:
-    """``generation.generate`` over an exported decoder: same slots, masks and positions."""
-    if not embeds:
-        return []
-    if max_new_tokens < 1:
-        raise ValueError(f'max_new_tokens must be >= 1, got {max_new_tokens}')
-    if min(e.shape[0] for e in embeds) < 1:
-        raise ValueError('every prompt needs at least one token')
-    sampling = sampling or SamplingParams()
-    dtype, device = runner.dtype, runner.device
-    B = len(embeds)
-    P = shared_prefix_length(embeds)
-    suffix_lens = [e.shape[0] - P for e in embeds]
-    S_max = max(suffix_lens)
-    total = P + S_max + max_new_tokens
-    runner.begin(B, total)
-    key_valid = torch.zeros(B, total, dtype=torch.bool, device=device)
-    if P > 0:
-        prefix = embeds[0][:P][None].to(device=device, dtype=dtype)  # [1, P, D]
-        positions = torch.arange(P, device=device)[None]  # [1, P]
-        runner.step(prefix, positions, attention_bias(key_valid.new_ones(1, P), 0, P, dtype))
-        key_valid[:, :P] = True
-    runner.broadcast(B)
+class GraphSteps:
+    """``DecodeSteps`` over a ``KVRunner``: the attention bias is always an explicit input,
+    and token embeddings come from the host table."""
 
-    x = torch.zeros(B, S_max, table.shape[1], dtype=dtype, device=device)  # [B, Smax, D]
-    for i, (e, n) in enumerate(zip(embeds, suffix_lens)):
-        x[i, S_max - n:] = e[P:].to(device=device, dtype=dtype)
-        key_valid[i, P + S_max - n:P + S_max] = True
-    suffix_valid = key_valid[:, P:P + S_max]  # [B, Smax]
-    positions = P + (suffix_valid.long().cumsum(-1) - 1).clamp(min=0)  # [B, Smax]
-    bias = attention_bias(key_valid[:, :P + S_max], P, S_max, dtype)  # [B, 1, Smax, P+Smax]
-    logits = runner.step(x, positions, bias)  # [B, V]
-    next_pos = positions[:, -1] + 1  # [B]
+    def __init__(self, runner: KVRunner, table: torch.Tensor) -> None:
+        self.runner, self.table = runner, table
+        self.dtype, self.device, self.width = runner.dtype, runner.device, table.shape[1]
+        self.rows = 1
 
-    out = torch.full((B, max_new_tokens), eos_token_id, dtype=torch.long, device=device)
-    finished = torch.zeros(B, dtype=torch.bool, device=device)
-    slot = P + S_max
-    steps = 0
-    for step in range(max_new_tokens):
-        token = select_next(logits, sampling, generator)  # [B]
-        token = token.masked_fill(finished, eos_token_id)
-        out[:, step] = token
-        steps = step + 1
-        finished |= token == eos_token_id
-        if step == max_new_tokens - 1 or bool(finished.all()):
-            break
-        key_valid[:, slot] = True
-        keys = key_valid[:, :slot + 1]
-        bias = attention_bias(keys, slot, 1, dtype)  # [B, 1, 1, slot+1], zeros if all valid
-        x = table[token.to(table.device)][:, None].to(device=device, dtype=dtype)  # [B, 1, D]
-        logits = runner.step(x, next_pos[:, None], bias)
-        next_pos = next_pos + 1
-        slot += 1
-    logger.debug('graph generation: %d steps for %d rows (shared prefix %d)', steps, B, P)
-    results = []
-    for row in out[:, :steps].tolist():
-        results.append(row[:row.index(eos_token_id)] if eos_token_id in row else row)
-    return results
+    def begin(self, rows: int, total: int) -> None:
+        self.runner.begin(rows, total)
+        self.rows = rows
+
+    def prefix(self, x: torch.Tensor, positions: torch.Tensor, bias: torch.Tensor) -> None:
+        self.runner.step(x, positions, bias)
+
+    def suffix(self, x: torch.Tensor, positions: torch.Tensor, keys: torch.Tensor,
+               start: int) -> torch.Tensor:
+        self.runner.broadcast(self.rows)  # row 0's prefix (if any) to every row
+        bias = attention_bias(keys, start, x.shape[1], self.dtype)  # [B, 1, S, start+S]
+        return self.runner.step(x, positions, bias)
+
+    def token(self, token: torch.Tensor, positions: torch.Tensor, keys: torch.Tensor,
+              slot: int) -> torch.Tensor:
+        bias = attention_bias(keys, slot, 1, self.dtype)  # [B, 1, 1, slot+1], zeros if all valid
+        x = self.table[token.to(self.table.device)][:, None]  # [B, 1, D]
+        return self.runner.step(x.to(device=self.device, dtype=self.dtype), positions, bias)
 
 
 class GraphBackend(ABC):
@@ -237,6 +202,6 @@ class GraphBackend(ABC):
                max_new_tokens: int = 120, sampling: SamplingParams | None = None,
                generator: torch.Generator | None = None) -> list[list[int]]:
         embeds = [splice_prompt(self.table, self.cfg, frame, p) for p in prompts]
-        return generate_graph(self._runner(), self.table, embeds, eos_token_id=eos_token_id,
-                              max_new_tokens=max_new_tokens, sampling=sampling,
-                              generator=generator)
+        return decode(GraphSteps(self._runner(), self.table), embeds,
+                      eos_token_id=eos_token_id, max_new_tokens=max_new_tokens,
+                      sampling=sampling, generator=generator)

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from smolrgpt_core.generation import shared_prefix_length
+from smolrgpt_core.generation import EagerSteps, decode
 from smolrgpt_core.inference.backends import DTYPES, BackendError
 from smolrgpt_core.inference.types import EncodedFrame, Prompt
 from smolrgpt_core.modeling.decoder import (
@@ -36,11 +36,9 @@ from smolrgpt_core.modeling.decoder import (
     DecoderBlock,
     KVCache,
     apply_rotary,
-    attention_bias,
-    linear,
 )
 from smolrgpt_core.modeling.smolrgpt import SmolRGPT
-from smolrgpt_core.sampling import SamplingParams, select_next
+from smolrgpt_core.sampling import SamplingParams
 
 logger = logging.getLogger(__name__)
 
@@ -174,94 +172,55 @@ class FastTorchBackend:
     def answer(self, frame: EncodedFrame, prompts: Sequence[Prompt], *, eos_token_id: int,
                max_new_tokens: int = 120, sampling: SamplingParams | None = None,
                generator: torch.Generator | None = None) -> list[list[int]]:
-        model = self.model
-        embeds = []
-        for prompt in prompts:
-            bad = [r for r in prompt.regions if not 0 <= r < frame.n_regions]
-            if bad:
-                raise ValueError(f'prompt refers to regions {bad} but the frame has '
-                                 f'{frame.n_regions} masks')
-            index = torch.tensor(prompt.regions, dtype=torch.long,
-                                 device=frame.rgb_regions.device)
-            ids = torch.tensor([prompt.ids], device=frame.image_embeds.device)  # [1, T]
-            embeds.append(model.embed(ids, frame.image_embeds[None],
-                                      [frame.rgb_regions[index]],
-                                      [frame.depth_regions[index]])[0])  # [T, D]
-        return self.generate(embeds, eos_token_id=eos_token_id, max_new_tokens=max_new_tokens,
+        return self.generate(self.model.prompt_embeddings(frame, prompts),
+                             eos_token_id=eos_token_id, max_new_tokens=max_new_tokens,
                              sampling=sampling, generator=generator)
 
     @torch.no_grad()
     def generate(self, embeds: Sequence[torch.Tensor], *, eos_token_id: int,
                  max_new_tokens: int = 120, sampling: SamplingParams | None = None,
                  generator: torch.Generator | None = None) -> list[list[int]]:
-        """``generation.generate`` semantics; the decode steps use the static state."""
-        if not embeds:
-            return []
-        if max_new_tokens < 1:
-            raise ValueError(f'max_new_tokens must be >= 1, got {max_new_tokens}')
-        decoder = self.model.decoder
-        sampling = sampling or SamplingParams()
-        weight = decoder.token_embedding.weight
-        dtype, device = weight.dtype, weight.device
-        B = len(embeds)
-        P = shared_prefix_length(embeds)
-        suffix_lens = [e.shape[0] - P for e in embeds]
-        S_max = max(suffix_lens)
-        total = P + S_max + max_new_tokens
-        if total > self.max_len:
-            raise ValueError(f'prompt + answer need {total} cache slots; this backend was '
-                             f'built with max_len={self.max_len}')
-        state = self._state(B)
-        cache = state.cache
-        key_valid = torch.zeros(B, self.max_len, dtype=torch.bool, device=device)
-        if P > 0:
-            row0 = KVCache(cache.k[:, :1], cache.v[:, :1])
-            prefix = embeds[0][:P][None].to(dtype)  # [1, P, D]
-            positions = torch.arange(P, device=device)[None]  # [1, P]
-            decoder(prefix, positions, attention_bias(key_valid.new_ones(1, P), 0, P, dtype),
-                    row0, start=0)
-            cache.k[:, 1:, :, :P] = cache.k[:, :1, :, :P]
-            cache.v[:, 1:, :, :P] = cache.v[:, :1, :, :P]
-            key_valid[:, :P] = True
-        x = torch.zeros(B, S_max, weight.shape[1], dtype=dtype, device=device)  # [B, Smax, D]
-        for i, (e, n) in enumerate(zip(embeds, suffix_lens)):
-            x[i, S_max - n:] = e[P:].to(dtype)
-            key_valid[i, P + S_max - n:P + S_max] = True
-        suffix_valid = key_valid[:, P:P + S_max]  # [B, Smax]
-        positions = P + (suffix_valid.long().cumsum(-1) - 1).clamp(min=0)  # [B, Smax]
-        bias = attention_bias(key_valid[:, :P + S_max], P, S_max, dtype)
-        hidden = decoder(x, positions, bias, cache, start=P)  # [B, Smax, D]
-        logits = linear(decoder.head, hidden[:, -1]).float()  # [B, V]
-        next_pos = positions[:, -1] + 1  # [B]
+        """``generation.decode`` semantics; the decode steps use the static state."""
+        return decode(StaticSteps(self), embeds, eos_token_id=eos_token_id,
+                      max_new_tokens=max_new_tokens, sampling=sampling, generator=generator)
 
+
+class StaticSteps(EagerSteps):
+    """``DecodeSteps`` whose prefill is the eager decoder on the static cache, and whose
+    per-token step is the fixed-shape (graph-captured) ``StaticDecodeState``."""
+
+    def __init__(self, backend: FastTorchBackend) -> None:
+        super().__init__(backend.model.decoder)
+        self.backend = backend
+        self.state: StaticDecodeState | None = None
+
+    def begin(self, rows: int, total: int) -> None:
+        max_len = self.backend.max_len
+        if total > max_len:
+            raise ValueError(f'prompt + answer need {total} cache slots; this backend was '
+                             f'built with max_len={max_len}')
+        self.state = self.backend._state(rows)
+        self.cache = self.state.cache
+
+    def suffix(self, x: torch.Tensor, positions: torch.Tensor, keys: torch.Tensor,
+               start: int) -> torch.Tensor:
+        logits = super().suffix(x, positions, keys, start).float()
         # static bias: filled keys 0, padded keys the dtype's min (as attention_bias), the
         # rest -inf until their slot is written
-        state.bias.fill_(float('-inf'))
-        filled = state.bias[:, 0, 0, :P + S_max]
-        filled.copy_(torch.where(key_valid[:, :P + S_max], 0.0, torch.finfo(dtype).min))
-        out = torch.full((B, max_new_tokens), eos_token_id, dtype=torch.long, device=device)
-        finished = torch.zeros(B, dtype=torch.bool, device=device)
-        slot = P + S_max
-        steps = 0
-        for step in range(max_new_tokens):
-            token = select_next(logits, sampling, generator)  # [B]
-            token = token.masked_fill(finished, eos_token_id)
-            out[:, step] = token
-            steps = step + 1
-            finished |= token == eos_token_id
-            if step == max_new_tokens - 1 or bool(finished.all()):
-                break
-            state.x.copy_(decoder.token_embedding(token)[:, None])
-            state.positions.copy_(next_pos[:, None])
-            state.slot.fill_(slot)
-            state.bias[..., slot] = 0
-            logits = state.run().clone()
-            next_pos = next_pos + 1
-            slot += 1
-        results = []
-        for row in out[:, :steps].tolist():
-            results.append(row[:row.index(eos_token_id)] if eos_token_id in row else row)
-        return results
+        bias = self.state.bias
+        bias.fill_(float('-inf'))
+        bias[:, 0, 0, :keys.shape[1]].copy_(
+            torch.where(keys, 0.0, torch.finfo(self.dtype).min))
+        return logits
+
+    def token(self, token: torch.Tensor, positions: torch.Tensor, keys: torch.Tensor,
+              slot: int) -> torch.Tensor:
+        state = self.state
+        state.x.copy_(self.decoder.token_embedding(token)[:, None])
+        state.positions.copy_(positions)
+        state.slot.fill_(slot)
+        state.bias[..., slot] = 0
+        return state.run().clone()
 
 
 def load_torch_fast(checkpoint: Path, *, device: str, dtype: str,
