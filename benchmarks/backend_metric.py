@@ -19,43 +19,14 @@ import sys
 import time
 from typing import Any
 
-import numpy as np
-
 logger = logging.getLogger('backend_metric')
 
 
-def _image(path: Path, mode: str | None = None) -> np.ndarray:
-    from PIL import Image
+def answer_all(engine: Any, examples: Sequence[Any]) -> dict[str, Any]:
+    """id -> engine Answer, one batched ``ask_many`` per image (as ``smolrgpt generate``)."""
+    from training.generate import answer_examples
 
-    with Image.open(path) as image:
-        return np.asarray(image.convert(mode) if mode else image)
-
-
-def answer_all(engine: Any, examples: Sequence[Any]) -> dict[str, str]:
-    """id -> answer text, one batched ``ask_many`` per image."""
-    from smolrgpt_core.inference.engine import Frame, Query
-    from smolrgpt_core.masks import rles_decode
-
-    groups: dict[str, list[Any]] = {}
-    for ex in examples:
-        groups.setdefault(str(ex.rgb_path), []).append(ex)
-    texts = {}
-    for group in groups.values():
-        rgb = _image(group[0].rgb_path, 'RGB')
-        h, w = rgb.shape[:2]
-        depth = (_image(group[0].depth_path) if group[0].depth_path is not None
-                 else np.zeros((h, w), np.uint8))
-        masks, queries = [], []
-        for ex in group:
-            first = len(masks)
-            if ex.rle:
-                masks.extend(rles_decode(ex.rle))  # [M, H, W]
-            queries.append(Query(ex.question, list(range(first, len(masks)))))
-        stack = np.stack(masks).astype(bool) if masks else np.zeros((0, h, w), bool)
-        frame = Frame(rgb, depth.astype(np.uint8), stack, list(range(len(stack))))
-        for ex, answer in zip(group, engine.ask_many(frame, queries)):
-            texts[ex.id] = answer
-    return texts
+    return {ex.id: answer for ex, answer in answer_examples(engine, examples)}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

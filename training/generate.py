@@ -79,18 +79,17 @@ def _load(path: Path, mode: str | None = None) -> np.ndarray:
         return np.asarray(image.convert(mode) if mode else image)
 
 
-def generate_answers(checkpoint: str | Path, examples: Sequence[Any], *,
-                     max_new_tokens: int = 64, device: str = 'cpu') -> list[dict[str, Any]]:
+def answer_examples(engine: Any, examples: Sequence[Any], progress: bool = False
+                    ) -> Iterator[tuple[Any, Any]]:
+    """(example, engine Answer) for every example: one batched ``ask_many`` per image, each
+    question's masks appended to that image's frame."""
     from tqdm import tqdm
 
-    from smolrgpt_core.inference.engine import Frame, Query, SpatialQueryEngine
+    from smolrgpt_core.inference.engine import Frame, Query
     from smolrgpt_core.masks import rles_decode
-    from training.metrics.warehouse import score_warehouse
 
-    engine = SpatialQueryEngine.from_checkpoint(checkpoint, device=device,
-                                                max_new_tokens=max_new_tokens)
-    records = []
-    for group in tqdm(list(_by_image(examples)), desc='generate', unit='image'):
+    groups = list(_by_image(examples))
+    for group in tqdm(groups, desc='generate', unit='image', disable=not progress):
         rgb = _load(group[0].rgb_path, 'RGB')
         h, w = rgb.shape[:2]
         depth = (_load(group[0].depth_path) if group[0].depth_path is not None
@@ -103,18 +102,29 @@ def generate_answers(checkpoint: str | Path, examples: Sequence[Any], *,
             queries.append(Query(ex.question, list(range(first, len(masks)))))
         stack = np.stack(masks).astype(bool) if masks else np.zeros((0, h, w), bool)
         frame = Frame(rgb, depth.astype(np.uint8), stack, list(range(len(stack))))
-        for ex, answer in zip(group, engine.ask_many(frame, queries)):
-            record = {'id': ex.id, 'question': ex.question, 'answer': answer.text,
-                      'ground_truth': ex.answer, 'category': ex.category,
-                      'normalized_answer': answer.normalized_answer}
-            if ex.category in ('left_right', 'count', 'distance', 'mcq') \
-                    and ex.normalized_answer is not None:
-                gt = [{'id': ex.id, 'category': ex.category,
-                       'normalized_answer': ex.normalized_answer}]
-                score = score_warehouse(gt, [{'id': ex.id,
-                                              'normalized_answer': answer.normalized_answer}])
-                record['correct'] = bool(score.to_dict()['final_score'] > 0)
-            elif ex.answer is not None:
-                record['correct'] = None
-            records.append(record)
+        yield from zip(group, engine.ask_many(frame, queries))
+
+
+def generate_answers(checkpoint: str | Path, examples: Sequence[Any], *,
+                     max_new_tokens: int = 64, device: str = 'cpu') -> list[dict[str, Any]]:
+    from smolrgpt_core.inference.engine import SpatialQueryEngine
+    from training.metrics.warehouse import score_warehouse
+
+    engine = SpatialQueryEngine.from_checkpoint(checkpoint, device=device,
+                                                max_new_tokens=max_new_tokens)
+    records = []
+    for ex, answer in answer_examples(engine, examples, progress=True):
+        record = {'id': ex.id, 'question': ex.question, 'answer': answer.text,
+                  'ground_truth': ex.answer, 'category': ex.category,
+                  'normalized_answer': answer.normalized_answer}
+        if ex.category in ('left_right', 'count', 'distance', 'mcq') \
+                and ex.normalized_answer is not None:
+            gt = [{'id': ex.id, 'category': ex.category,
+                   'normalized_answer': ex.normalized_answer}]
+            score = score_warehouse(gt, [{'id': ex.id,
+                                          'normalized_answer': answer.normalized_answer}])
+            record['correct'] = bool(score.to_dict()['final_score'] > 0)
+        elif ex.answer is not None:
+            record['correct'] = None
+        records.append(record)
     return records
