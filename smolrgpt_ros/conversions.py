@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from typing import Any
 
 import numpy as np
@@ -54,6 +55,26 @@ def frame_from_msgs(rgb_msg: Any, depth_msg: Any, regions_msg: Any,
                  region_ids=[int(r.id) for r in regions_msg.regions],
                  labels=[r.label for r in regions_msg.regions], depth_encoding=encoding,
                  stamp_ns=stamp_to_ns(rgb_msg.header.stamp))
+
+
+class StoredFrame:
+    """One synchronised message triple, converted to an engine Frame once, on first use:
+    callbacks stay cheap, and later questions about the frame skip the conversion."""
+
+    def __init__(self, rgb_msg: Any, depth_msg: Any, regions_msg: Any) -> None:
+        self.msgs = (rgb_msg, depth_msg, regions_msg)
+        self._frame: Frame | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def header(self) -> Any:
+        return self.msgs[0].header
+
+    def frame(self, expected_depth: str = 'auto') -> Frame:
+        with self._lock:
+            if self._frame is None:  # a failed conversion is not cached: it raises again
+                self._frame = frame_from_msgs(*self.msgs, expected_depth)
+            return self._frame
 
 
 def fill_response(response: Any, answer: Answer, stamp_type: type) -> Any:

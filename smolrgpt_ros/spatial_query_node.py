@@ -5,9 +5,9 @@ memory); with ``autostart`` (default) it configures and activates itself, so it 
 a plain node. The work lives in ``SpatialQueryEngine``; this file only adapts ROS to it:
 
 * RGB, depth and RegionMaskArray are matched by approximate time; the callback only stores
-  the message triple (cheap). Conversion and the vision encoder run on the first question
-  about a frame (or on arrival in a worker thread with ``encode.eager``), never in a
-  subscription callback.
+  the message triple (cheap). Conversion and the vision encoder run once per frame, on the
+  first question about it (or on arrival in a worker thread with ``encode.eager``), never in
+  a subscription callback.
 * ``spatial_query`` answers from the frame with the requested stamp (zero = latest). Every
   bad request gets ``success: false`` with a reason; beyond ``requests.queue_limit`` waiting
   requests, calls are rejected as busy, never dropped.
@@ -52,7 +52,7 @@ class SpatialQueryNode(LifecycleNode):
         except NodeConfigError as exc:
             self.get_logger().error(str(exc))  # configure will fail with the same reason
         self.engine: SpatialQueryEngine | None = None
-        self.frames: FrameCache[tuple[Any, Any, Any]] = FrameCache(1)
+        self.frames: FrameCache[conversions.StoredFrame] = FrameCache(1)
         self._entities: list[Any] = []
         self._pending = 0  # requests accepted and not yet answered
         self._pending_lock = threading.Lock()
@@ -145,14 +145,14 @@ class SpatialQueryNode(LifecycleNode):
     # sensors -------------------------------------------------------------------------------
     def _on_frame(self, rgb: Image, depth: Image, regions: RegionMaskArray) -> None:
         stamp_ns = sync.stamp_to_ns(rgb.header.stamp)
-        self.frames.put(stamp_ns, (rgb, depth, regions))
+        self.frames.put(stamp_ns, conversions.StoredFrame(rgb, depth, regions))
         if self._encoder is not None:
             self._encoder.submit(self._encode_eagerly, stamp_ns)
 
     def _encode_eagerly(self, stamp_ns: int) -> None:
         try:
-            _, triple = self.frames.get(stamp_ns)
-            self.engine.encode(conversions.frame_from_msgs(*triple, self.config.depth_encoding))
+            _, stored = self.frames.get(stamp_ns)
+            self.engine.encode(stored.frame(self.config.depth_encoding))
         except (EngineError, FrameNotFoundError) as exc:
             self.get_logger().warning(f'frame {stamp_ns}: {exc}', throttle_duration_sec=5.0)
 
@@ -188,14 +188,14 @@ class SpatialQueryNode(LifecycleNode):
             raise EngineError('the node is not configured')
         stamp_ns = sync.stamp_to_ns(request.stamp)
         try:
-            stamp_ns, triple = self.frames.get(stamp_ns)
+            stamp_ns, stored = self.frames.get(stamp_ns)
         except FrameNotFoundError as exc:
             raise EngineError(str(exc)) from exc
-        frame = conversions.frame_from_msgs(*triple, self.config.depth_encoding)
+        frame = stored.frame(self.config.depth_encoding)
         answer = self.engine.ask(frame, request.question, list(request.region_ids),
                                  int(request.max_new_tokens))
         conversions.fill_response(response, answer, type(request.stamp))
-        header = triple[0].header
+        header = stored.header
         self._answers.publish(conversions.answer_message(SpatialAnswer(), request, response,
                                                          header))
         if self._annotated.get_subscription_count() > 0:

@@ -126,3 +126,22 @@ def test_real_sensor_msgs_image_round_trip() -> None:
     msg = numpy_to_imgmsg(depth, '16UC1')
     assert isinstance(msg, Image) and msg.step == 8
     assert np.array_equal(imgmsg_to_numpy(msg), depth)
+
+
+def test_stored_frame_converts_once() -> None:
+    """Later questions about a frame reuse its converted arrays (no per-question copies)."""
+    from types import SimpleNamespace
+
+    from smolrgpt_ros.conversions import StoredFrame
+
+    header = SimpleNamespace(stamp=SimpleNamespace(sec=1, nanosec=5))
+    rgb = FakeImage(2, 2, 'rgb8', 0, 6, bytes(range(12)), header)
+    depth = FakeImage(2, 2, '16UC1', 0, 4, np.full((2, 2), 900, np.uint16).tobytes(), header)
+    mask = FakeImage(2, 2, 'mono8', 0, 2, bytes([255, 0, 0, 0]), header)
+    regions = SimpleNamespace(header=header, regions=[
+        SimpleNamespace(id=3, label='pallet', mask=mask)])
+    stored = StoredFrame(rgb, depth, regions)
+    first = stored.frame()
+    assert stored.frame() is first and stored.header is header
+    assert first.stamp_ns == 1_000_000_005 and first.region_ids == [3]
+    assert first.masks[0].tolist() == [[True, False], [False, False]]
