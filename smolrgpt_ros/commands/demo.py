@@ -64,9 +64,9 @@ def run(args: argparse.Namespace) -> int:
     node.start()
     try:
         print('[4/4] replaying the bag over DDS and asking every question')
-        from smolrgpt_ros.commands.replay_eval import _rate
+        from smolrgpt_ros.commands.replay_eval import parse_rate
 
-        result = replay(bag, rate=_rate(args.rate), timeout_s=120)
+        result = replay(bag, rate=parse_rate(args.rate), timeout_s=120)
     except RuntimeError as exc:
         raise CommandError(f'{exc}; node log: {out / "node.log"}') from exc
     finally:
@@ -75,10 +75,10 @@ def run(args: argparse.Namespace) -> int:
     print()
     print(f'{"question":<58} {"answer":<40} {"pred":>6} {"truth":>6}  ok')
     print('-' * 118)
+    from training.metrics.warehouse import CORRECT, UnparsablePrediction
+
     for row in result.answers:
         truth, pred = str(row['gt_normalized']), row['normalized_answer']
-        from training.metrics.warehouse import CORRECT, UnparsablePrediction
-
         try:
             ok = CORRECT[row['category']](pred, truth) if pred != '' else False
         except UnparsablePrediction:

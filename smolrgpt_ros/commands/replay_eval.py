@@ -23,7 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--timeout', type=float, default=120.0)
 
 
-def _rate(text: str) -> float:
+def parse_rate(text: str) -> float:
+    """'max' -> 0 (no pacing), else a positive speed factor."""
     from smolrgpt_core.cli import CommandError
 
     if text == 'max':
@@ -42,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
 
     if importlib.util.find_spec('rclpy') is None:
         raise CommandError('rclpy is not installed: run `make setup` or source a ROS 2 install')
-    rate = _rate(args.rate)
+    rate = parse_rate(args.rate)
     from smolrgpt_ros.bags import BagError
     from smolrgpt_ros.node_process import NodeProcess
     from smolrgpt_ros.replay import replay, write_outputs
