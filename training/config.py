@@ -38,12 +38,18 @@ class TrainConfig:
     # fresh models only: start the ViT's (zero-initialised) position embeddings from a 2D
     # sin-cos table, as MAE does, so a ViT trained from scratch knows where each patch is
     vit_sincos_positions: bool = False
+    # wavelength base of that table: MAE's 10000 suits 14x14 grids and larger; a small grid
+    # needs a small base, or most x/y channels are nearly constant over the image
+    vit_sincos_base: float = 10000.0
     # data
     data_root: str | None = None
     datasets: list[str] = field(default_factory=list)  # empty = the stage's default kinds
     max_train_samples: int = 0  # 0 = all
     max_val_samples: int = 512
     max_length: int = 512  # longer samples are dropped (and counted), never silently cut
+    # training examples of a category seen this many times per epoch (e.g. {"left_right": 3}),
+    # for a category whose answer hinges on one token and trails the others
+    category_repeats: dict[str, int] = field(default_factory=dict)
     # optimisation (reference defaults)
     batch_size: int = 14  # per process
     grad_accum: int = 4
@@ -75,6 +81,13 @@ class TrainConfig:
         self.lr = {g: float(self.lr.get(g, 5e-5)) for g in GROUPS}
         if self.batch_size < 1 or self.grad_accum < 1:
             raise ValueError('batch_size and grad_accum must be >= 1')
+        bad = {c: n for c, n in self.category_repeats.items()
+               if not isinstance(n, int) or isinstance(n, bool) or n < 1}
+        if bad:
+            raise ValueError(f'category_repeats must map categories to whole numbers >= 1, '
+                             f'got {bad}')
+        if self.vit_sincos_base <= 1:
+            raise ValueError(f'vit_sincos_base must be > 1, got {self.vit_sincos_base}')
 
     @classmethod
     def from_json(cls, path: str | Path, **overrides: Any) -> TrainConfig:
@@ -103,7 +116,7 @@ def add_override_arguments(parser: argparse.ArgumentParser) -> None:
     """One ``--field`` flag per TrainConfig field (both dash and underscore spellings)."""
     hints = typing.get_type_hints(TrainConfig)
     for f in dataclasses.fields(TrainConfig):
-        if f.name in ('stage', 'lr'):
+        if f.name in ('stage', 'lr', 'category_repeats'):
             continue
         flags = [f'--{f.name.replace("_", "-")}']
         if '_' in f.name:
@@ -120,12 +133,27 @@ def add_override_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(*flags, **kwargs)
     parser.add_argument('--lr', dest='lr_overrides', nargs='+', metavar='GROUP=LR', default=None,
                         help=f'per-group peak learning rates, groups: {", ".join(GROUPS)}')
+    parser.add_argument('--category-repeats', '--category_repeats', dest='category_repeats',
+                        nargs='+', metavar='CATEGORY=N', default=None,
+                        help='see each training example of CATEGORY N times per epoch')
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
     out = {f.name: getattr(args, f.name, None) for f in dataclasses.fields(TrainConfig)
-           if f.name not in ('stage', 'lr')}
+           if f.name not in ('stage', 'lr', 'category_repeats')}
+    if getattr(args, 'category_repeats', None):
+        out['category_repeats'] = parse_category_repeats(args.category_repeats)
     return {k: v for k, v in out.items() if v is not None}
+
+
+def parse_category_repeats(items: list[str]) -> dict[str, int]:
+    out = {}
+    for item in items:
+        category, _, value = item.partition('=')
+        if not category or not value.isdigit():
+            raise ValueError(f'--category-repeats expects CATEGORY=N, got {item!r}')
+        out[category] = int(value)
+    return out
 
 
 def apply_lr_overrides(cfg: TrainConfig, items: list[str] | None) -> None:

@@ -62,7 +62,7 @@ def build_model(cfg: TrainConfig, resume: str | Path | None = None) -> tuple[Smo
         else:
             model = SmolRGPT(model_cfg)
         if cfg.vit_sincos_positions:
-            init_sincos_positions(model)
+            init_sincos_positions(model, cfg.vit_sincos_base)
         if not cfg.tokenizer:
             raise ValueError('a fresh model (model_config) needs --tokenizer DIR')
         tokenizer_dir = Path(cfg.tokenizer)
@@ -73,11 +73,12 @@ def build_model(cfg: TrainConfig, resume: str | Path | None = None) -> tuple[Smo
     return model.train(), tokenizer_dir
 
 
-def sincos_table(grid: int, dim: int) -> torch.Tensor:
-    """[grid*grid, dim] 2D sin-cos positions (half the channels for x, half for y)."""
+def sincos_table(grid: int, dim: int, base: float = 10000.0) -> torch.Tensor:
+    """[grid*grid, dim] 2D sin-cos positions (half the channels for x, half for y); the
+    frequencies run from 1 down to about 1/base per patch."""
     if dim % 4:
         raise ValueError(f'sin-cos positions need a width divisible by 4, got {dim}')
-    freqs = 1.0 / 10000 ** (torch.arange(dim // 4, dtype=torch.float64) / (dim // 4))
+    freqs = 1.0 / base ** (torch.arange(dim // 4, dtype=torch.float64) / (dim // 4))
     coords = torch.arange(grid, dtype=torch.float64)
     ys, xs = torch.meshgrid(coords, coords, indexing='ij')  # [grid, grid] each, row-major
 
@@ -89,9 +90,9 @@ def sincos_table(grid: int, dim: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def init_sincos_positions(model: SmolRGPT) -> None:
+def init_sincos_positions(model: SmolRGPT, base: float = 10000.0) -> None:
     embedding = model.vision_encoder.patch_embedding.position_embedding  # [1, N, D]
-    embedding.copy_(sincos_table(model.cfg.vit_grid, embedding.shape[-1])[None])
+    embedding.copy_(sincos_table(model.cfg.vit_grid, embedding.shape[-1], base)[None])
 
 
 def apply_freeze(model: nn.Module, spec: StageSpec, unfreeze: Sequence[str] = ()) -> list[str]:
@@ -232,7 +233,19 @@ def stage_examples(cfg: TrainConfig, spec: StageSpec, split: str) -> list[Exampl
         g = torch.Generator().manual_seed(cfg.seed)
         examples = [examples[i] for i in sorted(torch.randperm(len(examples), generator=g)
                                                 [:limit].tolist())]
+    if split == 'train' and cfg.category_repeats:
+        examples = repeat_categories(examples, cfg.category_repeats)
     return examples
+
+
+def repeat_categories(examples: list[Example], repeats: dict[str, int]) -> list[Example]:
+    """Each example of a listed category ``repeats[category]`` times (the sampler shuffles)."""
+    present = {ex.category for ex in examples}
+    missing = sorted(set(repeats) - present)
+    if missing:
+        raise ValueError(f'category_repeats names {missing}, which no training example has '
+                         f'(categories: {sorted(c for c in present if c)})')
+    return [ex for ex in examples for _ in range(repeats.get(ex.category or '', 1))]
 
 
 # the loop ------------------------------------------------------------------------------------
