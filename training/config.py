@@ -41,6 +41,10 @@ class TrainConfig:
     # wavelength base of that table: MAE's 10000 suits 14x14 grids and larger; a small grid
     # needs a small base, or most x/y channels are nearly constant over the image
     vit_sincos_base: float = 10000.0
+    # fresh models only: start every refiner transposed conv with its 2x2 kernel taps equal
+    # (nearest-neighbour upsampling then a 1x1 conv, "ICNR"), so the refined map starts as a
+    # smooth copy of the token map instead of a checkerboard that drowns where a region is
+    refiner_nearest_init: bool = False
     # data
     data_root: str | None = None
     datasets: list[str] = field(default_factory=list)  # empty = the stage's default kinds

@@ -6,7 +6,8 @@
 2. a ByteLevel BPE tokenizer trained on the training set's texts;
 3. the three stages with the configs in ``training/configs/embedded/``;
 4. the held-out score with the official warehouse metric, next to the majority-answer
-   baseline (the most frequent training answer of each category);
+   baseline (the most frequent training answer of each category), and the same on the
+   training generation's val split (scenes never trained on);
 5. the model files and MODEL_CARD.md into ``--out``.
 """
 
@@ -115,13 +116,14 @@ def train_stages(work: Path, data: Path, tokenizer: Path, model_json: Path,
     return previous, minutes
 
 
-def evaluate(checkpoint: Path, train_data: Path, heldout: Path, work: Path) -> dict[str, Any]:
+def evaluate(checkpoint: Path, train_data: Path, heldout: Path, work: Path,
+             split: str = 'train') -> dict[str, Any]:
     """Official warehouse scores of the model and of the majority baseline on ``heldout``."""
     from training.datasets import load_examples
     from training.generate import generate_answers, write_jsonl
     from training.metrics.warehouse import score_warehouse
 
-    examples = load_examples('warehouse', heldout, 'train')
+    examples = load_examples('warehouse', heldout, split)
     gt = [{'id': e.id, 'category': e.category, 'normalized_answer': e.normalized_answer}
           for e in examples]
     records = generate_answers(checkpoint, examples)
@@ -198,10 +200,42 @@ def write_card(args: argparse.Namespace) -> None:
         timing = work / 'runs' / Path(name).stem / 'timing.json'
         minutes[Path(name).stem] = json.loads(timing.read_text('utf-8'))['minutes']
     vocab = Tokenizer.from_file(str(work / 'tokenizer' / 'tokenizer.json')).get_vocab_size(True)
+    probe_path = work / 'heldout_probe.json'
+    if not probe_path.is_file():
+        try:
+            probe = region_probe(args.out, heldout_dir(args))
+        except ValueError as err:  # a smoke run's held-out set can be too small to probe
+            log.warning('no region-position probe in the card: %s', err)
+            probe = None
+        probe_path.write_text(json.dumps(probe), 'utf-8')
+    val_path = work / 'val_scores.json'
+    if not val_path.is_file():  # the training generation's val split: unseen scenes
+        (work / 'val').mkdir(exist_ok=True)
+        train_data = work / f'synth-train-s{args.seed}'
+        val = evaluate(args.out, train_data, train_data, work / 'val', split='val')
+        print(score_table(val))
+        val_path.write_text(json.dumps(val, indent=2), 'utf-8')
     write_model_card(args.out / 'MODEL_CARD.md', args=vars(args), minutes=minutes,
                      table=score_table(scores), scores=scores, vocab=vocab,
                      machine=f'{platform.machine()}, torch {torch.__version__}, '
-                     f'{args.threads} thread(s)')
+                     f'{args.threads} thread(s)',
+                     probe=json.loads(probe_path.read_text('utf-8')),
+                     val_table=score_table(json.loads(val_path.read_text('utf-8'))))
+
+
+def heldout_dir(args: argparse.Namespace) -> Path:
+    return args.work / f'synth-heldout-s{args.heldout_seed}'
+
+
+def region_probe(checkpoint: Path, heldout: Path) -> dict[str, Any]:
+    """Linear probe of where regions are, from the pooled region vectors (training.probe)."""
+    from dataclasses import asdict
+
+    from training.probe import probe_checkpoint
+
+    result = probe_checkpoint(checkpoint, heldout)
+    print(result.line())
+    return asdict(result)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -210,12 +244,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     work = args.work
     if args.card_only:
+        if not (work / 'heldout_scores.json').is_file():
+            print(f'training.embedded: --card-only needs a finished run in {work} '
+                  f'(no heldout_scores.json there)', file=sys.stderr)
+            return 2
         write_card(args)
         official_scores(work)
         return 0
     work.mkdir(parents=True, exist_ok=True)
     data = work / f'synth-train-s{args.seed}'
-    heldout = work / f'synth-heldout-s{args.heldout_seed}'
+    heldout = heldout_dir(args)
     synth(data, args.train_scenes, args.seed, 3, args.size)
     synth(heldout, args.heldout_scenes, args.heldout_seed, 2, args.size)
     vocab = build_tokenizer(data, work / 'tokenizer')
@@ -230,6 +268,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     for name in MODEL_FILES:
         shutil.copyfile(final / name, args.out / name)
+    for stale in ('heldout_probe.json', 'val_scores.json'):  # measured again for this model
+        (work / stale).unlink(missing_ok=True)
     write_card(args)
     beaten = all(scores['model']['per_category'][c]['accuracy']
                  > scores['baseline']['per_category'][c]['accuracy'] for c in CATEGORIES)

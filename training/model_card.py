@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+import textwrap
 from typing import Any
 
 from smolrgpt_core.config import SmolRGPTConfig
 
 
 def write_model_card(path: Path, *, args: dict[str, Any], minutes: dict[str, float],
-                     table: str, scores: dict[str, Any], vocab: int, machine: str) -> None:
+                     table: str, scores: dict[str, Any], vocab: int, machine: str,
+                     probe: dict[str, Any] | None = None, val_table: str = '') -> None:
     cfg = SmolRGPTConfig.from_json(path.parent / 'config.json')
     size_mb = (path.parent / 'model.safetensors').stat().st_size / 1e6
     from smolrgpt_core.modeling.smolrgpt import SmolRGPT
@@ -44,14 +46,37 @@ def write_model_card(path: Path, *, args: dict[str, Any], minutes: dict[str, flo
               if scores['model']['per_category'][c]['accuracy']
               <= scores['baseline']['per_category'][c]['accuracy']]
     verdict = ('It beats the majority baseline in every category.' if not behind else
-               f'**It does not beat the majority baseline in: {", ".join(behind)}.** There the '
-               'answers do not depend on the image yet (nearly every left_right answer is the '
-               'same side): the decoder has learnt the answer templates and the language '
-               'priors, but not to read the region tokens for that category. A linear probe '
-               'on the pooled region vectors of the random vision side tells left from right '
-               'about 80 % of the time, so the information is there; the stage-III budget '
-               '(2800 steps of 32, about 3.5 epochs shared by all categories) is too short '
-               'for the decoder to start using it.')
+               f'**It does not beat the majority baseline in: {", ".join(behind)}.**')
+    probe_text = ''
+    if probe:
+        probe_text = '\n\n' + textwrap.fill(
+            f"Where regions are, as the decoder sees them (`python -m training.probe`, held-out "
+            f"region descriptions): a linear probe on the pooled region vectors predicts the mask "
+            f"centroid column with R^2 {probe['r2']:.3f} and the image half with "
+            f"{100 * probe['half_accuracy']:.1f} % accuracy (majority "
+            f"{100 * probe['majority_accuracy']:.1f} %; {probe['n_test']} test regions); the "
+            f"column explains {100 * probe.get('variance_share', float('nan')):.1f} % of the "
+            f"vectors' variance.", width=95)
+    repeats = {Path(n).stem: c.get('category_repeats') for n, c in configs.items()
+               if c.get('category_repeats')}
+    repeats_text = '; '.join(f'{stage}: ' + ', '.join(f'{k} x{v}' for k, v in r.items())
+                             for stage, r in repeats.items()) or 'none'
+    base = configs[STAGE_FILES[0]].get('vit_sincos_base', 10000.0)
+    val_text = ''
+    if val_table:
+        val_text = (f"\nThe same scoring on the `val` split of the seed-{args['seed']} generation "
+                    f"(scenes never trained on; its validation loss is what training watched), "
+                    f"as a second sample of how much the numbers move between sets:\n\n"
+                    f"{val_table}\n")
+    refiner_text = ''
+    if configs[STAGE_FILES[0]].get('refiner_nearest_init'):
+        refiner_text = ('The refiners start as nearest-neighbour upsampling '
+                        '(`refiner_nearest_init`: equal taps in each 2x2 transposed-conv '
+                        'kernel). With random taps they paint a pattern inside every token '
+                        'that drowns the differences between tokens: the image column then '
+                        'explains 2 % of the pooled region vectors\' variance, and the '
+                        'decoder never learnt left from right.')
+        refiner_text = textwrap.fill(refiner_text, width=95) + '\n'
     steps = ', '.join(f'{Path(n).stem} ({c["stage"]}) {c["max_steps"]}'
                       for n, c in configs.items())
     text = f"""# smolrgpt-tiny-synthetic
@@ -95,12 +120,17 @@ Optimizer steps (batch 32): {steps}.
 Freezing and learning rates of stages I and II are the reference's (§1.12, §4.3): the ViT
 is frozen in every stage. There is no pretrained SigLIP2 here, so the ViT keeps its random
 weights, with its position embeddings started from a 2D sin-cos table (`vit_sincos_positions`)
-instead of zeros, so that region features know where a region is. The decoder is random and
-frozen in stages I-II, so those two stages only nudge the projectors and refiners (measured:
+instead of zeros, so that region features know where a region is. The table's wavelength base
+is {base:g} (`vit_sincos_base`), not MAE's 10000, so that every x/y channel varies across the
+{cfg.vit_grid}x{cfg.vit_grid} patch grid (with 10000, half of them are nearly constant there).
+{refiner_text}The decoder is random and frozen in stages I-II, so those two stages only nudge
+the projectors and refiners (measured:
 higher learning rates there, or a trainable ViT, collapse the region features towards one
 vector). Almost all learning happens in stage III, which trains everything but the ViT; it
 runs twice: `stage3_sft` (peak lr 1e-3) and then `stage3b_sft_continued`, which continues from
-it with a fresh cosine schedule (peak lr 5e-4).
+it with a fresh cosine schedule (peak lr 5e-4). Categories repeated per epoch in stage III
+(`category_repeats`): {repeats_text}. A left_right answer hinges on one token
+("left"/"right") among about twenty template tokens, so that category gets more passes.
 
 Training time on {machine} (shared machine, so wall time is an upper bound):
 
@@ -118,8 +148,8 @@ baseline answers every question with the most frequent training answer of its ca
 
 {table}
 
-{verdict}
-
+{verdict}{probe_text}
+{val_text}
 ## Limits
 
 Synthetic frames only ({args['size']} renders squashed to {cfg.vit_img_size} px); distances are

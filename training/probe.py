@@ -7,6 +7,10 @@ mask centroid column (0 = left edge, 1 = right edge) and a logistic regression f
 of the image", then reports both on the rest: R^2 and accuracy. A vision side that scores low
 here (the embedded model once had R^2 0.65 at initialisation) caps every spatial category.
 
+Decodable is not the same as loud: it also reports the share of the vectors' variance that the
+column explains linearly. A tiny share (the embedded model's random refiners left 2 %) means
+the column is a faint direction among louder ones, and training picks it up late or never.
+
     python -m training.probe --checkpoint models/smolrgpt-tiny-synthetic --data-root SYNTH
 """
 
@@ -34,11 +38,13 @@ class ProbeResult:
     r2: float  # centroid column, ridge regression
     half_accuracy: float  # left vs right half, logistic regression
     majority_accuracy: float  # the more frequent half, for scale
+    variance_share: float  # of the raw vectors' variance, explained linearly by the column
 
     def line(self) -> str:
         return (f'region-position probe: centroid column R^2 {self.r2:.3f}, left/right half '
                 f'accuracy {100 * self.half_accuracy:.1f}% (majority '
-                f'{100 * self.majority_accuracy:.1f}%), fit {self.n_fit} / test {self.n_test}')
+                f'{100 * self.majority_accuracy:.1f}%), variance share of the column '
+                f'{100 * self.variance_share:.1f}%, fit {self.n_fit} / test {self.n_test}')
 
 
 @torch.inference_mode()
@@ -77,7 +83,18 @@ def fit_probe(features: np.ndarray, columns: np.ndarray, fit_fraction: float = 0
     clf = LogisticRegression(max_iter=5000).fit(x_fit, right[:n_fit])
     majority = max(right[n_fit:].mean(), 1 - right[n_fit:].mean())
     return ProbeResult(n_fit, len(columns) - n_fit, float(r2),
-                       float(clf.score(x_test, right[n_fit:])), float(majority))
+                       float(clf.score(x_test, right[n_fit:])), float(majority),
+                       variance_share(features, columns))
+
+
+def variance_share(features: np.ndarray, columns: np.ndarray) -> float:
+    """Fraction of the total variance of ``features`` [N, D] that a linear function of
+    ``columns`` [N] explains (all N vectors, unscaled, as the decoder receives them)."""
+    centred = features - features.mean(0)
+    x = (columns - columns.mean())[:, None]  # [N, 1]
+    coef = (x.T @ centred) / max(float((x**2).sum()), 1e-12)  # [1, D] least squares per dim
+    total = float((centred**2).sum())
+    return float(((x @ coef) ** 2).sum() / total) if total > 0 else 0.0
 
 
 def probe_checkpoint(checkpoint: str | Path, data_root: str | Path, split: str = 'train',

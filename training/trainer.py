@@ -63,6 +63,8 @@ def build_model(cfg: TrainConfig, resume: str | Path | None = None) -> tuple[Smo
             model = SmolRGPT(model_cfg)
         if cfg.vit_sincos_positions:
             init_sincos_positions(model, cfg.vit_sincos_base)
+        if cfg.refiner_nearest_init:
+            init_refiners_nearest(model)
         if not cfg.tokenizer:
             raise ValueError('a fresh model (model_config) needs --tokenizer DIR')
         tokenizer_dir = Path(cfg.tokenizer)
@@ -93,6 +95,23 @@ def sincos_table(grid: int, dim: int, base: float = 10000.0) -> torch.Tensor:
 def init_sincos_positions(model: SmolRGPT, base: float = 10000.0) -> None:
     embedding = model.vision_encoder.patch_embedding.position_embedding  # [1, N, D]
     embedding.copy_(sincos_table(model.cfg.vit_grid, embedding.shape[-1], base)[None])
+
+
+@torch.no_grad()
+def init_refiners_nearest(model: SmolRGPT) -> None:
+    """Copy each refiner ConvTranspose2d's top-left tap to its other taps (ICNR init).
+
+    A stride-2, 2x2 transposed conv gives each of the four output pixels of an input pixel
+    its own random kernel, so a random refiner paints an 8x8 pattern inside every token that
+    is far stronger than the differences between tokens (measured on the embedded model:
+    the image column explains 0.1 % of the refined map's variance, 17 % of the token map's).
+    With equal taps the upsampling starts as nearest-neighbour and training breaks symmetry.
+    """
+    for refiner in (model.rgb_refiner, model.depth_refiner):
+        for layer in refiner.modules():
+            if isinstance(layer, nn.ConvTranspose2d):
+                weight = layer.weight  # [C_in, C_out, kh, kw]
+                weight.copy_(weight[:, :, :1, :1].expand_as(weight))
 
 
 def apply_freeze(model: nn.Module, spec: StageSpec, unfreeze: Sequence[str] = ()) -> list[str]:

@@ -23,6 +23,19 @@ def test_probe_tells_position_carrying_vectors_from_noise() -> None:
     assert good.r2 > 0.9 and good.half_accuracy > 0.9
     assert blind.r2 < 0.1 and blind.half_accuracy < 0.65
     assert (good.n_fit, good.n_test) == (300, 100)
+    # the column direction holds var(20 u) = 400/12 of the 16 + 400/12 total variance
+    assert good.variance_share == pytest.approx((400 / 12) / (16 + 400 / 12), abs=0.05)
+    assert blind.variance_share < 0.02
+
+
+def test_a_faint_column_is_decodable_but_has_a_small_variance_share() -> None:
+    rng = np.random.default_rng(1)
+    columns = rng.uniform(0, 1, 400)
+    loud = rng.normal(size=(400, 16)) * 10  # other directions, 100x the variance
+    loud[:, 0] = columns  # exact, but faint
+    result = fit_probe(loud, columns)
+    assert result.r2 > 0.99
+    assert result.variance_share < 0.01  # 1/12 of 1500, plus chance correlation
 
 
 def test_region_positions_are_the_mask_centroids(tiny_dir: Path, synth_root: Path) -> None:

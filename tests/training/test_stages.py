@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import itertools
+import math
 from pathlib import Path
 
 import pytest
+import torch
 from training_helpers import batch_for, tiny_config
 
 from training.stages import STAGES, Stage
@@ -82,3 +84,32 @@ def test_fresh_model_with_sincos_vit_positions(tiny_dir: Path, tmp_path: Path) -
     assert tokenizer_dir == tiny_dir
     table = model.vision_encoder.patch_embedding.position_embedding[0]  # [N, D]
     assert len({tuple(row.tolist()) for row in table}) == table.shape[0]  # all distinct
+
+
+def test_fresh_model_with_nearest_refiner_init(tiny_dir: Path, tmp_path: Path) -> None:
+    """ICNR init: each refined map starts piecewise constant over every token's block, so a
+    region vector is a mix of the tokens it covers and not of where it sits inside them."""
+    from smolrgpt_core.config import SmolRGPTConfig
+
+    model_json = tmp_path / 'model.json'
+    SmolRGPTConfig.from_json(tiny_dir / 'config.json').to_json(model_json)
+    kwargs = dict(last_stage_checkpoint=None, model_config=str(model_json),
+                  tokenizer=str(tiny_dir))
+    plain, _ = build_model(tiny_config('connector_alignment', tiny_dir, tmp_path, **kwargs))
+    model, _ = build_model(tiny_config('connector_alignment', tiny_dir, tmp_path,
+                                       refiner_nearest_init=True, **kwargs))
+    cfg = model.cfg
+    tokens = torch.randn(1, cfg.mp_image_token_length, cfg.lm_hidden_dim)
+    side = math.isqrt(cfg.mp_image_token_length)
+    block = cfg.mask_grid // side
+    for m in (plain, model):
+        refined = m.rgb_refiner(tokens)[0].T.reshape(-1, side, block, side, block)  # [D, ...]
+        spread = (refined - refined[:, :, :1, :, :1]).abs().amax().item()
+        if m is plain:
+            assert spread > 1e-2  # a random refiner paints a pattern inside each block
+        else:
+            assert spread < 1e-5
+    # the same random draw elsewhere: only the refiners' transposed convs differ
+    changed = {n for n, p in model.state_dict().items()
+               if not torch.equal(p, plain.state_dict()[n])}
+    assert changed and all('refiner' in n and n.endswith('weight') for n in changed)
