@@ -77,6 +77,11 @@ def write_model_card(path: Path, *, args: dict[str, Any], minutes: dict[str, flo
                         'explains 2 % of the pooled region vectors\' variance, and the '
                         'decoder never learnt left from right.')
         refiner_text = textwrap.fill(refiner_text, width=95) + '\n'
+    stage_list = '\n'.join(f'# run {i}: training/configs/embedded/{n}'
+                           for i, n in enumerate(configs, 1))
+    sft_runs = {Path(n).stem: c for n, c in configs.items() if c['stage'] == 'sft'}
+    sft_text = ', then '.join(f'`{name}` (peak lr {max(c["lr"].values()):g})'
+                              for name, c in sft_runs.items())
     steps = ', '.join(f'{Path(n).stem} ({c["stage"]}) {c["max_steps"]}'
                       for n, c in configs.items())
     text = f"""# smolrgpt-tiny-synthetic
@@ -107,7 +112,7 @@ Reproduce with `make embedded-model` (= `scripts/train_embedded_model.sh` =
 ```
 {commands}
 # tokenizer: training/tokenizer.py on the training set's questions, answers, captions, region texts
-# stages: training/configs/embedded/stage{{1_connector,2_refiner,3_sft,3b_sft_continued}}.json
+{stage_list}
 ```
 
 Data: training scenes = the `train` split (80 %) of the seed-{args['seed']} set; validation loss on
@@ -124,11 +129,10 @@ instead of zeros, so that region features know where a region is. The table's wa
 is {base:g} (`vit_sincos_base`), not MAE's 10000, so that every x/y channel varies across the
 {cfg.vit_grid}x{cfg.vit_grid} patch grid (with 10000, half of them are nearly constant there).
 {refiner_text}The decoder is random and frozen in stages I-II, so those two stages only nudge
-the projectors and refiners (measured:
-higher learning rates there, or a trainable ViT, collapse the region features towards one
-vector). Almost all learning happens in stage III, which trains everything but the ViT; it
-runs twice: `stage3_sft` (peak lr 1e-3) and then `stage3b_sft_continued`, which continues from
-it with a fresh cosine schedule (peak lr 5e-4). Categories repeated per epoch in stage III
+the projectors and refiners (measured: higher learning rates there, or a trainable ViT,
+collapse the region features towards one vector). Almost all learning happens in stage III,
+which trains everything but the ViT, as {len(sft_runs)} consecutive runs with a cosine
+schedule each: {sft_text}. Categories repeated per epoch in stage III
 (`category_repeats`): {repeats_text}. A left_right answer hinges on one token
 ("left"/"right") among about twenty template tokens, so that category gets more passes.
 
