@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 import json
 import logging
 from pathlib import Path
@@ -123,16 +123,17 @@ def evaluate(checkpoint: Path, train_data: Path, heldout: Path, work: Path,
     from training.generate import generate_answers, write_jsonl
     from training.metrics.warehouse import score_warehouse
 
+    work.mkdir(parents=True, exist_ok=True)
     examples = load_examples('warehouse', heldout, split)
     gt = [{'id': e.id, 'category': e.category, 'normalized_answer': e.normalized_answer}
           for e in examples]
     records = generate_answers(checkpoint, examples)
     write_jsonl(work / 'heldout_answers.jsonl', records)
     pred = [{'id': r['id'], 'normalized_answer': r['normalized_answer']} for r in records]
+    training = load_examples('warehouse', train_data, 'train')  # once, not per category
     majority = {}
     for cat in CATEGORIES:
-        answers = [str(e.normalized_answer) for e in load_examples('warehouse', train_data,
-                                                                  'train') if e.category == cat]
+        answers = [str(e.normalized_answer) for e in training if e.category == cat]
         majority[cat] = Counter(answers).most_common(1)[0][0]
     baseline = [{'id': e.id, 'normalized_answer': majority[e.category]} for e in examples]
     for name, rows in (('model', pred), ('baseline', baseline)):
@@ -200,40 +201,43 @@ def write_card(args: argparse.Namespace) -> None:
         timing = work / 'runs' / Path(name).stem / 'timing.json'
         minutes[Path(name).stem] = json.loads(timing.read_text('utf-8'))['minutes']
     vocab = Tokenizer.from_file(str(work / 'tokenizer' / 'tokenizer.json')).get_vocab_size(True)
-    probe_path = work / 'heldout_probe.json'
-    if not probe_path.is_file():
-        try:
-            probe = region_probe(args.out, heldout_dir(args))
-        except ValueError as err:  # a smoke run's held-out set can be too small to probe
-            log.warning('no region-position probe in the card: %s', err)
-            probe = None
-        probe_path.write_text(json.dumps(probe), 'utf-8')
-    val_path = work / 'val_scores.json'
-    if not val_path.is_file():  # the training generation's val split: unseen scenes
-        (work / 'val').mkdir(exist_ok=True)
-        train_data = work / f'synth-train-s{args.seed}'
-        val = evaluate(args.out, train_data, train_data, work / 'val', split='val')
-        print(score_table(val))
-        val_path.write_text(json.dumps(val, indent=2), 'utf-8')
+    train_data = work / f'synth-train-s{args.seed}'
+    probe = cached_json(work / 'heldout_probe.json',
+                        lambda: region_probe(args.out, heldout_dir(args)))
+    # the training generation's val split: scenes never trained on
+    val = cached_json(work / 'val_scores.json',
+                      lambda: evaluate(args.out, train_data, train_data, work / 'val', 'val'))
+    print(score_table(val))
     write_model_card(args.out / 'MODEL_CARD.md', args=vars(args), minutes=minutes,
                      table=score_table(scores), scores=scores, vocab=vocab,
                      machine=f'{platform.machine()}, torch {torch.__version__}, '
                      f'{args.threads} thread(s)',
-                     probe=json.loads(probe_path.read_text('utf-8')),
-                     val_table=score_table(json.loads(val_path.read_text('utf-8'))))
+                     probe=probe, val_table=score_table(val))
+
+
+def cached_json(path: Path, compute: Callable[[], Any]) -> Any:
+    """The JSON in ``path``, or ``compute()`` written there first (main() clears these
+    files when it writes a new model, so ``--card-only`` reuses what was measured)."""
+    if not path.is_file():
+        path.write_text(json.dumps(compute(), indent=2), 'utf-8')
+    return json.loads(path.read_text('utf-8'))
 
 
 def heldout_dir(args: argparse.Namespace) -> Path:
     return args.work / f'synth-heldout-s{args.heldout_seed}'
 
 
-def region_probe(checkpoint: Path, heldout: Path) -> dict[str, Any]:
+def region_probe(checkpoint: Path, heldout: Path) -> dict[str, Any] | None:
     """Linear probe of where regions are, from the pooled region vectors (training.probe)."""
     from dataclasses import asdict
 
     from training.probe import probe_checkpoint
 
-    result = probe_checkpoint(checkpoint, heldout)
+    try:
+        result = probe_checkpoint(checkpoint, heldout)
+    except ValueError as err:  # a smoke run's held-out set can be too small to probe
+        log.warning('no region-position probe in the card: %s', err)
+        return None
     print(result.line())
     return asdict(result)
 

@@ -55,7 +55,7 @@ def write_model_card(path: Path, *, args: dict[str, Any], minutes: dict[str, flo
             f"centroid column with R^2 {probe['r2']:.3f} and the image half with "
             f"{100 * probe['half_accuracy']:.1f} % accuracy (majority "
             f"{100 * probe['majority_accuracy']:.1f} %; {probe['n_test']} test regions); the "
-            f"column explains {100 * probe.get('variance_share', float('nan')):.1f} % of the "
+            f"column explains {100 * probe['variance_share']:.1f} % of the "
             f"vectors' variance.", width=95)
     repeats = {Path(n).stem: c.get('category_repeats') for n, c in configs.items()
                if c.get('category_repeats')}
