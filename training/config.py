@@ -35,6 +35,7 @@ class TrainConfig:
     vision_backbone: str | None = None  # HF SigLIP2 dir (fresh model, reference stage I)
     lm_backbone: str | None = None  # HF SmolLM2 dir
     unfreeze: list[str] = field(default_factory=list)  # extra trainable name prefixes
+    freeze: list[str] = field(default_factory=list)  # name prefixes kept fixed this run
     # fresh models only: start the ViT's (zero-initialised) position embeddings from a 2D
     # sin-cos table, as MAE does, so a ViT trained from scratch knows where each patch is
     vit_sincos_positions: bool = False
@@ -54,6 +55,9 @@ class TrainConfig:
     # training examples of a category seen this many times per epoch (e.g. {"left_right": 3}),
     # for a category whose answer hinges on one token and trails the others
     category_repeats: dict[str, int] = field(default_factory=dict)
+    # batches draw runs of up to this many examples of one image, so the vision side runs
+    # once per image for all of them (1 = every example drawn on its own, as the reference)
+    examples_per_image: int = 1
     # optimisation (reference defaults)
     batch_size: int = 14  # per process
     grad_accum: int = 4
@@ -83,8 +87,8 @@ class TrainConfig:
         if unknown:
             raise ValueError(f'lr has unknown groups {unknown}; expected {list(GROUPS)}')
         self.lr = {g: float(self.lr.get(g, 5e-5)) for g in GROUPS}
-        if self.batch_size < 1 or self.grad_accum < 1:
-            raise ValueError('batch_size and grad_accum must be >= 1')
+        if self.batch_size < 1 or self.grad_accum < 1 or self.examples_per_image < 1:
+            raise ValueError('batch_size, grad_accum and examples_per_image must be >= 1')
         bad = {c: n for c, n in self.category_repeats.items()
                if not isinstance(n, int) or isinstance(n, bool) or n < 1}
         if bad:

@@ -58,8 +58,12 @@ def group_of(name: str) -> str:
     raise KeyError(f'parameter {name!r} belongs to no optimizer group')
 
 
-def is_trainable(name: str, spec: StageSpec, unfreeze: tuple[str, ...] = ()) -> bool:
-    """``unfreeze``: extra name prefixes to train (e.g. a from-scratch ViT); empty = reference."""
+def is_trainable(name: str, spec: StageSpec, unfreeze: tuple[str, ...] = (),
+                 freeze: tuple[str, ...] = ()) -> bool:
+    """``unfreeze``: extra name prefixes to train (e.g. a from-scratch ViT); ``freeze``: name
+    prefixes the stage would train but this run keeps fixed; both empty = reference."""
+    if freeze and name.startswith(tuple(freeze)):
+        return False
     if unfreeze and name.startswith(tuple(unfreeze)):
         return True
     if name.startswith(ALWAYS_FROZEN):

@@ -114,11 +114,12 @@ def init_refiners_nearest(model: SmolRGPT) -> None:
                 weight.copy_(weight[:, :, :1, :1].expand_as(weight))
 
 
-def apply_freeze(model: nn.Module, spec: StageSpec, unfreeze: Sequence[str] = ()) -> list[str]:
+def apply_freeze(model: nn.Module, spec: StageSpec, unfreeze: Sequence[str] = (),
+                 freeze: Sequence[str] = ()) -> list[str]:
     """Set requires_grad per the stage table; returns the trainable parameter names."""
     trainable = []
     for name, p in model.named_parameters():
-        p.requires_grad_(is_trainable(name, spec, tuple(unfreeze)))
+        p.requires_grad_(is_trainable(name, spec, tuple(unfreeze), tuple(freeze)))
         if p.requires_grad:
             trainable.append(name)
     return trainable
@@ -181,11 +182,21 @@ def init_distributed(device: str) -> Dist:
 
 
 class EpochSampler(Sampler[int]):
-    """A seeded shuffle per epoch, sharded by rank, that can start mid-epoch (resume)."""
+    """A seeded shuffle per epoch, sharded by rank, that can start mid-epoch (resume).
 
-    def __init__(self, n: int, batch_size: int, rank: int, world: int, seed: int) -> None:
+    With ``groups`` (one key per example, e.g. its image) and ``group_size`` K > 1, each
+    epoch cuts every key's shuffled examples into runs of up to K and shuffles the runs, so a
+    batch holds about B/K images with K questions each and the vision side (shared per image
+    in a batch, see the collator) runs B/K times instead of B.
+    """
+
+    def __init__(self, n: int, batch_size: int, rank: int, world: int, seed: int,
+                 groups: Sequence[str] | None = None, group_size: int = 1) -> None:
+        if groups is not None and len(groups) != n:
+            raise ValueError(f'{len(groups)} group keys for {n} examples')
         self.n, self.batch_size, self.seed = n, batch_size, seed
         self.rank, self.world = rank, world
+        self.groups, self.group_size = groups, group_size
         self.epoch = 0
         self.start_batch = 0
         # whole global batches only, as DistributedSampler + drop_last would do
@@ -195,10 +206,26 @@ class EpochSampler(Sampler[int]):
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
         self.epoch, self.start_batch = epoch, start_batch
 
-    def __iter__(self) -> Iterator[int]:
+    def _order(self) -> list[int]:
         g = torch.Generator().manual_seed(self.seed + self.epoch)
         order = torch.randperm(self.n, generator=g).tolist()
-        mine = order[self.rank:self.per_rank * self.world:self.world]
+        if self.groups is None or self.group_size <= 1:
+            return order
+        by_key: dict[str, list[int]] = {}
+        for i in order:
+            by_key.setdefault(self.groups[i], []).append(i)
+        runs = [same[j:j + self.group_size] for same in by_key.values()
+                for j in range(0, len(same), self.group_size)]
+        return [i for r in torch.randperm(len(runs), generator=g).tolist() for i in runs[r]]
+
+    def __iter__(self) -> Iterator[int]:
+        order = self._order()
+        if self.world > 1:  # rank r takes the r-th slice of every global batch
+            b = min(self.batch_size, self.per_rank)  # one rank's batch
+            order = [order[start + self.rank * b + j]
+                     for start in range(0, self.per_rank * self.world, b * self.world)
+                     for j in range(b)]
+        mine = order[:self.per_rank]
         return iter(mine[self.start_batch * self.batch_size:])
 
     def __len__(self) -> int:
@@ -226,7 +253,8 @@ def loss_sum(model: nn.Module, batch: dict[str, Any], autocast: bool) -> tuple[t
            else contextlib.nullcontext())
     with ctx:
         logits, _ = model(batch['input_ids'], batch['images'], batch.get('depths'),
-                          batch.get('masks'), batch['attention_mask'])
+                          batch.get('masks'), batch['attention_mask'],
+                          image_index=batch.get('image_index'))
     loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(),  # [B*T, V], [B*T]
                            ignore_index=IGNORE_INDEX, reduction='sum')
     return loss, int((targets != IGNORE_INDEX).sum())
@@ -284,7 +312,7 @@ class Trainer:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         self.model, self.tokenizer_dir = build_model(cfg, resume)
-        self.trainable = apply_freeze(self.model, self.spec, cfg.unfreeze)
+        self.trainable = apply_freeze(self.model, self.spec, cfg.unfreeze, cfg.freeze)
         self.model.to(self.dist.device)
         self.tok = SmolRGPTTokenizer.from_dir(self.tokenizer_dir, self.model.cfg)
         examples = examples or {}
@@ -294,8 +322,10 @@ class Trainer:
         self.train_set = ExampleDataset(train, self.tok, **kw)
         self.val_set = ExampleDataset(val, self.tok, **kw) if val else None
         self.collate = Collator(self.tok.pad_token_id)
-        self.sampler = EpochSampler(len(self.train_set), cfg.batch_size, self.dist.rank,
-                                    self.dist.world, cfg.seed)
+        self.sampler = EpochSampler(
+            len(self.train_set), cfg.batch_size, self.dist.rank, self.dist.world, cfg.seed,
+            groups=[self.train_set.image_key(i) for i in range(len(self.train_set))],
+            group_size=cfg.examples_per_image)
         updates_per_epoch = math.ceil(self.sampler.batches_per_epoch / cfg.grad_accum)
         self.total_steps = cfg.max_steps or updates_per_epoch * cfg.epochs
         self.optimizer = build_optimizer(self.model, cfg)

@@ -103,11 +103,16 @@ class SmolRGPT(nn.Module):
         return self.MP(feats[:B]), self.MP_depth(feats[B:])
 
     def region_features(self, image_tokens: torch.Tensor, depth_tokens: torch.Tensor,
-                        masks: Sequence[torch.Tensor]
+                        masks: Sequence[torch.Tensor],
+                        image_index: torch.Tensor | None = None,
                         ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        """Per-sample pooled region vectors [M_b, D] for RGB and depth."""
-        rgb_map = self.rgb_refiner(image_tokens)  # [B, G*G, D]
-        depth_map = self.depth_refiner(depth_tokens)  # [B, G*G, D]
+        """Per-sample pooled region vectors [M_b, D] for RGB and depth. With ``image_index``
+        [B], the token maps are per distinct image [U, n, D] and sample b pools the refined
+        map of image ``image_index[b]``."""
+        rgb_map = self.rgb_refiner(image_tokens)  # [U, G*G, D]
+        depth_map = self.depth_refiner(depth_tokens)  # [U, G*G, D]
+        if image_index is not None:
+            rgb_map, depth_map = rgb_map[image_index], depth_map[image_index]  # [B, G*G, D]
         return self.mask_pooling(rgb_map, list(masks)), self.mask_pooling(depth_map, list(masks))
 
     @torch.inference_mode()
@@ -172,19 +177,32 @@ class SmolRGPT(nn.Module):
                 masks: Sequence[torch.Tensor] | None = None,
                 attention_mask: torch.Tensor | None = None,
                 targets: torch.Tensor | None = None,
+                image_index: torch.Tensor | None = None,
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """input_ids [B, T]; images/depths [B, 3, S, S]; masks: B tensors [M_b, Hi, Wi];
         attention_mask [B, T] (1 = real token, left padding); targets [B, T] already shifted
-        (-100 = ignored). Returns logits [B, T, V] and the mean loss (or None)."""
+        (-100 = ignored). Returns logits [B, T, V] and the mean loss (or None).
+
+        ``image_index`` [B] lets several samples share one image: images/depths then hold the
+        U distinct images [U, 3, S, S] and sample b uses image ``image_index[b]``, so the
+        vision side runs once per image. Same result as passing each sample its own copy.
+        """
         if masks is not None and depths is None:
             raise ValueError('region masks need the depth image (for <mask_depth>)')
-        image_tokens, depth_tokens = self.encode_images(images, depths)
+        B = input_ids.shape[0]
+        if image_index is not None and (image_index.shape != (B,) or bool(
+                (image_index < 0).any() | (image_index >= images.shape[0]).any())):
+            raise ValueError(f'image_index must be [{B}] indices into {images.shape[0]} '
+                             f'images, got {image_index.tolist()}')
+        image_tokens, depth_tokens = self.encode_images(images, depths)  # [U, n, D] each
         rgb_regions = depth_regions = None
         if masks is not None:
-            if len(masks) != input_ids.shape[0]:
-                raise ValueError(f'got {len(masks)} mask tensors for a batch of '
-                                 f'{input_ids.shape[0]}')
-            rgb_regions, depth_regions = self.region_features(image_tokens, depth_tokens, masks)
+            if len(masks) != B:
+                raise ValueError(f'got {len(masks)} mask tensors for a batch of {B}')
+            rgb_regions, depth_regions = self.region_features(image_tokens, depth_tokens, masks,
+                                                              image_index)
+        if image_index is not None:
+            image_tokens = image_tokens[image_index]  # [U, n, D] -> [B, n, D]
         emb = self.embed(input_ids, image_tokens, rgb_regions, depth_regions)
         hidden = self._decode_full(emb, attention_mask)  # [B, T, D]
         logits = self.decoder.head(hidden)  # [B, T, V]

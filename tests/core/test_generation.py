@@ -55,6 +55,44 @@ def test_forward_shapes_and_loss(tiny_model: SmolRGPT) -> None:
     assert tiny_model.MP_depth.proj.weight.grad.abs().sum() > 0
 
 
+def test_shared_images_equal_per_sample_copies(tiny_model: SmolRGPT) -> None:
+    """Three samples on two images: image_index gives the logits and gradients of stacking a
+    copy of the image per sample, with the vision side run on 2 images instead of 3."""
+    cfg = tiny_model.cfg
+    a, da, ma = random_frame(cfg, 2, seed=1)
+    b, db, mb = random_frame(cfg, 1, seed=2)
+    ids = torch.tensor([make_ids(tiny_model, [50, 51], 2), make_ids(tiny_model, [52, 53], 2),
+                        make_ids(tiny_model, [54, 55, 56, 57, 58], 1)])
+    masks = [ma, ma.flip(0), mb]
+
+    def run(images, depths, index):
+        tiny_model.zero_grad()
+        logits, _ = tiny_model(ids, images, depths, masks, image_index=index)
+        (logits * torch.linspace(-1, 1, logits.shape[-1])).sum().backward()
+        return logits, {n: p.grad.clone() for n, p in tiny_model.named_parameters()
+                        if p.grad is not None}
+
+    calls = []
+    hook = tiny_model.rgb_refiner.register_forward_hook(lambda m, i, o: calls.append(len(o)))
+    shared, shared_grads = run(torch.stack([a, b]), torch.stack([da, db]), torch.tensor([0, 0, 1]))
+    copies, copy_grads = run(torch.stack([a, a, b]), torch.stack([da, da, db]), None)
+    hook.remove()
+    assert calls == [2, 3]
+    torch.testing.assert_close(shared, copies, atol=1e-5, rtol=1e-5)
+    assert shared_grads.keys() == copy_grads.keys()
+    assert 'rgb_refiner.refiner.0.weight' in shared_grads
+    for name, grad in copy_grads.items():
+        torch.testing.assert_close(shared_grads[name], grad, atol=1e-4, rtol=1e-3,
+                                   msg=lambda m, name=name: f'{name}: {m}')
+
+
+def test_image_index_out_of_range_is_an_error(tiny_model: SmolRGPT) -> None:
+    image, depth, masks = random_frame(tiny_model.cfg, 1)
+    ids = torch.tensor([make_ids(tiny_model, [50], 1)] * 2)
+    with pytest.raises(ValueError, match='image_index'):
+        tiny_model(ids, image[None], depth[None], [masks, masks], image_index=torch.tensor([0, 1]))
+
+
 def test_vit_runs_once_for_rgb_and_depth(tiny_model: SmolRGPT) -> None:
     calls = []
     tiny_model.vision_encoder.register_forward_hook(lambda m, i, o: calls.append(i[0].shape))

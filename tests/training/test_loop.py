@@ -33,10 +33,12 @@ def _examples(synth_root: Path) -> dict[str, list]:
     return {'train': train, 'val': load_examples('warehouse', synth_root, 'val')[:2]}
 
 
+@pytest.mark.parametrize('examples_per_image', [1, 3])
 def test_resume_gives_the_uninterrupted_loss_curve(tiny_dir: Path, synth_root: Path,
-                                                   tmp_path: Path) -> None:
+                                                   tmp_path: Path, examples_per_image: int
+                                                   ) -> None:
     # 10 examples, batch 2, accum 2 -> 3 steps per epoch; 7 steps cross two epoch borders
-    kw = {'grad_accum': 2, 'max_steps': 7}
+    kw = {'grad_accum': 2, 'max_steps': 7, 'examples_per_image': examples_per_image}
     full = Trainer(tiny_config('sft', tiny_dir, tmp_path / 'full', **kw),
                    examples=_examples(synth_root)).train()
     part = Trainer(tiny_config('sft', tiny_dir, tmp_path / 'part', **kw),

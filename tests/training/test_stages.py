@@ -10,8 +10,16 @@ import pytest
 import torch
 from training_helpers import batch_for, tiny_config
 
+from training.datasets import load_examples
 from training.stages import STAGES, Stage
-from training.trainer import apply_freeze, build_model, build_optimizer, loss_sum, lr_factor
+from training.trainer import (
+    Trainer,
+    apply_freeze,
+    build_model,
+    build_optimizer,
+    loss_sum,
+    lr_factor,
+)
 
 TRAINS = {
     'connector_alignment': {'MP'},
@@ -41,6 +49,21 @@ def test_unfreeze_adds_prefixes(tiny_dir: Path) -> None:
     model, _ = build_model(cfg)
     names = apply_freeze(model, STAGES[Stage.CONNECTOR_ALIGNMENT], cfg.unfreeze)
     assert {n.split('.')[0] for n in names} == {'MP', 'vision_encoder'}
+
+
+def test_freeze_keeps_prefixes_out_of_the_step(tiny_dir: Path, synth_root: Path,
+                                               tmp_path: Path) -> None:
+    vision = ['MP.', 'MP_depth.', 'rgb_refiner.', 'depth_refiner.']
+    cfg = tiny_config('sft', tiny_dir, tmp_path / 'run', freeze=vision, max_steps=2)
+    examples = load_examples('warehouse', synth_root, 'train')[:4]
+    trainer = Trainer(cfg, examples={'train': examples, 'val': []})
+    assert {n.split('.')[0] for n in trainer.trainable} == {'decoder'}
+    assert [g['name'] for g in trainer.optimizer.param_groups] == ['backbones']
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+    trainer.train()
+    for name, p in trainer.model.named_parameters():
+        moved = not torch.equal(before[name], p.detach())
+        assert moved == name.startswith('decoder.'), name
 
 
 def test_optimizer_groups_carry_the_stage_learning_rates(tiny_dir: Path) -> None:
