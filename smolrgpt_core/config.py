@@ -8,8 +8,9 @@ reference dataclass.
 
 Values that follow from others are properties, never stored twice: ``lm_vocab_size`` (base +
 extra tokens; still written to ``config.json`` because the reference needs the key), the head
-dims, the patch grid and the refined mask grid. The ``depth_*`` fields are ours: old files lack
-them and get the defaults, which reproduce the reference training pipeline.
+dims, the patch grid and the refined mask grid. The ``depth_*`` fields and
+``prompt_region_labels`` are ours: old files lack them and get the defaults, which reproduce the
+reference pipeline.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ _DERIVED_KEYS = ('lm_vocab_size',)
 # code (which builds its dataclass with ``VLMConfig(**json)`` and fails on unknown keys).
 PRODUCT_FIELDS = (
     'region_refiner_depth', 'depth_input', 'depth_pipeline', 'depth_min_m', 'depth_max_m',
-    'depth_near_is_dark', 'depth_invalid_value',
+    'depth_near_is_dark', 'depth_invalid_value', 'prompt_region_labels',
 )
 
 
@@ -112,6 +113,11 @@ class SmolRGPTConfig:
     depth_max_m: float = 20.0
     depth_near_is_dark: bool = True
     depth_invalid_value: int = 0
+    # ours: write each region reference of a prompt as '[Region k] <mask_rgb><mask_depth>'
+    # (k = its place in the question, the name the answers use) instead of the bare pair. Off
+    # for the official checkpoints; a decoder trained from scratch has no pretrained way to
+    # tell the k-th of several identical placeholders apart, and mcq/count answers name them.
+    prompt_region_labels: bool = False
 
     def __post_init__(self) -> None:
         # the form read from a file, written back unchanged (see to_dict)

@@ -12,12 +12,16 @@ references come in two styles (never mixed in one question):
 * dataset style, ``<mask>``: the k-th ``<mask>`` is the k-th mask supplied, and the count must
   equal the number of masks;
 * product style, ``<regionN>``: refers to mask N of the frame, in any order or subset.
+
+A model whose config sets ``prompt_region_labels`` reads each pair after a '[Region k] ' label,
+k counting the question's references from 0 (the names its answers use).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+import itertools
 import json
 import logging
 from pathlib import Path
@@ -34,6 +38,7 @@ logger = logging.getLogger(__name__)
 IM_START = '<|im_start|>'
 IM_END = '<|im_end|>'
 DATASET_MASK = '<mask>'
+DATASET_MASK_RE = re.compile(re.escape(DATASET_MASK))
 DATASET_IMAGE = '<image>'
 REGION_TAG = re.compile(r'<region(\d+)>')
 TOKENIZER_FILE = 'tokenizer.json'
@@ -41,6 +46,18 @@ TOKENIZER_FILE = 'tokenizer.json'
 
 class PromptError(ValueError):
     """A question whose region references do not match the masks."""
+
+
+def spell_regions(text: str, cfg: SmolRGPTConfig, pattern: re.Pattern[str] = DATASET_MASK_RE
+                  ) -> str:
+    """Each region reference (``<mask>``, or ``pattern``'s matches) -> the model's form: the
+    ``<mask_rgb><mask_depth>`` pair, after a '[Region k] ' label (k = the reference's place in
+    the text) when the model was trained with ``prompt_region_labels``."""
+    pair = cfg.mask_rgb_token + cfg.mask_depth_token
+    places = itertools.count()
+    if not cfg.prompt_region_labels:
+        return pattern.sub(pair, text)
+    return pattern.sub(lambda _: f'[Region {next(places)}] {pair}', text)
 
 
 def render_chat(messages: Sequence[dict[str, str]], add_generation_prompt: bool = True) -> str:
@@ -112,13 +129,13 @@ class SmolRGPTTokenizer:
             if n_dataset != n_masks:
                 raise PromptError(f'{n_dataset} <mask> references but {n_masks} masks')
             regions = list(range(n_dataset))
-            text = text.replace(DATASET_MASK, cfg.mask_rgb_token + cfg.mask_depth_token)
+            text = spell_regions(text, cfg)
         else:
             bad = [n for n in tags if n >= n_masks]
             if bad:
                 raise PromptError(f'references to regions {bad}, but only {n_masks} masks')
             regions = tags
-            text = REGION_TAG.sub(cfg.mask_rgb_token + cfg.mask_depth_token, text)
+            text = spell_regions(text, cfg, REGION_TAG)
         user = cfg.image_token * cfg.mp_image_token_length + text
         ids = self.encode(render_chat([{'role': 'user', 'content': user}]))
         counts = [ids.count(t) for t in (self.image_token_id, self.mask_rgb_token_id,

@@ -6,7 +6,9 @@ assistant header are context only. Each segment is tokenised on its own, exactly
 inference prompt is (the added special tokens split the text there anyway).
 
 Batches are padded on the left to the longest sample of the batch (not to a fixed 512), so
-generation-style left padding and training agree. The k-th ``<mask_rgb><mask_depth>`` pair of
+generation-style left padding and training agree. An image that several samples of a batch
+share is stacked once (``image_index`` maps samples to images), so the vision side runs once
+per distinct image. The k-th ``<mask_rgb><mask_depth>`` pair of
 a sample is its k-th mask; the dataset checks the counts when it tokenises.
 """
 
@@ -24,17 +26,17 @@ from torch.utils.data import Dataset
 from smolrgpt_core.config import SmolRGPTConfig
 from smolrgpt_core.modeling.smolrgpt import IGNORE_INDEX
 from smolrgpt_core.preprocess import masks_to_tensor, preprocess_depth, preprocess_rgb
-from smolrgpt_core.tokens import DATASET_IMAGE, DATASET_MASK, IM_END, IM_START, SmolRGPTTokenizer
+from smolrgpt_core.tokens import DATASET_IMAGE, IM_END, IM_START, SmolRGPTTokenizer, spell_regions
 from training.datasets import Example
 
 log = logging.getLogger(__name__)
-MASK_PAIR = '<mask_rgb><mask_depth>'
 
 
 def user_text(question: str, cfg: SmolRGPTConfig, first: bool) -> str:
-    """Dataset question -> model user turn: no ``<image>``, ``<mask>`` -> the token pair,
-    the image placeholders prepended to the first turn."""
-    text = question.replace(DATASET_IMAGE, '').replace(DATASET_MASK, MASK_PAIR)
+    """Dataset question -> model user turn: no ``<image>``, each ``<mask>`` written as
+    inference writes it (``spell_regions``), the image placeholders prepended to the first
+    turn."""
+    text = spell_regions(question.replace(DATASET_IMAGE, ''), cfg)
     return cfg.image_token * cfg.mp_image_token_length + text if first else text
 
 
@@ -105,11 +107,17 @@ class ExampleDataset(Dataset):
     def __len__(self) -> int:
         return len(self.examples)
 
+    def image_key(self, index: int) -> str:
+        """What identifies the sample's vision input: samples with equal keys share it."""
+        ex = self.examples[index]
+        depth = ex.depth_path if self.uses_regions else None
+        return f'{ex.rgb_path}|{depth}'
+
     def __getitem__(self, index: int) -> dict[str, object]:
         ex = self.examples[index]
         ids, target = self.encoded[index]
         item: dict[str, object] = {
-            'input_ids': ids, 'target': target,
+            'input_ids': ids, 'target': target, 'image_key': self.image_key(index),
             'image': self._image(Path(ex.rgb_path), 'rgb'),
         }
         if self.uses_regions:
@@ -139,11 +147,19 @@ class Collator:
             # label[t] = token[t + 1] where that token is a target (the model does not shift)
             shifted = torch.where(is_target[1:], ids[1:], IGNORE_INDEX)  # [n - 1]
             targets[b, T - n:T - 1] = shifted
+        # each distinct image once; image_index[b] says which one sample b looks at
+        first: dict[object, int] = {}
+        for b, it in enumerate(items):
+            first.setdefault(it.get('image_key', b), b)
+        slot = {key: u for u, key in enumerate(first)}
+        distinct = [items[b] for b in first.values()]
         batch: dict[str, object] = {
             'input_ids': input_ids, 'attention_mask': attention, 'targets': targets,
-            'images': torch.stack([it['image'] for it in items]),
+            'images': torch.stack([it['image'] for it in distinct]),  # [U, 3, S, S]
+            'image_index': torch.tensor([slot[it.get('image_key', b)]
+                                         for b, it in enumerate(items)]),  # [B]
         }
         if 'depth' in items[0]:
-            batch['depths'] = torch.stack([it['depth'] for it in items])
+            batch['depths'] = torch.stack([it['depth'] for it in distinct])  # [U, 3, S, S]
             batch['masks'] = [it['masks'] for it in items]
         return batch

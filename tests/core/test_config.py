@@ -54,8 +54,9 @@ def test_default_file_has_exactly_the_official_keys(tmp_path: Path) -> None:
 
 def test_round_trip_keeps_product_fields(tmp_path: Path) -> None:
     cfg = SmolRGPTConfig(depth_input='metric', depth_max_m=12.5, depth_near_is_dark=False,
-                         stage='sft')
+                         stage='sft', prompt_region_labels=True)
     cfg.to_json(tmp_path / 'c.json')
+    assert json.loads((tmp_path / 'c.json').read_text())['prompt_region_labels'] is True
     assert SmolRGPTConfig.from_json(tmp_path / 'c.json') == cfg
 
 

@@ -56,6 +56,25 @@ def test_region_style_prompt_selects_by_index(tok: SmolRGPTTokenizer) -> None:
     assert tok.build_prompt('How far is the box?', 3).regions == ()
 
 
+def test_labelled_references_are_numbered_in_question_order(tokenizer_dir: Path) -> None:
+    """prompt_region_labels: '[Region k] ' before the k-th pair, for both reference styles;
+    the placeholders and the region order stay as they are."""
+    labelled = SmolRGPTTokenizer.from_dir(tokenizer_dir, make_tiny_config(
+        prompt_region_labels=True))
+    pair = '<mask_rgb><mask_depth>'
+    for question, n_masks, regions in (('Is <mask> left of <mask>?', 2, (0, 1)),
+                                       ('Is <region2> left of <region0>?', 3, (2, 0))):
+        prompt = labelled.build_prompt(question, n_masks)
+        text = labelled.decode(prompt.ids, skip_special_tokens=False)
+        assert f'Is [Region 0] {pair} left of [Region 1] {pair}?' in text
+        assert prompt.regions == regions
+        assert list(prompt.ids).count(labelled.mask_rgb_token_id) == 2
+    plain = SmolRGPTTokenizer.from_dir(tokenizer_dir, make_tiny_config())
+    text = plain.decode(plain.build_prompt('Is <mask> left of <mask>?', 2).ids,
+                        skip_special_tokens=False)
+    assert f'Is {pair} left of {pair}?' in text and 'Region' not in text
+
+
 @pytest.mark.parametrize('question, n_masks, message', [
     ('the pallet <mask>', 2, '1 <mask> references but 2 masks'),
     ('<mask> and <mask>', 1, '2 <mask> references but 1 masks'),

@@ -10,7 +10,7 @@ from training_helpers import batch_for
 
 from smolrgpt_core.modeling.smolrgpt import IGNORE_INDEX, SmolRGPT
 from smolrgpt_core.tokens import SmolRGPTTokenizer
-from training.collate import encode_example
+from training.collate import Collator, ExampleDataset, encode_example
 from training.datasets import Example, load_examples
 
 
@@ -25,7 +25,7 @@ def test_batch_is_left_padded_to_the_longest_sample(tiny_dir: Path, synth_root: 
         assert attn[row, : ids.shape[1] - n].sum() == 0  # pads on the left
         assert bool((ids[row, : ids.shape[1] - n] == 2).all())  # pad = <|im_end|>
         assert bool((targets[row, : ids.shape[1] - n] == IGNORE_INDEX).all())
-    assert batch['images'].shape[0] == ids.shape[0] == len(batch['masks'])
+    assert batch['image_index'].shape == (ids.shape[0],) and len(batch['masks']) == ids.shape[0]
 
 
 def test_targets_are_the_answer_and_its_end_shifted_by_one(tiny_dir: Path,
@@ -63,3 +63,35 @@ def test_region_count_mismatch_is_an_error(tiny_dir: Path, synth_root: Path) -> 
     bad = Example(ex.id, ex.turns, ex.rgb_path, ex.depth_path, ex.rle[:1])
     with pytest.raises(ValueError, match='region token pairs'):
         encode_example(bad, tok)
+
+
+def test_an_image_shared_by_samples_is_stacked_once(tiny_dir: Path, synth_root: Path) -> None:
+    model = SmolRGPT.from_pretrained(tiny_dir)
+    tok = SmolRGPTTokenizer.from_dir(tiny_dir, model.cfg)
+    examples = load_examples('warehouse', synth_root, 'train')[:6]
+    ds = ExampleDataset(examples, tok, uses_regions=True, max_length=2048)
+    items = [ds[i] for i in range(len(ds))]
+    batch = Collator(tok.pad_token_id)(items)
+    paths = [str(ex.rgb_path) for ex in examples]
+    distinct = list(dict.fromkeys(paths))
+    assert 1 < len(distinct) < len(paths), 'the fixture should share some images'
+    assert batch['images'].shape[0] == batch['depths'].shape[0] == len(distinct)
+    index = batch['image_index'].tolist()
+    assert index == [distinct.index(p) for p in paths]
+    for b, item in enumerate(items):
+        assert torch.equal(batch['images'][index[b]], item['image'])
+        assert torch.equal(batch['depths'][index[b]], item['depth'])
+
+
+def test_labelled_training_prompts_are_the_inference_prompts(tiny_dir: Path,
+                                                              synth_root: Path) -> None:
+    cfg = SmolRGPT.from_pretrained(tiny_dir).cfg
+    cfg.prompt_region_labels = True
+    tok = SmolRGPTTokenizer.from_dir(tiny_dir, cfg)
+    ex = next(e for e in load_examples('warehouse', synth_root, 'train') if len(e.rle) >= 2)
+    ids, _ = encode_example(ex, tok)
+    prompt = tok.build_prompt(ex.question, len(ex.rle))
+    assert ids[: len(prompt.ids)] == list(prompt.ids)
+    text = tok.decode(prompt.ids, skip_special_tokens=False)
+    assert '[Region 1] <mask_rgb><mask_depth>' in text
+    assert text.count('[Region') == len(ex.rle) == ids.count(tok.mask_rgb_token_id)
