@@ -8,12 +8,19 @@ Dataset kinds (``TrainConfig.datasets``):
   made in memory from its scene files and instance masks, e.g. "A warehouse with 3 pallets,
   2 buffer regions and a transporter."
 * ``regions``: stage-II region descriptions. A parquet dataset (osd-110k-smolRGPT layout) is
-  read as is; a synthetic one gets, per scene, descriptions of a few visible objects (kind,
-  distance from the camera, side of the image) made from the scene files.
+  read as is; a synthetic one gets, per scene, descriptions of every visible buffer region and
+  a few other visible objects (kind, distance from the camera, side of the image; whether a
+  pallet stands in a buffer region, how many pallets a buffer region holds) made from the scene
+  files.
+* ``pointers``: synthetic only, region-pointing questions ("Which of the regions <mask> <mask>
+  is the shelf?" -> "The shelf is [Region 1].") that teach what the mcq and count answers
+  need: the place of a region in the question's list. A decoder trained from scratch learns
+  them only with ``prompt_region_labels`` on (measured in docs/training.md).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 import json
 from pathlib import Path
@@ -23,12 +30,14 @@ import numpy as np
 
 from smolrgpt_core.masks import rle_encode
 from training.data.samples import Sample
+from training.synth.templates import number_word
 
 CAPTION_PROMPTS = ('Describe the image briefly.', 'What does this warehouse scene contain?',
                    'Give a short caption of the picture.')
 REGION_PROMPTS = ('Describe the region <mask>.', 'What is <mask>, and where is it?',
                   'Tell me about the object <mask>.')
 REGIONS_PER_SCENE = 4
+POINTERS_PER_SCENE = 4  # questions answered by a region's place in the list ('[Region k]')
 _NOUNS = {'pallet': ('pallet', 'pallets'), 'buffer': ('buffer region', 'buffer regions'),
           'transporter': ('transporter', 'transporters'), 'shelf': ('shelf', 'shelves')}
 
@@ -82,20 +91,21 @@ def load_examples(kind: str, data_root: str | Path, split: str, seed: int = 0
         from training.data.warehouse_json import WarehouseJsonReader
 
         return [from_sample(s) for s in WarehouseJsonReader(root, split, check_files=False)]
-    if kind in ('captions', 'regions'):
+    if kind in _SCENE_BUILDERS:
         if _is_parquet(root):
             return _parquet(root, split)
         scenes = sorted((root / split / 'scenes').glob('*.json'))
         if not scenes:
             raise FileNotFoundError(f'{root / split / "scenes"}: no scene files (expected a '
                                     f'`smolrgpt synth` output or a parquet dataset)')
-        build = _caption if kind == 'captions' else _regions
+        build = _SCENE_BUILDERS[kind]
         out: list[Example] = []
         for path in scenes:
             rng = np.random.default_rng([seed, int(path.stem)])
             out.extend(build(SceneFiles(root / split, path.stem), rng))
         return out
-    raise ValueError(f'unknown dataset kind {kind!r}; expected warehouse, captions or regions')
+    raise ValueError(f'unknown dataset kind {kind!r}; expected warehouse, '
+                     f'{", ".join(_SCENE_BUILDERS)}')
 
 
 # synthetic captions and region descriptions ------------------------------------------------
@@ -154,29 +164,118 @@ def _caption(scene: SceneFiles, rng: np.random.Generator) -> list[Example]:
                     scene.rgb)]
 
 
-def region_text(obj: dict[str, Any], camera_from_world: np.ndarray, column: float) -> str:
-    """'A pallet, 7.93 meters from the camera, on the left of the image.'"""
+def region_text(obj: dict[str, Any], camera_from_world: np.ndarray, column: float,
+                where: str = '') -> str:
+    """'A pallet, 7.93 meters from the camera, on the left of the image.' (+ ``where``)"""
     centre = camera_from_world @ np.array([*obj['center_m'], 1.0])
     metres = float(np.linalg.norm(centre[:3]))
-    side = 'in the middle'
-    if column < 1 / 3 or column > 2 / 3:
-        side = 'on the left' if column < 1 / 3 else 'on the right'
-    noun = _NOUNS.get(obj['kind'], (obj['kind'],))[0]
+    noun = _noun(obj)
     article = 'An' if noun[0] in 'aeiou' else 'A'
-    return f'{article} {noun}, {metres:.2f} meters from the camera, {side} of the image.'
+    text = f'{article} {noun}, {metres:.2f} meters from the camera, {side_of(column)} of the '\
+           'image.'
+    return f'{text} {where}' if where else text
+
+
+def side_of(column: float) -> str:
+    """Image third of a mask centroid column in [0, 1]."""
+    if column < 1 / 3:
+        return 'on the left'
+    return 'on the right' if column > 2 / 3 else 'in the middle'
+
+
+def _noun(obj: dict[str, Any]) -> str:
+    return _NOUNS.get(obj['kind'], (obj['kind'],))[0]
+
+
+def _inside(rect: Sequence[float], obj: dict[str, Any]) -> bool:
+    """The object's centre over a buffer's floor rectangle [x0, z0, x1, z1] (the generator's
+    rule for 'a pallet in a buffer region')."""
+    x, _, z = obj['center_m']
+    return rect[0] <= x <= rect[2] and rect[1] <= z <= rect[3]
+
+
+def where_text(obj: dict[str, Any], visible: list[dict[str, Any]]) -> str:
+    """What the count questions hinge on: whether a pallet stands in a buffer region, and how
+    many of the visible pallets a buffer region holds."""
+    if obj['kind'] == 'pallet':
+        inside = any(_inside(o['floor_rect_m'], obj) for o in visible if o['kind'] == 'buffer')
+        return f'It stands {"in a buffer region" if inside else "outside the buffer regions"}.'
+    if obj['kind'] == 'buffer':
+        n = sum(_inside(obj['floor_rect_m'], o) for o in visible if o['kind'] == 'pallet')
+        # spelt as the count answers spell it ("two pallets"), so both share the number words
+        return f'It holds {number_word(n)} pallet{"" if n == 1 else "s"}.'
+    return ''
+
+
+def pointer_question(rng: np.random.Generator, labels: Sequence[str], what: str
+                     ) -> tuple[str, str, list[int]] | None:
+    """'Which of the regions <mask> <mask> <mask> is the shelf?' -> 'The shelf is [Region 1].'
+
+    ``labels`` holds one label per visible object (its kind noun, or its image third); the
+    question lists 2-4 of them, of which exactly one carries the asked-for label, and the
+    answer names that one's place in the list, as the mcq and count answers do. Returns
+    (question, answer, the listed objects' indices) or None when no label is unique enough.
+    """
+    distinct = sorted(set(labels))
+    if len(distinct) < 2:
+        return None
+    target_label = distinct[int(rng.integers(len(distinct)))]
+    targets = [i for i, lab in enumerate(labels) if lab == target_label]
+    others = [i for i, lab in enumerate(labels) if lab != target_label]
+    listed = [targets[int(rng.integers(len(targets)))]]
+    listed += [others[int(k)] for k in rng.permutation(len(others))[:int(rng.integers(1, 4))]]
+    listed = [listed[int(k)] for k in rng.permutation(len(listed))]
+    k = listed.index(next(i for i in listed if labels[i] == target_label))
+    masks = ' '.join(['<mask>'] * len(listed))
+    if what == 'kind':
+        question = f'Which of the regions {masks} is the {target_label}?'
+        return question, f'The {target_label} is [Region {k}].', listed
+    question = f'Which of the regions {masks} is {target_label} of the image?'
+    return question, f'[Region {k}] is {target_label} of the image.', listed
 
 
 def _regions(scene: SceneFiles, rng: np.random.Generator) -> list[Example]:
+    """Descriptions of every visible buffer region and REGIONS_PER_SCENE other visible
+    objects."""
     meta, instances = scene.meta(), scene.instances()
     camera_from_world = np.linalg.inv(np.array(meta['world_from_camera']))
     objects = visible_objects(meta, instances)
+    masks = [instances == obj['instance_id'] for obj in objects]
+    columns = [float(np.nonzero(m)[1].mean()) / instances.shape[1] for m in masks]
+    buffers = [i for i, o in enumerate(objects) if o['kind'] == 'buffer']
+    others = [i for i, o in enumerate(objects) if o['kind'] != 'buffer']
+    chosen = buffers + [others[int(k)] for k in rng.permutation(len(others))[:REGIONS_PER_SCENE]]
     out = []
-    for k in rng.permutation(len(objects))[:REGIONS_PER_SCENE]:
-        obj = objects[int(k)]
-        mask = instances == obj['instance_id']
-        column = float(np.nonzero(mask)[1].mean()) / instances.shape[1]
+    name = f'{scene.base.name}-{scene.stem}'
+    for i in chosen:
+        obj = objects[i]
         prompt = REGION_PROMPTS[int(rng.integers(len(REGION_PROMPTS)))]
-        out.append(Example(f'region-{scene.base.name}-{scene.stem}-{obj["instance_id"]}',
-                           [(prompt, region_text(obj, camera_from_world, column))],
-                           scene.rgb, scene.depth, [rle_encode(mask)], 'region'))
+        text = region_text(obj, camera_from_world, columns[i], where_text(obj, objects))
+        out.append(Example(f'region-{name}-{obj["instance_id"]}', [(prompt, text)], scene.rgb,
+                           scene.depth, [rle_encode(masks[i])], 'region'))
     return out
+
+
+def _pointers(scene: SceneFiles, rng: np.random.Generator) -> list[Example]:
+    """POINTERS_PER_SCENE region-pointing questions, alternately by kind and by image third."""
+    meta, instances = scene.meta(), scene.instances()
+    objects = visible_objects(meta, instances)
+    masks = [instances == obj['instance_id'] for obj in objects]
+    columns = [float(np.nonzero(m)[1].mean()) / instances.shape[1] for m in masks]
+    name = f'{scene.base.name}-{scene.stem}'
+    out = []
+    for n in range(POINTERS_PER_SCENE):
+        what = ('kind', 'side')[n % 2]
+        labels = [_noun(o) for o in objects] if what == 'kind' else [side_of(c) for c in columns]
+        made = pointer_question(rng, labels, what)
+        if made is None:
+            continue
+        question, answer, listed = made
+        out.append(Example(f'pointer-{name}-{n}', [(question, answer)], scene.rgb, scene.depth,
+                           [rle_encode(masks[i]) for i in listed], 'pointer'))
+    return out
+
+
+# dataset kinds made from `smolrgpt synth` scene files
+_SCENE_BUILDERS: dict[str, Callable[[SceneFiles, np.random.Generator], list[Example]]] = {
+    'captions': _caption, 'regions': _regions, 'pointers': _pointers}

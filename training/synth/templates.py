@@ -18,6 +18,11 @@ def _pick(rng: np.random.Generator, options: tuple[str, ...]) -> str:
     return options[int(rng.integers(len(options)))]
 
 
+def number_word(n: int) -> str:
+    """How the answers spell a count: 'no', 'one', ... 'twelve', then digits."""
+    return _WORDS[n] if n < len(_WORDS) else str(n)
+
+
 def masks(n: int) -> str:
     return ' '.join(['<mask>'] * n)
 
@@ -115,31 +120,16 @@ def count_in_buffer(
             'are {p}.',
         ),
     ).format(b=b, p=p, s=side)
-    buffer = f'the {side}most buffer region {region(buffer_index)}'
-    sentence_start = 'T' + buffer[1:]
+    # Every phrasing serves every count and puts the number word right after a prefix that all
+    # counts share, so a greedy decoder picks the count by its probability, not by how many
+    # phrasings lead to it. (With phrasings that differed by count, "contains" began every 0/1
+    # answer but only a third of the others, and the embedded model almost never said "three".)
     n = len(members)
-    if n == 0:
-        answer = _pick(
-            rng, (f'{sentence_start} contains no pallets.', f'There are no pallets in {buffer}.')
-        )
-    elif n == 1:
-        answer = _pick(
-            rng,
-            (
-                f'{sentence_start} contains one pallet, {region(members[0])}.',
-                f'There is one pallet in {buffer}: {region(members[0])}.',
-            ),
-        )
-    else:
-        word = _WORDS[n] if n < len(_WORDS) else str(n)
-        answer = _pick(
-            rng,
-            (
-                f'{sentence_start} contains {word} pallets: {region_list(members)}.',
-                f'There are {word} pallets in {buffer}: {region_list(members)}.',
-                f'{sentence_start} has {word} pallets, namely {region_list(members)}.',
-            ),
-        )
+    how_many = f'{number_word(n)} pallet{"" if n == 1 else "s"}'
+    phrasing = _pick(rng, ('contains {h}: {m}', 'has {h}, namely {m}', 'holds {h}: {m}'))
+    verb, rest = phrasing.split(' ', 1)
+    listed = rest.format(h=how_many, m=region_list(members)) if members else how_many
+    answer = f'The {side}most buffer region {region(buffer_index)} {verb} {listed}.'
     return question, answer
 
 
