@@ -61,7 +61,7 @@ def build_tokenizer(data: Path, out: Path) -> int:
         log.info('reusing %s', out)
         return Tokenizer.from_file(str(out / 'tokenizer.json')).get_vocab_size(True)
     texts = []
-    for kind in ('warehouse', 'captions', 'regions'):
+    for kind in ('warehouse', 'captions', 'regions', 'pointers'):
         for ex in load_examples(kind, data, 'train'):
             for user, answer in ex.turns:
                 texts.append(user.replace('<image>', '').replace('<mask>', ' '))
@@ -165,7 +165,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument('--work', type=Path, default=Path('build/embedded'))
     parser.add_argument('--out', type=Path, default=Path('models/smolrgpt-tiny-synthetic'))
     parser.add_argument('--train-scenes', type=int, default=2000)
-    parser.add_argument('--heldout-scenes', type=int, default=250)
+    parser.add_argument('--heldout-scenes', type=int, default=1000)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--heldout-seed', type=int, default=1000)
     parser.add_argument('--size', default='256x144', help='synthetic image size')
