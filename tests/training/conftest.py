@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 
 @pytest.fixture(scope='session')
-def synth_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """8 small synthetic scenes (train/val/test) in the NVIDIA layout, with scene files."""
+def make_synth(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """Writes a small `smolrgpt synth` set (train/val/test, NVIDIA layout, scene files)."""
     from training.synth.generate import generate
 
-    out = tmp_path_factory.mktemp('synth') / 'warehouse'
-    generate(out, 8, seed=3, width=128, height=72, formats={'nvidia'}, per_category=1,
-             progress=False)
-    return out
+    def make(scenes: int, seed: int, width: int = 128, height: int = 72,
+             per_category: int = 1) -> Path:
+        out = tmp_path_factory.mktemp('synth') / 'warehouse'
+        generate(out, scenes, seed=seed, width=width, height=height, formats={'nvidia'},
+                 per_category=per_category, progress=False)
+        return out
+
+    return make
+
+
+@pytest.fixture(scope='session')
+def synth_root(make_synth: Callable[..., Path]) -> Path:
+    """8 small synthetic scenes."""
+    return make_synth(8, seed=3)
 
 
 @pytest.fixture(scope='session')

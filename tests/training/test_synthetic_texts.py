@@ -3,6 +3,7 @@ with the generator's own count answers."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 import re
 
@@ -45,13 +46,8 @@ def test_where_a_pallet_stands_and_how_many_a_buffer_holds() -> None:
 
 
 @pytest.fixture(scope='module')
-def scenes(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from training.synth.generate import generate
-
-    out = tmp_path_factory.mktemp('texts') / 'warehouse'
-    generate(out, 30, seed=11, width=256, height=144, formats={'nvidia'}, per_category=2,
-             progress=False)
-    return out
+def scenes(make_synth: Callable[..., Path]) -> Path:
+    return make_synth(30, seed=11, width=256, height=144, per_category=2)
 
 
 def _instance_of(mask: np.ndarray, instances: np.ndarray) -> int:
