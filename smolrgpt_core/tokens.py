@@ -54,9 +54,9 @@ def spell_regions(text: str, cfg: SmolRGPTConfig, pattern: re.Pattern[str] = DAT
     ``<mask_rgb><mask_depth>`` pair, after a '[Region k] ' label (k = the reference's place in
     the text) when the model was trained with ``prompt_region_labels``."""
     pair = cfg.mask_rgb_token + cfg.mask_depth_token
-    places = itertools.count()
     if not cfg.prompt_region_labels:
         return pattern.sub(pair, text)
+    places = itertools.count()
     return pattern.sub(lambda _: f'[Region {next(places)}] {pair}', text)
 
 

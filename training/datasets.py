@@ -30,7 +30,8 @@ import numpy as np
 
 from smolrgpt_core.masks import rle_encode
 from training.data.samples import Sample
-from training.synth.templates import number_word
+from training.synth.scene import in_rect_xz
+from training.synth.templates import masks, number_word, region
 
 CAPTION_PROMPTS = ('Describe the image briefly.', 'What does this warehouse scene contain?',
                    'Give a short caption of the picture.')
@@ -93,6 +94,9 @@ def load_examples(kind: str, data_root: str | Path, split: str, seed: int = 0
         return [from_sample(s) for s in WarehouseJsonReader(root, split, check_files=False)]
     if kind in _SCENE_BUILDERS:
         if _is_parquet(root):
+            if kind == 'pointers':
+                raise ValueError(f'{root}: the pointers kind is made from `smolrgpt synth` '
+                                 f'scene files; a parquet dataset has none')
             return _parquet(root, split)
         scenes = sorted((root / split / 'scenes').glob('*.json'))
         if not scenes:
@@ -187,21 +191,16 @@ def _noun(obj: dict[str, Any]) -> str:
     return _NOUNS.get(obj['kind'], (obj['kind'],))[0]
 
 
-def _inside(rect: Sequence[float], obj: dict[str, Any]) -> bool:
-    """The object's centre over a buffer's floor rectangle [x0, z0, x1, z1] (the generator's
-    rule for 'a pallet in a buffer region')."""
-    x, _, z = obj['center_m']
-    return rect[0] <= x <= rect[2] and rect[1] <= z <= rect[3]
-
-
 def where_text(obj: dict[str, Any], visible: list[dict[str, Any]]) -> str:
     """What the count questions hinge on: whether a pallet stands in a buffer region, and how
     many of the visible pallets a buffer region holds."""
     if obj['kind'] == 'pallet':
-        inside = any(_inside(o['floor_rect_m'], obj) for o in visible if o['kind'] == 'buffer')
+        inside = any(in_rect_xz(o['floor_rect_m'], obj['center_m']) for o in visible
+                     if o['kind'] == 'buffer')
         return f'It stands {"in a buffer region" if inside else "outside the buffer regions"}.'
     if obj['kind'] == 'buffer':
-        n = sum(_inside(obj['floor_rect_m'], o) for o in visible if o['kind'] == 'pallet')
+        n = sum(in_rect_xz(obj['floor_rect_m'], o['center_m']) for o in visible
+                if o['kind'] == 'pallet')
         # spelt as the count answers spell it ("two pallets"), so both share the number words
         return f'It holds {number_word(n)} pallet{"" if n == 1 else "s"}.'
     return ''
@@ -226,22 +225,31 @@ def pointer_question(rng: np.random.Generator, labels: Sequence[str], what: str
     listed += [others[int(k)] for k in rng.permutation(len(others))[:int(rng.integers(1, 4))]]
     listed = [listed[int(k)] for k in rng.permutation(len(listed))]
     k = listed.index(next(i for i in listed if labels[i] == target_label))
-    masks = ' '.join(['<mask>'] * len(listed))
+    refs = masks(len(listed))
     if what == 'kind':
-        question = f'Which of the regions {masks} is the {target_label}?'
-        return question, f'The {target_label} is [Region {k}].', listed
-    question = f'Which of the regions {masks} is {target_label} of the image?'
-    return question, f'[Region {k}] is {target_label} of the image.', listed
+        question = f'Which of the regions {refs} is the {target_label}?'
+        return question, f'The {target_label} is {region(k)}.', listed
+    question = f'Which of the regions {refs} is {target_label} of the image?'
+    return question, f'{region(k)} is {target_label} of the image.', listed
+
+
+def _visible_regions(scene: SceneFiles, meta: dict[str, Any]
+                     ) -> tuple[list[dict[str, Any]], list[np.ndarray], list[float]]:
+    """The scene's visible objects, their instance masks [H, W] and mask centroid columns in
+    [0, 1]."""
+    instances = scene.instances()
+    objects = visible_objects(meta, instances)
+    object_masks = [instances == obj['instance_id'] for obj in objects]
+    columns = [float(np.nonzero(m)[1].mean()) / instances.shape[1] for m in object_masks]
+    return objects, object_masks, columns
 
 
 def _regions(scene: SceneFiles, rng: np.random.Generator) -> list[Example]:
     """Descriptions of every visible buffer region and REGIONS_PER_SCENE other visible
     objects."""
-    meta, instances = scene.meta(), scene.instances()
+    meta = scene.meta()
     camera_from_world = np.linalg.inv(np.array(meta['world_from_camera']))
-    objects = visible_objects(meta, instances)
-    masks = [instances == obj['instance_id'] for obj in objects]
-    columns = [float(np.nonzero(m)[1].mean()) / instances.shape[1] for m in masks]
+    objects, object_masks, columns = _visible_regions(scene, meta)
     buffers = [i for i, o in enumerate(objects) if o['kind'] == 'buffer']
     others = [i for i, o in enumerate(objects) if o['kind'] != 'buffer']
     chosen = buffers + [others[int(k)] for k in rng.permutation(len(others))[:REGIONS_PER_SCENE]]
@@ -252,16 +260,13 @@ def _regions(scene: SceneFiles, rng: np.random.Generator) -> list[Example]:
         prompt = REGION_PROMPTS[int(rng.integers(len(REGION_PROMPTS)))]
         text = region_text(obj, camera_from_world, columns[i], where_text(obj, objects))
         out.append(Example(f'region-{name}-{obj["instance_id"]}', [(prompt, text)], scene.rgb,
-                           scene.depth, [rle_encode(masks[i])], 'region'))
+                           scene.depth, [rle_encode(object_masks[i])], 'region'))
     return out
 
 
 def _pointers(scene: SceneFiles, rng: np.random.Generator) -> list[Example]:
     """POINTERS_PER_SCENE region-pointing questions, alternately by kind and by image third."""
-    meta, instances = scene.meta(), scene.instances()
-    objects = visible_objects(meta, instances)
-    masks = [instances == obj['instance_id'] for obj in objects]
-    columns = [float(np.nonzero(m)[1].mean()) / instances.shape[1] for m in masks]
+    objects, object_masks, columns = _visible_regions(scene, scene.meta())
     name = f'{scene.base.name}-{scene.stem}'
     out = []
     for n in range(POINTERS_PER_SCENE):
@@ -272,7 +277,7 @@ def _pointers(scene: SceneFiles, rng: np.random.Generator) -> list[Example]:
             continue
         question, answer, listed = made
         out.append(Example(f'pointer-{name}-{n}', [(question, answer)], scene.rgb, scene.depth,
-                           [rle_encode(masks[i]) for i in listed], 'pointer'))
+                           [rle_encode(object_masks[i]) for i in listed], 'pointer'))
     return out
 
 

@@ -117,3 +117,9 @@ def test_pointer_examples_point_at_the_asked_region(scenes: Path) -> None:
             kind = kinds[_instance_of(target, files.instances())]
             noun = 'buffer region' if kind == 'buffer' else kind
             assert ex.question.endswith(f'is the {noun}?')
+
+
+def test_pointers_need_scene_files(tmp_path: Path) -> None:
+    (tmp_path / 'data').mkdir()  # the parquet layout
+    with pytest.raises(ValueError, match='pointers kind is made from `smolrgpt synth` scene'):
+        load_examples('pointers', tmp_path, 'train')

@@ -7,6 +7,7 @@ buffers side by side in front of the camera, so "leftmost / rightmost buffer" ha
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 import math
 
@@ -107,8 +108,14 @@ class SceneObject:
         return float(lo[0]), float(lo[2]), float(hi[0]), float(hi[2])
 
     def contains_xz(self, point: np.ndarray) -> bool:
-        x0, z0, x1, z1 = self.footprint()
-        return x0 <= point[0] <= x1 and z0 <= point[2] <= z1
+        return in_rect_xz(self.footprint(), point)
+
+
+def in_rect_xz(rect: Sequence[float], point: Sequence[float]) -> bool:
+    """A point [x, y, z] over a floor rectangle (x0, z0, x1, z1): the rule for 'a pallet in a
+    buffer region' (its centre over the buffer's rectangle)."""
+    x0, z0, x1, z1 = rect
+    return x0 <= point[0] <= x1 and z0 <= point[2] <= z1
 
 
 @dataclass
