@@ -17,7 +17,7 @@ PIP := $(PY) -m pip --disable-pip-version-check
 BUILD_DIR ?= build/cmake
 STAMPS := $(VENV)/.stamps
 PYTEST_ARGS ?=
-# this workplace's pip config names local indexes that may be absent: drop that noise only
+# pip configs that name local file:// indexes which are absent warn on every call: drop that noise only
 QUIET_PIP := 2>&1 | { grep -v "^WARNING: Location 'file://" || true; }
 
 # pypi: ROS 2 Jazzy from the ros-jazzy-* wheels into the venv; system: a sourced /opt/ros install
@@ -89,6 +89,7 @@ test-all: setup
 
 lint: setup
 	$(VENV_ABS)/bin/ruff check .
+	$(VENV_ABS)/bin/ruff format --check .
 
 # synthetic scenes -> rosbag2 -> spatial_query_node (embedded model) over DDS -> scored answers
 DEMO_ARGS ?=

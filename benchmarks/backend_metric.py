@@ -34,8 +34,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument('--checkpoint', required=True, type=Path)
     parser.add_argument('--heldout', required=True, type=Path, help='synthetic split folder')
     parser.add_argument('--split', default='train', help='split inside --heldout')
-    parser.add_argument('--candidates', nargs='+', default=['torch:cpu:int8'],
-                        help='backend:device:dtype to compare with torch:cpu:float32')
+    parser.add_argument(
+        '--candidates',
+        nargs='+',
+        default=['torch:cpu:int8'],
+        help='backend:device:dtype to compare with torch:cpu:float32',
+    )
     parser.add_argument('--engine-dir', type=Path, help='exported graphs (onnxruntime)')
     parser.add_argument('--limit', type=int, default=0, help='at most this many questions')
     parser.add_argument('--max-new-tokens', type=int, default=48)
@@ -52,16 +56,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     examples = load_examples('warehouse', args.heldout, args.split)
     if args.limit:
-        examples = examples[:args.limit]
-    gt = [{'id': e.id, 'category': e.category, 'normalized_answer': e.normalized_answer}
-          for e in examples]
+        examples = examples[: args.limit]
+    gt = [
+        {'id': e.id, 'category': e.category, 'normalized_answer': e.normalized_answer}
+        for e in examples
+    ]
     results: dict[str, tuple[Any, dict[str, Any], float]] = {}
     for spec in ['torch:cpu:float32', *args.candidates]:
         backend, device, dtype = spec.split(':')
         engine = SpatialQueryEngine.from_checkpoint(
-            args.checkpoint, backend=backend, device=device, dtype=dtype,
+            args.checkpoint,
+            backend=backend,
+            device=device,
+            dtype=dtype,
             engine_dir=args.engine_dir if backend != 'torch' else None,
-            max_new_tokens=args.max_new_tokens)
+            max_new_tokens=args.max_new_tokens,
+        )
         start = time.perf_counter()
         answers = answer_all(engine, examples)
         seconds = time.perf_counter() - start
@@ -69,17 +79,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         results[spec] = (score_warehouse(gt, pred).to_dict(), answers, seconds)
     reference = results['torch:cpu:float32']
     categories = sorted(reference[0]['per_category'])
-    print(f'\nofficial warehouse metric, {len(examples)} held-out questions '
-          f'({args.heldout.name}), checkpoint {args.checkpoint}')
-    head = ['backend:device:dtype', 'final_score', 'overall_accuracy',
-            *(f'{c} acc' for c in categories), 'same text as fp32', 'seconds']
+    print(
+        f'\nofficial warehouse metric, {len(examples)} held-out questions '
+        f'({args.heldout.name}), checkpoint {args.checkpoint}'
+    )
+    head = [
+        'backend:device:dtype',
+        'final_score',
+        'overall_accuracy',
+        *(f'{c} acc' for c in categories),
+        'same text as fp32',
+        'seconds',
+    ]
     print('| ' + ' | '.join(head) + ' |')
     print('|' + '|'.join('---' for _ in head) + '|')
     for spec, (score, answers, seconds) in results.items():
         same = sum(answers[i].text == reference[1][i].text for i in answers) / len(answers)
-        cells = [spec, f'{score["final_score"]:.4f}', f'{score["overall_accuracy"]:.4f}',
-                 *(f'{score["per_category"][c]["accuracy"]:.3f}' for c in categories),
-                 f'{same:.1%}', f'{seconds:.0f}']
+        cells = [
+            spec,
+            f'{score["final_score"]:.4f}',
+            f'{score["overall_accuracy"]:.4f}',
+            *(f'{score["per_category"][c]["accuracy"]:.3f}' for c in categories),
+            f'{same:.1%}',
+            f'{seconds:.0f}',
+        ]
         print('| ' + ' | '.join(cells) + ' |')
     return 0
 

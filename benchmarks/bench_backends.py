@@ -32,8 +32,12 @@ logger = logging.getLogger('bench_backends')
 
 NO_EOS = -1  # never produced, so decoding always runs the full budget
 CPU_SPECS = ('torch:cpu:float32', 'torch:cpu:int8', 'onnxruntime:cpu:float32')
-GPU_SPECS = ('torch:cuda:float32', 'torch:cuda:float16', 'torch-fast:cuda:float16',
-             'torch-fast:cuda:bfloat16')
+GPU_SPECS = (
+    'torch:cuda:float32',
+    'torch:cuda:float16',
+    'torch-fast:cuda:float16',
+    'torch-fast:cuda:bfloat16',
+)
 COLUMNS = ('encode', 'prefill', 'per_token', 'answer', 'five')
 
 
@@ -45,8 +49,21 @@ def make_prompts(cfg: object, n: int, seed: int = 0) -> list:
     prompts = []
     for i in range(n):
         words = torch.randint(100, 250, (18 + 2 * i,), generator=g).tolist()
-        ids = [1, 30, 10, *[cfg.image_token_id] * cfg.mp_image_token_length, *words[:6],
-               cfg.mask_rgb_token_id, cfg.mask_depth_token_id, *words[6:], 2, 10, 1, 40, 10]
+        ids = [
+            1,
+            30,
+            10,
+            *[cfg.image_token_id] * cfg.mp_image_token_length,
+            *words[:6],
+            cfg.mask_rgb_token_id,
+            cfg.mask_depth_token_id,
+            *words[6:],
+            2,
+            10,
+            1,
+            40,
+            10,
+        ]
         prompts.append(Prompt(tuple(ids), (i % 2,)))
     return prompts
 
@@ -62,8 +79,7 @@ def frame_tensors(cfg: object) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor
     return image, depth, masks
 
 
-def timed(fn: Callable[[], object], warmup: int, repeats: int, sync: Callable[[], None]
-          ) -> float:
+def timed(fn: Callable[[], object], warmup: int, repeats: int, sync: Callable[[], None]) -> float:
     """Median wall time in milliseconds."""
     for _ in range(warmup):
         fn()
@@ -77,16 +93,16 @@ def timed(fn: Callable[[], object], warmup: int, repeats: int, sync: Callable[[]
     return statistics.median(samples) * 1e3
 
 
-def measure(spec: str, checkpoint: Path, engine_dir: Path | None, args: argparse.Namespace
-            ) -> dict[str, float | str]:
+def measure(
+    spec: str, checkpoint: Path, engine_dir: Path | None, args: argparse.Namespace
+) -> dict[str, float | str]:
     """Times one backend configuration (in this process)."""
     from smolrgpt_core.inference.backends import load_backend
 
     name, device, dtype = spec.split(':')
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
-    backend = load_backend(name, checkpoint, device=device, dtype=dtype,
-                           engine_dir=engine_dir)
+    backend = load_backend(name, checkpoint, device=device, dtype=dtype, engine_dir=engine_dir)
     load_s = time.perf_counter() - start
     cuda = device.startswith('cuda')
     sync = torch.cuda.synchronize if cuda else (lambda: None)
@@ -136,10 +152,12 @@ def prepare(args: argparse.Namespace, work: Path, specs: Sequence[str]) -> Path:
         else:
             torch.manual_seed(0)
             SmolRGPT(SmolRGPTConfig()).save_pretrained(checkpoint)
-        logger.info('random-weight checkpoint %s in %.1f s', checkpoint,
-                    time.perf_counter() - start)
-    for dtype in sorted({s.split(':')[2] for s in specs if s.startswith(('onnxruntime',
-                                                                         'tensorrt'))}):
+        logger.info(
+            'random-weight checkpoint %s in %.1f s', checkpoint, time.perf_counter() - start
+        )
+    for dtype in sorted(
+        {s.split(':')[2] for s in specs if s.startswith(('onnxruntime', 'tensorrt'))}
+    ):
         out = checkpoint / f'onnx_{dtype}'
         if not (out / 'manifest.json').is_file():
             from smolrgpt_core.export.onnx_export import export_onnx
@@ -156,10 +174,24 @@ def engine_dir_for(checkpoint: Path, spec: str) -> Path | None:
 
 
 def run_isolated(spec: str, checkpoint: Path, args: argparse.Namespace) -> dict:
-    command = [sys.executable, __file__, '--measure', spec, '--checkpoint', str(checkpoint),
-               '--threads', str(args.threads), '--warmup', str(args.warmup), '--repeats',
-               str(args.repeats), '--new-tokens', str(args.new_tokens), '--questions',
-               str(args.questions)]
+    command = [
+        sys.executable,
+        __file__,
+        '--measure',
+        spec,
+        '--checkpoint',
+        str(checkpoint),
+        '--threads',
+        str(args.threads),
+        '--warmup',
+        str(args.warmup),
+        '--repeats',
+        str(args.repeats),
+        '--new-tokens',
+        str(args.new_tokens),
+        '--questions',
+        str(args.questions),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         tail = (done.stderr.strip().splitlines() or ['?'])[-1]
@@ -177,52 +209,93 @@ def agreement(checkpoint: Path, args: argparse.Namespace) -> None:
     image, depth, masks = frame_tensors(reference.cfg)
     prompts = make_prompts(reference.cfg, args.questions)
     int8 = load_backend('torch', checkpoint, dtype='int8')
-    stats = greedy_agreement(reference, int8, image, depth, masks, prompts,
-                             eos_token_id=NO_EOS, max_new_tokens=args.new_tokens)
-    print(f'int8 vs fp32 ({args.questions} questions x {args.new_tokens} tokens): '
-          f'exact answers {stats["exact_answers"]:.0%}, free-running tokens '
-          f'{stats["free_running"]:.1%}, teacher-forced tokens {stats["teacher_forced"]:.1%}')
+    stats = greedy_agreement(
+        reference,
+        int8,
+        image,
+        depth,
+        masks,
+        prompts,
+        eos_token_id=NO_EOS,
+        max_new_tokens=args.new_tokens,
+    )
+    print(
+        f'int8 vs fp32 ({args.questions} questions x {args.new_tokens} tokens): '
+        f'exact answers {stats["exact_answers"]:.0%}, free-running tokens '
+        f'{stats["free_running"]:.1%}, teacher-forced tokens {stats["teacher_forced"]:.1%}'
+    )
     onnx_dir = checkpoint / 'onnx_float32'
     if (onnx_dir / 'manifest.json').is_file():
         ort = load_backend('onnxruntime', checkpoint, engine_dir=onnx_dir)
-        want = reference.answer(reference.encode_frame(image, depth, masks), prompts,
-                                eos_token_id=NO_EOS, max_new_tokens=args.new_tokens)
-        got = ort.answer(ort.encode_frame(image, depth, masks), prompts,
-                         eos_token_id=NO_EOS, max_new_tokens=args.new_tokens)
+        want = reference.answer(
+            reference.encode_frame(image, depth, masks),
+            prompts,
+            eos_token_id=NO_EOS,
+            max_new_tokens=args.new_tokens,
+        )
+        got = ort.answer(
+            ort.encode_frame(image, depth, masks),
+            prompts,
+            eos_token_id=NO_EOS,
+            max_new_tokens=args.new_tokens,
+        )
         same = sum(a == b for a, b in zip(want, got))
         print(f'onnxruntime fp32 vs torch fp32: {same}/{len(want)} answers identical')
 
 
 def print_table(rows: list[dict], args: argparse.Namespace) -> None:
     load = ', '.join(f'{v:.2f}' for v in os.getloadavg())
-    print(f'\nSmolRGPT backends, {"tiny" if args.tiny else "full-size"} random weights, '
-          f'{args.threads} CPU threads, torch {torch.__version__} (median of {args.repeats}, '
-          f'{args.warmup} warm-up; {os.cpu_count()} cores, load average {load})')
+    print(
+        f'\nSmolRGPT backends, {"tiny" if args.tiny else "full-size"} random weights, '
+        f'{args.threads} CPU threads, torch {torch.__version__} (median of {args.repeats}, '
+        f'{args.warmup} warm-up; {os.cpu_count()} cores, load average {load})'
+    )
     n, q = args.new_tokens, args.questions
-    head = ('backend:device:dtype', 'encode ms', 'prefill ms', 'ms/token', f'{n}-tok answer ms',
-            f'{q} questions ms', 'peak MB', 'x answer', f'x {q}q')
+    head = (
+        'backend:device:dtype',
+        'encode ms',
+        'prefill ms',
+        'ms/token',
+        f'{n}-tok answer ms',
+        f'{q} questions ms',
+        'peak MB',
+        'x answer',
+        f'x {q}q',
+    )
     print('| ' + ' | '.join(head) + ' |')
     print('|' + '|'.join('---' for _ in head) + '|')
-    baselines = {r['spec'].split(':')[1]: r for r in rows
-                 if r['spec'].startswith('torch:') and r['spec'].endswith(':float32')
-                 and 'error' not in r}
+    baselines = {
+        r['spec'].split(':')[1]: r
+        for r in rows
+        if r['spec'].startswith('torch:') and r['spec'].endswith(':float32') and 'error' not in r
+    }
     for r in rows:
         if 'error' in r:
             print(f'| {r["spec"]} | failed: {r["error"]} |')
             continue
         base = baselines.get(r['spec'].split(':')[1])
-        ratios = (f'{base["answer"] / r["answer"]:.2f}', f'{base["five"] / r["five"]:.2f}') \
-            if base else ('-', '-')
+        ratios = (
+            (f'{base["answer"] / r["answer"]:.2f}', f'{base["five"] / r["five"]:.2f}')
+            if base
+            else ('-', '-')
+        )
         cells = [r['spec'], *(f'{r[c]:.1f}' for c in COLUMNS), f'{r["peak_mb"]:.0f}', *ratios]
         print('| ' + ' | '.join(cells) + ' |')
-    print('(x = speed-up over torch eager fp32 on the same device; peak MB: '
-          + ', '.join(sorted({r['memory'] for r in rows if 'memory' in r})) + ')')
+    print(
+        '(x = speed-up over torch eager fp32 on the same device; peak MB: '
+        + ', '.join(sorted({r['memory'] for r in rows if 'memory' in r}))
+        + ')'
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--specs', nargs='+', help='backend:device:dtype (default: the CPU '
-                        'set, plus the GPU set when CUDA is available)')
+    parser.add_argument(
+        '--specs',
+        nargs='+',
+        help='backend:device:dtype (default: the CPU '
+        'set, plus the GPU set when CUDA is available)',
+    )
     parser.add_argument('--threads', type=int, default=2, help='torch / ORT CPU threads')
     parser.add_argument('--warmup', type=int, default=1, help='untimed runs per measurement')
     parser.add_argument('--repeats', type=int, default=3, help='timed runs (median reported)')
@@ -230,10 +303,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument('--questions', type=int, default=5, help='questions on one frame')
     parser.add_argument('--tiny', action='store_true', help='tiny config smoke run')
     parser.add_argument('--work-dir', help='checkpoint + exports (default: a temp dir)')
-    parser.add_argument('--in-process', action='store_true',
-                        help='no subprocess per configuration (peak memory is then shared)')
-    parser.add_argument('--agreement', action='store_true',
-                        help='also print greedy-token agreement of int8 / ORT with fp32')
+    parser.add_argument(
+        '--in-process',
+        action='store_true',
+        help='no subprocess per configuration (peak memory is then shared)',
+    )
+    parser.add_argument(
+        '--agreement',
+        action='store_true',
+        help='also print greedy-token agreement of int8 / ORT with fp32',
+    )
     parser.add_argument('--measure', help=argparse.SUPPRESS)  # child mode: one spec, JSON out
     parser.add_argument('--checkpoint', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -241,12 +320,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.measure:
         checkpoint = Path(args.checkpoint)
-        result = measure(args.measure, checkpoint, engine_dir_for(checkpoint, args.measure),
-                         args)
+        result = measure(args.measure, checkpoint, engine_dir_for(checkpoint, args.measure), args)
         print(json.dumps(result))
         return 0
-    specs = args.specs or list(CPU_SPECS) + (list(GPU_SPECS) if torch.cuda.is_available()
-                                             else [])
+    specs = args.specs or list(CPU_SPECS) + (list(GPU_SPECS) if torch.cuda.is_available() else [])
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.work_dir or tmp)
         checkpoint = prepare(args, work, specs)

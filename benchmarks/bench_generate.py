@@ -31,9 +31,20 @@ NO_EOS = -1  # never produced, so decoding always runs the full budget
 
 def tiny_config() -> SmolRGPTConfig:
     return SmolRGPTConfig(
-        vit_hidden_dim=32, vit_inter_dim=64, vit_patch_size=8, vit_img_size=32, vit_n_heads=4,
-        vit_n_blocks=2, lm_hidden_dim=32, lm_inter_dim=64, lm_n_heads=4, lm_n_kv_heads=2,
-        lm_n_blocks=2, lm_base_vocab_size=300, mp_image_token_length=4)
+        vit_hidden_dim=32,
+        vit_inter_dim=64,
+        vit_patch_size=8,
+        vit_img_size=32,
+        vit_n_heads=4,
+        vit_n_blocks=2,
+        lm_hidden_dim=32,
+        lm_inter_dim=64,
+        lm_n_heads=4,
+        lm_n_kv_heads=2,
+        lm_n_blocks=2,
+        lm_base_vocab_size=300,
+        mp_image_token_length=4,
+    )
 
 
 def make_prompts(cfg: SmolRGPTConfig, n: int, seed: int = 0) -> list[Prompt]:
@@ -42,9 +53,21 @@ def make_prompts(cfg: SmolRGPTConfig, n: int, seed: int = 0) -> list[Prompt]:
     prompts = []
     for i in range(n):
         words = torch.randint(100, 250, (18 + 2 * i,), generator=g).tolist()
-        ids = [1, 30, 10, *[cfg.image_token_id] * cfg.mp_image_token_length, *words[:6],
-               cfg.mask_rgb_token_id, cfg.mask_depth_token_id, *words[6:],
-               2, 10, 1, 40, 10]
+        ids = [
+            1,
+            30,
+            10,
+            *[cfg.image_token_id] * cfg.mp_image_token_length,
+            *words[:6],
+            cfg.mask_rgb_token_id,
+            cfg.mask_depth_token_id,
+            *words[6:],
+            2,
+            10,
+            1,
+            40,
+            10,
+        ]
         prompts.append(Prompt(tuple(ids), (i % 2,)))
     return prompts
 
@@ -77,8 +100,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = tiny_config() if args.tiny else SmolRGPTConfig()
     start = time.perf_counter()
     model = SmolRGPT(cfg).eval()
-    logger.info('built %s model (%.1fM params) in %.1f s', 'tiny' if args.tiny else 'full-size',
-                model.num_parameters() / 1e6, time.perf_counter() - start)
+    logger.info(
+        'built %s model (%.1fM params) in %.1f s',
+        'tiny' if args.tiny else 'full-size',
+        model.num_parameters() / 1e6,
+        time.perf_counter() - start,
+    )
 
     size = cfg.vit_img_size
     image = torch.rand(3, size, size) * 2 - 1
@@ -119,10 +146,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ]
     # other processes on the cores make multi-threaded GEMMs stall: report the load
     load = ', '.join(f'{v:.2f}' for v in os.getloadavg())
-    print(f'\nSmolRGPT core, {"tiny" if args.tiny else "full-size"} random weights, fp32, '
-          f'CPU, {args.threads} threads, torch {torch.__version__} '
-          f'(median of {args.repeats}, {args.warmup} warm-up; {os.cpu_count()} cores, '
-          f'load average {load})')
+    print(
+        f'\nSmolRGPT core, {"tiny" if args.tiny else "full-size"} random weights, fp32, '
+        f'CPU, {args.threads} threads, torch {torch.__version__} '
+        f'(median of {args.repeats}, {args.warmup} warm-up; {os.cpu_count()} cores, '
+        f'load average {load})'
+    )
     print(f'| {"step":<64} | {"ms":>9} |')
     print(f'|{"-" * 66}|{"-" * 11}|')
     for name, seconds in rows:

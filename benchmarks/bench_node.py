@@ -32,9 +32,10 @@ def _frame_msgs(stamp_ns: int, width: int, height: int, n_masks: int) -> tuple:
     for k in range(n_masks):
         mask = np.zeros((height, width), np.uint8)
         x0 = (k * width) // (n_masks + 1)
-        mask[height // 4: height // 2, x0: x0 + width // (n_masks + 2)] = 255
-        regions.regions.append(RegionMask(id=k, label='pallet', score=1.0,
-                                          mask=numpy_to_imgmsg(mask, 'mono8')))
+        mask[height // 4 : height // 2, x0 : x0 + width // (n_masks + 2)] = 255
+        regions.regions.append(
+            RegionMask(id=k, label='pallet', score=1.0, mask=numpy_to_imgmsg(mask, 'mono8'))
+        )
     sec, nanosec = divmod(stamp_ns, 1_000_000_000)
     for msg in (rgb, depth, regions):
         msg.header.stamp.sec, msg.header.stamp.nanosec = sec, nanosec
@@ -65,15 +66,23 @@ def main() -> None:
     from smolrgpt_ros.srv import SpatialQuery
 
     checkpoint = make_tiny_checkpoint(Path(tempfile.mkdtemp(prefix='bench_node_')))
-    node_proc = NodeProcess(str(checkpoint), extra_params={
-        'cache.frames': '200', 'generation.max_new_tokens': '1', 'requests.queue_limit': '8'})
+    node_proc = NodeProcess(
+        str(checkpoint),
+        extra_params={
+            'cache.frames': '200',
+            'generation.max_new_tokens': '1',
+            'requests.queue_limit': '8',
+        },
+    )
     node_proc.start()
     rclpy.init()
     peer = Node('bench_node_peer')
     qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
-    pubs = [peer.create_publisher(Image, 'rgb/image', qos),
-            peer.create_publisher(Image, 'depth/image', qos),
-            peer.create_publisher(RegionMaskArray, 'regions', qos)]
+    pubs = [
+        peer.create_publisher(Image, 'rgb/image', qos),
+        peer.create_publisher(Image, 'depth/image', qos),
+        peer.create_publisher(RegionMaskArray, 'regions', qos),
+    ]
     client = peer.create_client(SpatialQuery, 'spatial_query')
     executor = MultiThreadedExecutor(num_threads=2)
     executor.add_node(peer)
@@ -102,19 +111,30 @@ def main() -> None:
         node_side = np.array([r.latency_ms for r, _ in rows])
         overhead = round_trip - node_side
         print(f'service, {args.calls} calls (tiny model, 1 new token), ms:')
-        print(f'  round trip   p50 {np.percentile(round_trip, 50):7.2f}  '
-              f'p95 {np.percentile(round_trip, 95):7.2f}')
-        print(f'  node side    p50 {np.percentile(node_side, 50):7.2f}  '
-              f'p95 {np.percentile(node_side, 95):7.2f}')
-        print(f'  overhead     p50 {np.percentile(overhead, 50):7.2f}  '
-              f'p95 {np.percentile(overhead, 95):7.2f}   (round trip - node side)')
+        print(
+            f'  round trip   p50 {np.percentile(round_trip, 50):7.2f}  '
+            f'p95 {np.percentile(round_trip, 95):7.2f}'
+        )
+        print(
+            f'  node side    p50 {np.percentile(node_side, 50):7.2f}  '
+            f'p95 {np.percentile(node_side, 95):7.2f}'
+        )
+        print(
+            f'  overhead     p50 {np.percentile(overhead, 50):7.2f}  '
+            f'p95 {np.percentile(overhead, 95):7.2f}   (round trip - node side)'
+        )
 
         # 2. ingest
         frame = _frame_msgs(0, width, height, args.masks)
-        mb = (len(frame[0].data) + len(frame[1].data)
-              + sum(len(r.mask.data) for r in frame[2].regions)) / 1e6
-        print(f'ingest, {width}x{height} rgb8 + 16UC1 + {args.masks} mono8 masks '
-              f'({mb:.1f} MB per frame):')
+        mb = (
+            len(frame[0].data)
+            + len(frame[1].data)
+            + sum(len(r.mask.data) for r in frame[2].regions)
+        ) / 1e6
+        print(
+            f'ingest, {width}x{height} rgb8 + 16UC1 + {args.masks} mono8 masks '
+            f'({mb:.1f} MB per frame):'
+        )
         base = 2_000_000_000
         for rate in (float(r) for r in args.rates.split(',')):
             n = max(2, int(rate * args.seconds))
@@ -134,8 +154,10 @@ def main() -> None:
             time.sleep(1.0)
             received = sum(ask(s)[0].success for s in stamps)
             verdict = 'keeps up' if received >= 0.95 * n else 'falls behind'
-            print(f'  {rate:5.1f} Hz asked ({achieved:5.1f} published): {received}/{n} frames '
-                  f'in the cache -> {verdict}')
+            print(
+                f'  {rate:5.1f} Hz asked ({achieved:5.1f} published): {received}/{n} frames '
+                f'in the cache -> {verdict}'
+            )
         print(f'load average: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores')
     finally:
         executor.shutdown()

@@ -34,23 +34,36 @@ def generate_launch_description() -> LaunchDescription:
     arguments = [
         DeclareLaunchArgument('namespace', default_value='', description='node namespace'),
         DeclareLaunchArgument(
-            'params_file', default_value=os.path.join(share, 'config', 'warehouse.yaml'),
-            description='ROS 2 parameters YAML of the node'),
-        DeclareLaunchArgument('model', default_value='',
-                              description='checkpoint directory; empty = embedded model'),
-        DeclareLaunchArgument('backend', default_value='torch',
-                              description='torch | onnxruntime | tensorrt'),
+            'params_file',
+            default_value=os.path.join(share, 'config', 'warehouse.yaml'),
+            description='ROS 2 parameters YAML of the node',
+        ),
+        DeclareLaunchArgument(
+            'model', default_value='', description='checkpoint directory; empty = embedded model'
+        ),
+        DeclareLaunchArgument(
+            'backend', default_value='torch', description='torch | onnxruntime | tensorrt'
+        ),
         DeclareLaunchArgument('device', default_value='cpu', description='cpu | cuda | cuda:N'),
-        DeclareLaunchArgument('dtype', default_value='float32',
-                              description='float32 | float16 | bfloat16'),
-        DeclareLaunchArgument('use_sim_time', default_value='false',
-                              description='follow /clock (rosbag replay)'),
-        DeclareLaunchArgument('rgb_topic', default_value='/camera/color/image_raw',
-                              description='sensor_msgs/Image, rgb8 or bgr8'),
-        DeclareLaunchArgument('depth_topic', default_value='/camera/depth/image_rect_raw',
-                              description='sensor_msgs/Image, 16UC1 mm, 32FC1 m or mono8'),
-        DeclareLaunchArgument('regions_topic', default_value='/regions',
-                              description='smolrgpt_ros/RegionMaskArray'),
+        DeclareLaunchArgument(
+            'dtype', default_value='float32', description='float32 | float16 | bfloat16'
+        ),
+        DeclareLaunchArgument(
+            'use_sim_time', default_value='false', description='follow /clock (rosbag replay)'
+        ),
+        DeclareLaunchArgument(
+            'rgb_topic',
+            default_value='/camera/color/image_raw',
+            description='sensor_msgs/Image, rgb8 or bgr8',
+        ),
+        DeclareLaunchArgument(
+            'depth_topic',
+            default_value='/camera/depth/image_rect_raw',
+            description='sensor_msgs/Image, 16UC1 mm, 32FC1 m or mono8',
+        ),
+        DeclareLaunchArgument(
+            'regions_topic', default_value='/regions', description='smolrgpt_ros/RegionMaskArray'
+        ),
     ]
     node = Node(
         package='smolrgpt_ros',

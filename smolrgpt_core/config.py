@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 # The reference's custom template: no default system prompt, ChatML turns, optional
 # generation prompt. Stored in config.json for the reference; we render it in tokens.py.
 CHAT_TEMPLATE = (
-    "{% for message in messages %}"
+    '{% for message in messages %}'
     "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
     '{% endfor %}'
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
@@ -50,8 +50,14 @@ _DERIVED_KEYS = ('lm_vocab_size',)
 # default, so a default config.json has exactly the official keys and loads in the reference
 # code (which builds its dataclass with ``VLMConfig(**json)`` and fails on unknown keys).
 PRODUCT_FIELDS = (
-    'region_refiner_depth', 'depth_input', 'depth_pipeline', 'depth_min_m', 'depth_max_m',
-    'depth_near_is_dark', 'depth_invalid_value', 'prompt_region_labels',
+    'region_refiner_depth',
+    'depth_input',
+    'depth_pipeline',
+    'depth_min_m',
+    'depth_max_m',
+    'depth_near_is_dark',
+    'depth_invalid_value',
+    'prompt_region_labels',
 )
 
 
@@ -126,8 +132,11 @@ class SmolRGPTConfig:
             # The reference dataclass default is accidentally a 1-tuple; JSON turns it into a
             # one-element list. Note that the reference compares it unequal to every stage
             # name and therefore froze such a model as 'sft'.
-            logger.warning('config stage is a sequence %r; using its first element (the '
-                           'reference code treated it as "sft")', self.stage)
+            logger.warning(
+                'config stage is a sequence %r; using its first element (the '
+                'reference code treated it as "sft")',
+                self.stage,
+            )
             if len(self.stage) != 1:
                 raise ValueError(f'stage must be a string or a 1-element list, got {self.stage!r}')
             self._stage_as_read = [str(self.stage[0])]
@@ -135,49 +144,73 @@ class SmolRGPTConfig:
         if self.stage not in STAGES:
             raise ValueError(f'stage must be one of {STAGES}, got {self.stage!r}')
         if self.vit_cls_flag:
-            raise ValueError('vit_cls_flag=True is not used by any SmolRGPT checkpoint and is '
-                             'not supported')
+            raise ValueError(
+                'vit_cls_flag=True is not used by any SmolRGPT checkpoint and is not supported'
+            )
         if self.vit_hidden_dim % self.vit_n_heads:
-            raise ValueError(f'vit_hidden_dim {self.vit_hidden_dim} is not divisible by '
-                             f'vit_n_heads {self.vit_n_heads}')
+            raise ValueError(
+                f'vit_hidden_dim {self.vit_hidden_dim} is not divisible by '
+                f'vit_n_heads {self.vit_n_heads}'
+            )
         if self.lm_hidden_dim % self.lm_n_heads:
-            raise ValueError(f'lm_hidden_dim {self.lm_hidden_dim} is not divisible by '
-                             f'lm_n_heads {self.lm_n_heads}')
+            raise ValueError(
+                f'lm_hidden_dim {self.lm_hidden_dim} is not divisible by '
+                f'lm_n_heads {self.lm_n_heads}'
+            )
         if self.lm_n_heads % self.lm_n_kv_heads:
-            raise ValueError(f'lm_n_heads {self.lm_n_heads} is not a multiple of '
-                             f'lm_n_kv_heads {self.lm_n_kv_heads}')
+            raise ValueError(
+                f'lm_n_heads {self.lm_n_heads} is not a multiple of '
+                f'lm_n_kv_heads {self.lm_n_kv_heads}'
+            )
         if self.lm_head_dim % 2:
             raise ValueError(f'RoPE needs an even head dim, got {self.lm_head_dim}')
         if self.vit_img_size % self.vit_patch_size:
-            raise ValueError(f'vit_img_size {self.vit_img_size} is not a multiple of '
-                             f'vit_patch_size {self.vit_patch_size}')
+            raise ValueError(
+                f'vit_img_size {self.vit_img_size} is not a multiple of '
+                f'vit_patch_size {self.vit_patch_size}'
+            )
         if self.vit_grid % self.mp_pixel_shuffle_factor:
-            raise ValueError(f'the {self.vit_grid}x{self.vit_grid} patch grid is not divisible '
-                             f'by mp_pixel_shuffle_factor {self.mp_pixel_shuffle_factor}')
+            raise ValueError(
+                f'the {self.vit_grid}x{self.vit_grid} patch grid is not divisible '
+                f'by mp_pixel_shuffle_factor {self.mp_pixel_shuffle_factor}'
+            )
         if self.mp_image_token_length != self.image_grid**2:
-            raise ValueError(f'mp_image_token_length {self.mp_image_token_length} does not '
-                             f'match the {self.image_grid}x{self.image_grid} token grid')
+            raise ValueError(
+                f'mp_image_token_length {self.mp_image_token_length} does not '
+                f'match the {self.image_grid}x{self.image_grid} token grid'
+            )
         if self.extra_token_amount != len(self.vlm_extra_tokens):
-            raise ValueError(f'extra_token_amount {self.extra_token_amount} does not match '
-                             f'vlm_extra_tokens {self.vlm_extra_tokens}')
+            raise ValueError(
+                f'extra_token_amount {self.extra_token_amount} does not match '
+                f'vlm_extra_tokens {self.vlm_extra_tokens}'
+            )
         if set(self.vlm_extra_tokens) != set(EXTRA_TOKENS):
-            raise ValueError(f'vlm_extra_tokens must have the keys {sorted(EXTRA_TOKENS)}, '
-                             f'got {sorted(self.vlm_extra_tokens)}')
+            raise ValueError(
+                f'vlm_extra_tokens must have the keys {sorted(EXTRA_TOKENS)}, '
+                f'got {sorted(self.vlm_extra_tokens)}'
+            )
         if self.region_refiner_depth < 1:
             raise ValueError('region_refiner_depth must be >= 1')
         if self.depth_input not in DEPTH_INPUTS:
-            raise ValueError(f'depth_input must be one of {DEPTH_INPUTS}, '
-                             f'got {self.depth_input!r}')
+            raise ValueError(
+                f'depth_input must be one of {DEPTH_INPUTS}, got {self.depth_input!r}'
+            )
         if self.depth_pipeline not in DEPTH_PIPELINES:
-            raise ValueError(f'depth_pipeline must be one of {DEPTH_PIPELINES}, '
-                             f'got {self.depth_pipeline!r}')
-        if not (math.isfinite(self.depth_min_m) and math.isfinite(self.depth_max_m)
-                and 0.0 <= self.depth_min_m < self.depth_max_m):
-            raise ValueError(f'need 0 <= depth_min_m < depth_max_m, got {self.depth_min_m}, '
-                             f'{self.depth_max_m}')
+            raise ValueError(
+                f'depth_pipeline must be one of {DEPTH_PIPELINES}, got {self.depth_pipeline!r}'
+            )
+        if not (
+            math.isfinite(self.depth_min_m)
+            and math.isfinite(self.depth_max_m)
+            and 0.0 <= self.depth_min_m < self.depth_max_m
+        ):
+            raise ValueError(
+                f'need 0 <= depth_min_m < depth_max_m, got {self.depth_min_m}, {self.depth_max_m}'
+            )
         if not 0 <= self.depth_invalid_value <= 255:
-            raise ValueError(f'depth_invalid_value must be in 0..255, '
-                             f'got {self.depth_invalid_value}')
+            raise ValueError(
+                f'depth_invalid_value must be in 0..255, got {self.depth_invalid_value}'
+            )
 
     # derived sizes ----------------------------------------------------------------------
     @property
@@ -270,8 +303,10 @@ class SmolRGPTConfig:
             logger.info('config keys missing, using defaults: %s', ', '.join(missing))
         cfg = cls(**{k: v for k, v in data.items() if k in known})
         if 'lm_vocab_size' in data and int(data['lm_vocab_size']) != cfg.lm_vocab_size:
-            raise ValueError(f"config lm_vocab_size {data['lm_vocab_size']} != "
-                             f'lm_base_vocab_size + extra_token_amount = {cfg.lm_vocab_size}')
+            raise ValueError(
+                f'config lm_vocab_size {data["lm_vocab_size"]} != '
+                f'lm_base_vocab_size + extra_token_amount = {cfg.lm_vocab_size}'
+            )
         return cfg
 
     @classmethod

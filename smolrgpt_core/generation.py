@@ -57,13 +57,15 @@ class DecodeSteps(Protocol):
     def prefix(self, x: torch.Tensor, positions: torch.Tensor, bias: torch.Tensor) -> None:
         """[1, P, D] into row 0's slots [0, P), then copied to every row."""
 
-    def suffix(self, x: torch.Tensor, positions: torch.Tensor, keys: torch.Tensor,
-               start: int) -> torch.Tensor:
+    def suffix(
+        self, x: torch.Tensor, positions: torch.Tensor, keys: torch.Tensor, start: int
+    ) -> torch.Tensor:
         """[B, S, D] into slots [start, start + S); keys [B, start + S] flags valid slots;
         -> logits of the last position [B, V]."""
 
-    def token(self, token: torch.Tensor, positions: torch.Tensor, keys: torch.Tensor,
-              slot: int) -> torch.Tensor:
+    def token(
+        self, token: torch.Tensor, positions: torch.Tensor, keys: torch.Tensor, slot: int
+    ) -> torch.Tensor:
         """One token id per row [B] at positions [B, 1] into ``slot``; keys [B, slot + 1];
         -> logits [B, V]."""
 
@@ -80,8 +82,10 @@ class EagerSteps:
     def begin(self, rows: int, total: int) -> None:
         attn = self.decoder.blocks[0].attn
         shape = (len(self.decoder.blocks), rows, attn.n_kv_heads, total, attn.head_dim)
-        self.cache = KVCache(torch.empty(shape, dtype=self.dtype, device=self.device),
-                             torch.empty(shape, dtype=self.dtype, device=self.device))
+        self.cache = KVCache(
+            torch.empty(shape, dtype=self.dtype, device=self.device),
+            torch.empty(shape, dtype=self.dtype, device=self.device),
+        )
 
     def prefix(self, x: torch.Tensor, positions: torch.Tensor, bias: torch.Tensor) -> None:
         cache, P = self.cache, x.shape[1]
@@ -89,14 +93,16 @@ class EagerSteps:
         cache.k[:, 1:, :, :P] = cache.k[:, :1, :, :P]
         cache.v[:, 1:, :, :P] = cache.v[:, :1, :, :P]
 
-    def suffix(self, x: torch.Tensor, positions: torch.Tensor, keys: torch.Tensor,
-               start: int) -> torch.Tensor:
+    def suffix(
+        self, x: torch.Tensor, positions: torch.Tensor, keys: torch.Tensor, start: int
+    ) -> torch.Tensor:
         bias = attention_bias(keys, start, x.shape[1], self.dtype)
         hidden = self.decoder(x, positions, bias, self.cache, start=start)  # [B, S, D]
         return linear(self.decoder.head, hidden[:, -1])  # [B, V]
 
-    def token(self, token: torch.Tensor, positions: torch.Tensor, keys: torch.Tensor,
-              slot: int) -> torch.Tensor:
+    def token(
+        self, token: torch.Tensor, positions: torch.Tensor, keys: torch.Tensor, slot: int
+    ) -> torch.Tensor:
         # with no padded key left, a single query needs no mask at all
         bias = None if bool(keys.all()) else attention_bias(keys, slot, 1, self.dtype)
         x = self.decoder.token_embedding(token)[:, None]  # [B, 1, D]
@@ -140,11 +146,11 @@ def decode(
 
     x = torch.zeros(B, S_max, steps.width, dtype=dtype, device=device)  # [B, Smax, D]
     for i, (e, n) in enumerate(zip(embeds, suffix_lens)):
-        x[i, S_max - n:] = e[P:].to(device=device, dtype=dtype)
-        key_valid[i, P + S_max - n:P + S_max] = True
-    suffix_valid = key_valid[:, P:P + S_max]  # [B, Smax]
+        x[i, S_max - n :] = e[P:].to(device=device, dtype=dtype)
+        key_valid[i, P + S_max - n : P + S_max] = True
+    suffix_valid = key_valid[:, P : P + S_max]  # [B, Smax]
     positions = P + (suffix_valid.long().cumsum(-1) - 1).clamp(min=0)  # [B, Smax]
-    logits = steps.suffix(x, positions, key_valid[:, :P + S_max], P)  # [B, V]
+    logits = steps.suffix(x, positions, key_valid[:, : P + S_max], P)  # [B, V]
     next_pos = positions[:, -1] + 1  # [B]
 
     out = torch.full((B, max_new_tokens), eos_token_id, dtype=torch.long, device=device)
@@ -160,20 +166,32 @@ def decode(
         if step == max_new_tokens - 1 or bool(finished.all()):
             break
         key_valid[:, slot] = True
-        logits = steps.token(token, next_pos[:, None], key_valid[:, :slot + 1], slot)
+        logits = steps.token(token, next_pos[:, None], key_valid[:, : slot + 1], slot)
         next_pos = next_pos + 1
         slot += 1
     logger.debug('generated %d steps for %d rows (shared prefix %d)', steps_done, B, P)
 
     results = []
     for row in out[:, :steps_done].tolist():
-        results.append(row[:row.index(eos_token_id)] if eos_token_id in row else row)
+        results.append(row[: row.index(eos_token_id)] if eos_token_id in row else row)
     return results
 
 
-def generate(decoder: Decoder, embeds: Sequence[torch.Tensor], *, eos_token_id: int,
-             max_new_tokens: int = 120, sampling: SamplingParams | None = None,
-             generator: torch.Generator | None = None) -> list[list[int]]:
+def generate(
+    decoder: Decoder,
+    embeds: Sequence[torch.Tensor],
+    *,
+    eos_token_id: int,
+    max_new_tokens: int = 120,
+    sampling: SamplingParams | None = None,
+    generator: torch.Generator | None = None,
+) -> list[list[int]]:
     """``decode`` with the torch decoder."""
-    return decode(EagerSteps(decoder), embeds, eos_token_id=eos_token_id,
-                  max_new_tokens=max_new_tokens, sampling=sampling, generator=generator)
+    return decode(
+        EagerSteps(decoder),
+        embeds,
+        eos_token_id=eos_token_id,
+        max_new_tokens=max_new_tokens,
+        sampling=sampling,
+        generator=generator,
+    )

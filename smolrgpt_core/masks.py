@@ -35,8 +35,10 @@ def _check_rle(rle: RLE) -> tuple[int, int, str | bytes]:
         raise MaskFormatError(f'RLE size must be [H, W] with positive values, got {size!r}')
     counts = rle['counts']
     if isinstance(counts, list):
-        raise MaskFormatError('uncompressed RLE (counts as a list) is not supported here; '
-                              'compress it with rle_encode(rle_decode_uncompressed(...))')
+        raise MaskFormatError(
+            'uncompressed RLE (counts as a list) is not supported here; '
+            'compress it with rle_encode(rle_decode_uncompressed(...))'
+        )
     return int(size[0]), int(size[1]), counts
 
 

@@ -18,8 +18,9 @@ def embedded_model_dir() -> Path:
     candidates.append(Path(__file__).resolve().parent.parent / 'models' / EMBEDDED_MODEL_NAME)
     for prefix in os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep):
         if prefix:
-            candidates.append(Path(prefix) / 'share' / 'smolrgpt_ros' / 'models'
-                              / EMBEDDED_MODEL_NAME)
+            candidates.append(
+                Path(prefix) / 'share' / 'smolrgpt_ros' / 'models' / EMBEDDED_MODEL_NAME
+            )
     for path in candidates:
         if (path / 'config.json').is_file():
             return path

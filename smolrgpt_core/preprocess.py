@@ -36,8 +36,9 @@ def _to_pil_rgb(image: ImageLike) -> Image.Image:
     if array.dtype != np.uint8:
         raise ValueError(f'RGB images must be uint8, got {array.dtype}')
     if array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (1, 3, 4)):
-        return Image.fromarray(array.squeeze(-1) if array.ndim == 3 and array.shape[2] == 1
-                               else array).convert('RGB')
+        return Image.fromarray(
+            array.squeeze(-1) if array.ndim == 3 and array.shape[2] == 1 else array
+        ).convert('RGB')
     raise ValueError(f'expected an image [H, W] or [H, W, 1|3|4], got {array.shape}')
 
 
@@ -52,8 +53,14 @@ def preprocess_rgb(image: ImageLike, size: int = 256) -> torch.Tensor:
     return _pil_to_unit_tensor(resized).sub(0.5).div(0.5)
 
 
-def metric_to_depth8(depth: np.ndarray, *, min_m: float, max_m: float,
-                     near_is_dark: bool = True, invalid_value: int = 0) -> np.ndarray:
+def metric_to_depth8(
+    depth: np.ndarray,
+    *,
+    min_m: float,
+    max_m: float,
+    near_is_dark: bool = True,
+    invalid_value: int = 0,
+) -> np.ndarray:
     """uint16 millimetres or float metres [H, W] -> uint8 [H, W] depth image."""
     depth = np.asarray(depth)
     if depth.ndim != 2:
@@ -79,13 +86,19 @@ def preprocess_depth(depth: ImageLike, cfg: SmolRGPTConfig) -> torch.Tensor:
     if cfg.depth_input == 'metric':
         if isinstance(depth, Image.Image):
             depth = np.asarray(depth)
-        depth = metric_to_depth8(depth, min_m=cfg.depth_min_m, max_m=cfg.depth_max_m,
-                                 near_is_dark=cfg.depth_near_is_dark,
-                                 invalid_value=cfg.depth_invalid_value)
+        depth = metric_to_depth8(
+            depth,
+            min_m=cfg.depth_min_m,
+            max_m=cfg.depth_max_m,
+            near_is_dark=cfg.depth_near_is_dark,
+            invalid_value=cfg.depth_invalid_value,
+        )
     elif not isinstance(depth, Image.Image) and np.asarray(depth).dtype != np.uint8:
-        raise ValueError(f'depth_input="image" expects an 8-bit depth image, got '
-                         f'{np.asarray(depth).dtype}; set depth_input="metric" for uint16 mm '
-                         f'or float metres')
+        raise ValueError(
+            f'depth_input="image" expects an 8-bit depth image, got '
+            f'{np.asarray(depth).dtype}; set depth_input="metric" for uint16 mm '
+            f'or float metres'
+        )
     image = _to_pil_rgb(depth)  # a grayscale depth map becomes 3 identical channels
     if cfg.depth_pipeline == 'rgb':
         return preprocess_rgb(image, cfg.vit_img_size)

@@ -49,8 +49,9 @@ def filter_top_p(logits: torch.Tensor, p: float) -> torch.Tensor:
     return logits.masked_fill(drop, float('-inf'))
 
 
-def select_next(logits: torch.Tensor, params: SamplingParams,
-                generator: torch.Generator | None = None) -> torch.Tensor:
+def select_next(
+    logits: torch.Tensor, params: SamplingParams, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """[B, V] logits -> [B] token ids."""
     if params.greedy:
         return logits.argmax(-1)

@@ -26,11 +26,21 @@ def tiny_config(vocab: int = VOCAB, **overrides: object) -> SmolRGPTConfig:
     """The real structure at toy sizes: 32 px images, 8 px patches -> 16 patches -> 4 image
     tokens -> a 16x16 mask grid."""
     values: dict[str, object] = dict(
-        vit_hidden_dim=32, vit_inter_dim=64, vit_patch_size=8, vit_img_size=32,
-        vit_n_heads=4, vit_n_blocks=2,
-        lm_hidden_dim=32, lm_inter_dim=64, lm_n_heads=4, lm_n_kv_heads=2, lm_n_blocks=2,
-        lm_base_vocab_size=vocab, lm_max_position_embeddings=512,
-        mp_pixel_shuffle_factor=2, mp_image_token_length=4,
+        vit_hidden_dim=32,
+        vit_inter_dim=64,
+        vit_patch_size=8,
+        vit_img_size=32,
+        vit_n_heads=4,
+        vit_n_blocks=2,
+        lm_hidden_dim=32,
+        lm_inter_dim=64,
+        lm_n_heads=4,
+        lm_n_kv_heads=2,
+        lm_n_blocks=2,
+        lm_base_vocab_size=vocab,
+        lm_max_position_embeddings=512,
+        mp_pixel_shuffle_factor=2,
+        mp_image_token_length=4,
     )
     values.update(overrides)
     return SmolRGPTConfig(**values)
@@ -43,12 +53,16 @@ def save_tokenizer(path: Path, vocab: int = VOCAB, corpus: list[str] | None = No
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab, special_tokens=['<|endoftext|>', '<|im_start|>', '<|im_end|>'],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+        vocab_size=vocab,
+        special_tokens=['<|endoftext|>', '<|im_start|>', '<|im_end|>'],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tok.train_from_iterator(corpus or _CORPUS, trainer)
     if tok.get_vocab_size(with_added_tokens=True) != vocab:
-        raise ValueError(f'the corpus gives {tok.get_vocab_size(with_added_tokens=True)} '
-                         f'tokens, not {vocab}')
+        raise ValueError(
+            f'the corpus gives {tok.get_vocab_size(with_added_tokens=True)} tokens, not {vocab}'
+        )
     path.mkdir(parents=True, exist_ok=True)
     tok.save(str(path / 'tokenizer.json'))
     (path / 'tokenizer_config.json').write_text(json.dumps({'eos_token': '<|im_end|>'}))

@@ -48,8 +48,9 @@ class PromptError(ValueError):
     """A question whose region references do not match the masks."""
 
 
-def spell_regions(text: str, cfg: SmolRGPTConfig, pattern: re.Pattern[str] = DATASET_MASK_RE
-                  ) -> str:
+def spell_regions(
+    text: str, cfg: SmolRGPTConfig, pattern: re.Pattern[str] = DATASET_MASK_RE
+) -> str:
     """Each region reference (``<mask>``, or ``pattern``'s matches) -> the model's form: the
     ``<mask_rgb><mask_depth>`` pair, after a '[Region k] ' label (k = the reference's place in
     the text) when the model was trained with ``prompt_region_labels``."""
@@ -62,7 +63,7 @@ def spell_regions(text: str, cfg: SmolRGPTConfig, pattern: re.Pattern[str] = DAT
 
 def render_chat(messages: Sequence[dict[str, str]], add_generation_prompt: bool = True) -> str:
     """The reference's template: ChatML turns, no system prompt, optional assistant header."""
-    text = ''.join(f"{IM_START}{m['role']}\n{m['content']}{IM_END}\n" for m in messages)
+    text = ''.join(f'{IM_START}{m["role"]}\n{m["content"]}{IM_END}\n' for m in messages)
     return text + (f'{IM_START}assistant\n' if add_generation_prompt else '')
 
 
@@ -75,13 +76,16 @@ class SmolRGPTTokenizer:
     def __post_init__(self) -> None:
         specials = list(self.cfg.vlm_extra_tokens.values())
         self.tokenizer.add_special_tokens(
-            [AddedToken(t, special=True, normalized=False) for t in specials])
+            [AddedToken(t, special=True, normalized=False) for t in specials]
+        )
         got = [self.tokenizer.token_to_id(t) for t in specials]
         want = [self.cfg.lm_base_vocab_size + i for i in range(len(specials))]
         if got != want:
-            raise ValueError(f'special tokens {specials} got ids {got}, expected {want}: the '
-                             f'tokenizer does not match lm_base_vocab_size '
-                             f'{self.cfg.lm_base_vocab_size}')
+            raise ValueError(
+                f'special tokens {specials} got ids {got}, expected {want}: the '
+                f'tokenizer does not match lm_base_vocab_size '
+                f'{self.cfg.lm_base_vocab_size}'
+            )
         eos = self.tokenizer.token_to_id(self.eos_token)
         if eos is None:
             raise ValueError(f'the tokenizer has no EOS token {self.eos_token!r}')
@@ -116,8 +120,7 @@ class SmolRGPTTokenizer:
         ``n_masks`` is the number of masks available (the sample's or the frame's).
         """
         cfg = self.cfg
-        reserved = [t for t in (*cfg.vlm_extra_tokens.values(), IM_START, IM_END)
-                    if t in question]
+        reserved = [t for t in (*cfg.vlm_extra_tokens.values(), IM_START, IM_END) if t in question]
         if reserved:
             raise PromptError(f'the question contains reserved tokens {reserved}')
         text = question.replace(DATASET_IMAGE, '')
@@ -138,12 +141,16 @@ class SmolRGPTTokenizer:
             text = spell_regions(text, cfg, REGION_TAG)
         user = cfg.image_token * cfg.mp_image_token_length + text
         ids = self.encode(render_chat([{'role': 'user', 'content': user}]))
-        counts = [ids.count(t) for t in (self.image_token_id, self.mask_rgb_token_id,
-                                          self.mask_depth_token_id)]
+        counts = [
+            ids.count(t)
+            for t in (self.image_token_id, self.mask_rgb_token_id, self.mask_depth_token_id)
+        ]
         expected = [cfg.mp_image_token_length, len(regions), len(regions)]
         if counts != expected:
-            raise PromptError(f'tokenised prompt holds {counts} image/rgb/depth placeholders, '
-                              f'expected {expected}')
+            raise PromptError(
+                f'tokenised prompt holds {counts} image/rgb/depth placeholders, '
+                f'expected {expected}'
+            )
         return Prompt(tuple(ids), tuple(regions))
 
 

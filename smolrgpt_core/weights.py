@@ -61,8 +61,10 @@ def resolve_dir(path_or_id: str | Path, filenames: list[str]) -> Path:
     try:
         from huggingface_hub import hf_hub_download
     except ImportError as exc:
-        raise CheckpointError(f'{str(path_or_id)!r} is not a local directory, and '
-                              'huggingface_hub is not installed to fetch it from the Hub') from exc
+        raise CheckpointError(
+            f'{str(path_or_id)!r} is not a local directory, and '
+            'huggingface_hub is not installed to fetch it from the Hub'
+        ) from exc
     logger.info('%s is not a local path; trying the Hugging Face Hub', path_or_id)
     try:
         files = [Path(hf_hub_download(repo_id=str(path_or_id), filename=f)) for f in filenames]
@@ -70,19 +72,22 @@ def resolve_dir(path_or_id: str | Path, filenames: list[str]) -> Path:
         raise CheckpointError(
             f'{str(path_or_id)!r} is not a local directory and could not be fetched from the '
             f'Hugging Face Hub ({type(exc).__name__}: {exc}). Offline? Pass a local directory '
-            f'holding {", ".join(filenames)}.') from exc
+            f'holding {", ".join(filenames)}.'
+        ) from exc
     return files[0].parent
 
 
-def load_state_dict_checked(model: SmolRGPT, tensors: dict[str, torch.Tensor], *,
-                            assign: bool = False) -> None:
+def load_state_dict_checked(
+    model: SmolRGPT, tensors: dict[str, torch.Tensor], *, assign: bool = False
+) -> None:
     """Strict name/shape match, with the official file's two tolerances: either name of the
     tied embedding/head pair, and an absent ``inv_freq``."""
     tensors = dict(tensors)
     if EMBEDDING_KEY in tensors and HEAD_KEY in tensors:
         if not torch.equal(tensors[EMBEDDING_KEY], tensors[HEAD_KEY]):
-            raise CheckpointError(f'{EMBEDDING_KEY} and {HEAD_KEY} differ, but the model '
-                                  'ties them')
+            raise CheckpointError(
+                f'{EMBEDDING_KEY} and {HEAD_KEY} differ, but the model ties them'
+            )
     elif HEAD_KEY in tensors:
         tensors[EMBEDDING_KEY] = tensors[HEAD_KEY]
     elif EMBEDDING_KEY in tensors:
@@ -94,9 +99,11 @@ def load_state_dict_checked(model: SmolRGPT, tensors: dict[str, torch.Tensor], *
     expected = model.state_dict()
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
-    mismatched = sorted(f'{k}: file {list(tensors[k].shape)} vs model {list(v.shape)}'
-                        for k, v in expected.items()
-                        if k in tensors and tensors[k].shape != v.shape)
+    mismatched = sorted(
+        f'{k}: file {list(tensors[k].shape)} vs model {list(v.shape)}'
+        for k, v in expected.items()
+        if k in tensors and tensors[k].shape != v.shape
+    )
     problems = []
     if missing:
         problems.append(f'missing {len(missing)}: {_listing(missing)}')
@@ -110,9 +117,13 @@ def load_state_dict_checked(model: SmolRGPT, tensors: dict[str, torch.Tensor], *
     model.decoder.tie_weights()
 
 
-def load_pretrained(cls: type[SmolRGPT], path: str | Path, *,
-                    dtype: torch.dtype = torch.float32,
-                    device: str | torch.device = 'cpu') -> SmolRGPT:
+def load_pretrained(
+    cls: type[SmolRGPT],
+    path: str | Path,
+    *,
+    dtype: torch.dtype = torch.float32,
+    device: str | torch.device = 'cpu',
+) -> SmolRGPT:
     """Build from ``config.json`` on the meta device, then assign the file's tensors."""
     directory = resolve_dir(path, [CONFIG_NAME, WEIGHTS_NAME])
     cfg = SmolRGPTConfig.from_json(directory / CONFIG_NAME)
@@ -134,8 +145,11 @@ def save_pretrained(model: SmolRGPT, path: str | Path) -> None:
     directory = Path(path)
     directory.mkdir(parents=True, exist_ok=True)
     model.cfg.to_json(directory / CONFIG_NAME)
-    tensors = {k: v.detach().to(device='cpu', dtype=torch.float32).contiguous()
-               for k, v in model.state_dict().items() if k != EMBEDDING_KEY}
+    tensors = {
+        k: v.detach().to(device='cpu', dtype=torch.float32).contiguous()
+        for k, v in model.state_dict().items()
+        if k != EMBEDDING_KEY
+    }
     save_file(tensors, directory / WEIGHTS_NAME, metadata=dict(TIED_METADATA))
     logger.info('saved %s (%d tensors)', directory, len(tensors))
 
@@ -148,19 +162,35 @@ def read_metadata(path: str | Path) -> dict[str, str]:
 # --- stage-1 initialisation from Hugging Face SigLIP2 + SmolLM2 -------------------------
 
 # HF SiglipVisionConfig / LlamaConfig defaults, for keys a config.json leaves out
-_SIGLIP_DEFAULTS = {'hidden_size': 768, 'intermediate_size': 3072, 'num_hidden_layers': 12,
-                    'num_attention_heads': 12, 'image_size': 224, 'patch_size': 16,
-                    'layer_norm_eps': 1e-6, 'attention_dropout': 0.0,
-                    'hidden_act': 'gelu_pytorch_tanh'}
-_LLAMA_DEFAULTS = {'rms_norm_eps': 1e-6, 'rope_theta': 10000.0,
-                   'max_position_embeddings': 2048, 'tie_word_embeddings': False,
-                   'attention_dropout': 0.0, 'hidden_act': 'silu'}
+_SIGLIP_DEFAULTS = {
+    'hidden_size': 768,
+    'intermediate_size': 3072,
+    'num_hidden_layers': 12,
+    'num_attention_heads': 12,
+    'image_size': 224,
+    'patch_size': 16,
+    'layer_norm_eps': 1e-6,
+    'attention_dropout': 0.0,
+    'hidden_act': 'gelu_pytorch_tanh',
+}
+_LLAMA_DEFAULTS = {
+    'rms_norm_eps': 1e-6,
+    'rope_theta': 10000.0,
+    'max_position_embeddings': 2048,
+    'tie_word_embeddings': False,
+    'attention_dropout': 0.0,
+    'hidden_act': 'silu',
+}
 
 _VIT_LAYER_MAP = {
-    'layer_norm1.weight': 'ln1.weight', 'layer_norm1.bias': 'ln1.bias',
-    'layer_norm2.weight': 'ln2.weight', 'layer_norm2.bias': 'ln2.bias',
-    'mlp.fc1.weight': 'mlp.fc1.weight', 'mlp.fc1.bias': 'mlp.fc1.bias',
-    'mlp.fc2.weight': 'mlp.fc2.weight', 'mlp.fc2.bias': 'mlp.fc2.bias',
+    'layer_norm1.weight': 'ln1.weight',
+    'layer_norm1.bias': 'ln1.bias',
+    'layer_norm2.weight': 'ln2.weight',
+    'layer_norm2.bias': 'ln2.bias',
+    'mlp.fc1.weight': 'mlp.fc1.weight',
+    'mlp.fc1.bias': 'mlp.fc1.bias',
+    'mlp.fc2.weight': 'mlp.fc2.weight',
+    'mlp.fc2.bias': 'mlp.fc2.bias',
     'self_attn.out_proj.weight': 'attn.out_proj.weight',
     'self_attn.out_proj.bias': 'attn.out_proj.bias',
 }
@@ -182,29 +212,39 @@ def _read_json(path: Path) -> dict[str, Any]:
         return json.load(f)
 
 
-def backbone_config(vision_hf: dict[str, Any], lm_hf: dict[str, Any],
-                    base: SmolRGPTConfig | None = None) -> SmolRGPTConfig:
+def backbone_config(
+    vision_hf: dict[str, Any], lm_hf: dict[str, Any], base: SmolRGPTConfig | None = None
+) -> SmolRGPTConfig:
     """Our config with the ViT/LM fields taken from HF SigLIP and Llama config dicts."""
     vision = {**_SIGLIP_DEFAULTS, **vision_hf.get('vision_config', vision_hf)}
     lm = {**_LLAMA_DEFAULTS, **lm_hf}
     if vision['hidden_act'] != 'gelu_pytorch_tanh':
-        raise CheckpointError(f"vision hidden_act {vision['hidden_act']!r} is not GELU-tanh")
+        raise CheckpointError(f'vision hidden_act {vision["hidden_act"]!r} is not GELU-tanh')
     if lm['hidden_act'] != 'silu' or not lm['tie_word_embeddings']:
         raise CheckpointError('the LM must be a tied-embedding SiLU Llama (like SmolLM2)')
     base = base or SmolRGPTConfig()
     grid = vision['image_size'] // vision['patch_size'] // base.mp_pixel_shuffle_factor
     return dataclasses.replace(
-        base, mp_image_token_length=grid * grid,
-        vit_hidden_dim=vision['hidden_size'], vit_inter_dim=vision['intermediate_size'],
-        vit_patch_size=vision['patch_size'], vit_img_size=vision['image_size'],
-        vit_n_heads=vision['num_attention_heads'], vit_n_blocks=vision['num_hidden_layers'],
-        vit_ln_eps=vision['layer_norm_eps'], vit_dropout=vision['attention_dropout'],
-        lm_hidden_dim=lm['hidden_size'], lm_inter_dim=lm['intermediate_size'],
-        lm_rms_eps=lm['rms_norm_eps'], lm_re_base=lm['rope_theta'],
+        base,
+        mp_image_token_length=grid * grid,
+        vit_hidden_dim=vision['hidden_size'],
+        vit_inter_dim=vision['intermediate_size'],
+        vit_patch_size=vision['patch_size'],
+        vit_img_size=vision['image_size'],
+        vit_n_heads=vision['num_attention_heads'],
+        vit_n_blocks=vision['num_hidden_layers'],
+        vit_ln_eps=vision['layer_norm_eps'],
+        vit_dropout=vision['attention_dropout'],
+        lm_hidden_dim=lm['hidden_size'],
+        lm_inter_dim=lm['intermediate_size'],
+        lm_rms_eps=lm['rms_norm_eps'],
+        lm_re_base=lm['rope_theta'],
         lm_max_position_embeddings=lm['max_position_embeddings'],
-        lm_base_vocab_size=lm['vocab_size'], lm_n_heads=lm['num_attention_heads'],
+        lm_base_vocab_size=lm['vocab_size'],
+        lm_n_heads=lm['num_attention_heads'],
         lm_n_kv_heads=lm.get('num_key_value_heads', lm['num_attention_heads']),
-        lm_n_blocks=lm['num_hidden_layers'], lm_dropout=lm['attention_dropout'],
+        lm_n_blocks=lm['num_hidden_layers'],
+        lm_dropout=lm['attention_dropout'],
     )
 
 
@@ -220,8 +260,9 @@ def map_vision_weights(hf: dict[str, torch.Tensor], n_blocks: int) -> dict[str, 
         'patch_embedding.conv.weight': take('vision_model.embeddings.patch_embedding.weight'),
         'patch_embedding.conv.bias': take('vision_model.embeddings.patch_embedding.bias'),
         # [N, D] table -> [1, N, D] parameter
-        'patch_embedding.position_embedding':
-            take('vision_model.embeddings.position_embedding.weight')[None],
+        'patch_embedding.position_embedding': take(
+            'vision_model.embeddings.position_embedding.weight'
+        )[None],
         'layer_norm.weight': take('vision_model.post_layernorm.weight'),
         'layer_norm.bias': take('vision_model.post_layernorm.bias'),
     }
@@ -232,12 +273,14 @@ def map_vision_weights(hf: dict[str, torch.Tensor], n_blocks: int) -> dict[str, 
         for kind in ('weight', 'bias'):
             # fused projection: q rows, then k, then v
             out[f'blocks.{i}.attn.qkv_proj.{kind}'] = torch.cat(
-                [take(f'{src}self_attn.{p}_proj.{kind}') for p in 'qkv'])
+                [take(f'{src}self_attn.{p}_proj.{kind}') for p in 'qkv']
+            )
     return {f'vision_encoder.{k}': v for k, v in out.items()}
 
 
-def map_lm_weights(hf: dict[str, torch.Tensor], n_blocks: int,
-                   embedding: torch.Tensor) -> dict[str, torch.Tensor]:
+def map_lm_weights(
+    hf: dict[str, torch.Tensor], n_blocks: int, embedding: torch.Tensor
+) -> dict[str, torch.Tensor]:
     """HF Llama tensors -> ours (under ``decoder.``). ``embedding`` is our [V, D] table,
     whose rows past the HF vocabulary (the new special tokens) are kept as initialised."""
 
@@ -248,10 +291,11 @@ def map_lm_weights(hf: dict[str, torch.Tensor], n_blocks: int,
 
     hf_embedding = take('model.embed_tokens.weight')
     if hf_embedding.shape[1] != embedding.shape[1] or hf_embedding.shape[0] > embedding.shape[0]:
-        raise CheckpointError(f'LM embedding {list(hf_embedding.shape)} does not fit ours '
-                              f'{list(embedding.shape)}')
+        raise CheckpointError(
+            f'LM embedding {list(hf_embedding.shape)} does not fit ours {list(embedding.shape)}'
+        )
     table = embedding.detach().clone()
-    table[:hf_embedding.shape[0]] = hf_embedding.to(table.dtype)
+    table[: hf_embedding.shape[0]] = hf_embedding.to(table.dtype)
     out = {'token_embedding.weight': table, 'norm.weight': take('model.norm.weight')}
     for j in range(n_blocks):
         for theirs, ours in _LM_LAYER_MAP.items():
@@ -259,28 +303,42 @@ def map_lm_weights(hf: dict[str, torch.Tensor], n_blocks: int,
     return {f'decoder.{k}': v for k, v in out.items()}
 
 
-def load_backbones(cls: type[SmolRGPT], vision_dir: str | Path, lm_dir: str | Path,
-                   cfg: SmolRGPTConfig | None = None) -> SmolRGPT:
+def load_backbones(
+    cls: type[SmolRGPT],
+    vision_dir: str | Path,
+    lm_dir: str | Path,
+    cfg: SmolRGPTConfig | None = None,
+) -> SmolRGPT:
     """Stage-1 model: SigLIP2 ViT + SmolLM2 decoder, projectors/refiners freshly initialised."""
     vdir = resolve_dir(vision_dir, [CONFIG_NAME, WEIGHTS_NAME])
     ldir = resolve_dir(lm_dir, [CONFIG_NAME, WEIGHTS_NAME])
     cfg = backbone_config(_read_json(vdir / CONFIG_NAME), _read_json(ldir / CONFIG_NAME), cfg)
-    cfg = dataclasses.replace(cfg, vit_model_type=str(vision_dir), lm_model_type=str(lm_dir),
-                              lm_tokenizer=str(lm_dir))
+    cfg = dataclasses.replace(
+        cfg, vit_model_type=str(vision_dir), lm_model_type=str(lm_dir), lm_tokenizer=str(lm_dir)
+    )
     model = cls(cfg)
     vision = map_vision_weights(load_file(vdir / WEIGHTS_NAME), cfg.vit_n_blocks)
-    lm = map_lm_weights(load_file(ldir / WEIGHTS_NAME), cfg.lm_n_blocks,
-                        model.decoder.token_embedding.weight)
+    lm = map_lm_weights(
+        load_file(ldir / WEIGHTS_NAME), cfg.lm_n_blocks, model.decoder.token_embedding.weight
+    )
     state = model.state_dict()
-    targets = sorted(k for k in state if k.startswith(('vision_encoder.', 'decoder.'))
-                     and k not in (HEAD_KEY, INV_FREQ_KEY))
+    targets = sorted(
+        k
+        for k in state
+        if k.startswith(('vision_encoder.', 'decoder.')) and k not in (HEAD_KEY, INV_FREQ_KEY)
+    )
     mapped = {**vision, **lm}
     missing = sorted(set(targets) - set(mapped))
-    mismatched = [f'{k}: {list(v.shape)} vs {list(state[k].shape)}'
-                  for k, v in mapped.items() if v.shape != state[k].shape]
+    mismatched = [
+        f'{k}: {list(v.shape)} vs {list(state[k].shape)}'
+        for k, v in mapped.items()
+        if v.shape != state[k].shape
+    ]
     if missing or mismatched:
-        raise CheckpointError(f'backbones do not fit: missing {_listing(missing)}; '
-                              f'shape mismatch {_listing(mismatched)}')
+        raise CheckpointError(
+            f'backbones do not fit: missing {_listing(missing)}; '
+            f'shape mismatch {_listing(mismatched)}'
+        )
     with torch.no_grad():
         for k, v in mapped.items():
             state[k].copy_(v.to(state[k].dtype))  # bf16 files -> fp32 parameters

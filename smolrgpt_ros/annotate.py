@@ -7,20 +7,31 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
-_PALETTE = np.array([(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200),
-                     (245, 130, 48), (145, 30, 180), (70, 240, 240), (240, 50, 230)],
-                    dtype=np.uint8)
+_PALETTE = np.array(
+    [
+        (230, 25, 75),
+        (60, 180, 75),
+        (255, 225, 25),
+        (0, 130, 200),
+        (245, 130, 48),
+        (145, 30, 180),
+        (70, 240, 240),
+        (240, 50, 230),
+    ],
+    dtype=np.uint8,
+)
 
 
 def outline(mask: np.ndarray) -> np.ndarray:
     """Boundary pixels of a bool mask [H, W] (inside, with an outside 4-neighbour)."""
     padded = np.pad(mask, 1)
-    interior = (padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:])
+    interior = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
     return mask & ~interior
 
 
-def annotate(rgb: np.ndarray, masks: np.ndarray, region_ids: Sequence[int],
-             caption: str = '') -> np.ndarray:
+def annotate(
+    rgb: np.ndarray, masks: np.ndarray, region_ids: Sequence[int], caption: str = ''
+) -> np.ndarray:
     """uint8 [H, W, 3] copy with each region outlined and labelled, caption at the bottom."""
     out = rgb.copy()
     centres = []

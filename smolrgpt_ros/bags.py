@@ -73,8 +73,10 @@ class BagFrame:
         if self.rgb.dtype != np.uint8 or self.rgb.ndim != 3 or self.rgb.shape[2] != 3:
             raise BagError(f'rgb must be uint8 [H, W, 3], got {self.rgb.dtype} {self.rgb.shape}')
         if self.depth.shape != (h, w) or self.depth.dtype not in (np.uint16, np.uint8):
-            raise BagError(f'depth must be uint16 mm or uint8 [{h}, {w}], got '
-                           f'{self.depth.dtype} {self.depth.shape}')
+            raise BagError(
+                f'depth must be uint16 mm or uint8 [{h}, {w}], got '
+                f'{self.depth.dtype} {self.depth.shape}'
+            )
         if self.masks.ndim != 3 or self.masks.shape[1:] != (h, w):
             raise BagError(f'masks must be [M, {h}, {w}], got {self.masks.shape}')
         if not len(self.region_ids) == len(self.labels) == self.masks.shape[0]:
@@ -99,9 +101,15 @@ def _image(store: Any, header: Any, array: np.ndarray, encoding: str) -> Any:
     image_cls = store.types['sensor_msgs/msg/Image']
     data = np.ascontiguousarray(array)
     height, width = data.shape[:2]
-    return image_cls(header=header, height=height, width=width, encoding=encoding,
-                     is_bigendian=0, step=data.nbytes // height,
-                     data=np.frombuffer(data.tobytes(), dtype=np.uint8))
+    return image_cls(
+        header=header,
+        height=height,
+        width=width,
+        encoding=encoding,
+        is_bigendian=0,
+        step=data.nbytes // height,
+        data=np.frombuffer(data.tobytes(), dtype=np.uint8),
+    )
 
 
 def _bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
@@ -130,12 +138,15 @@ def write_bag(path: str | Path, frames: Iterable[BagFrame], storage: str = 'mcap
     with Writer(path, version=9, storage_plugin=plugins[storage]) as writer:
         conns = {
             RGB_TOPIC: writer.add_connection(RGB_TOPIC, 'sensor_msgs/msg/Image', typestore=store),
-            DEPTH_TOPIC: writer.add_connection(DEPTH_TOPIC, 'sensor_msgs/msg/Image',
-                                               typestore=store),
-            REGIONS_TOPIC: writer.add_connection(REGIONS_TOPIC, array_cls.__msgtype__,
-                                                 typestore=store),
-            QUESTIONS_TOPIC: writer.add_connection(QUESTIONS_TOPIC, 'std_msgs/msg/String',
-                                                   typestore=store),
+            DEPTH_TOPIC: writer.add_connection(
+                DEPTH_TOPIC, 'sensor_msgs/msg/Image', typestore=store
+            ),
+            REGIONS_TOPIC: writer.add_connection(
+                REGIONS_TOPIC, array_cls.__msgtype__, typestore=store
+            ),
+            QUESTIONS_TOPIC: writer.add_connection(
+                QUESTIONS_TOPIC, 'std_msgs/msg/String', typestore=store
+            ),
         }
 
         def put(topic: str, stamp_ns: int, msg: Any) -> None:
@@ -146,8 +157,9 @@ def write_bag(path: str | Path, frames: Iterable[BagFrame], storage: str = 'mcap
             if frame.stamp_ns <= last:
                 raise BagError(f'frame stamps must increase: {frame.stamp_ns} after {last}')
             last = frame.stamp_ns
-            stamp = time_cls(sec=frame.stamp_ns // 1_000_000_000,
-                             nanosec=frame.stamp_ns % 1_000_000_000)
+            stamp = time_cls(
+                sec=frame.stamp_ns // 1_000_000_000, nanosec=frame.stamp_ns % 1_000_000_000
+            )
             header = header_cls(stamp=stamp, frame_id=FRAME_ID)
             put(RGB_TOPIC, frame.stamp_ns, _image(store, header, frame.rgb, 'rgb8'))
             depth_encoding = '16UC1' if frame.depth.dtype == np.uint16 else 'mono8'
@@ -155,11 +167,15 @@ def write_bag(path: str | Path, frames: Iterable[BagFrame], storage: str = 'mcap
             regions = []
             for rid, label, mask in zip(frame.region_ids, frame.labels, frame.masks):
                 x, y, h, w = _bbox(mask)
-                regions.append(mask_cls(
-                    id=int(rid), label=label, score=1.0,
-                    bbox=roi_cls(x_offset=x, y_offset=y, height=h, width=w, do_rectify=False),
-                    mask=_image(store, header, mask.astype(np.uint8) * 255, 'mono8'),
-                ))
+                regions.append(
+                    mask_cls(
+                        id=int(rid),
+                        label=label,
+                        score=1.0,
+                        bbox=roi_cls(x_offset=x, y_offset=y, height=h, width=w, do_rectify=False),
+                        mask=_image(store, header, mask.astype(np.uint8) * 255, 'mono8'),
+                    )
+                )
             put(REGIONS_TOPIC, frame.stamp_ns, array_cls(header=header, regions=regions))
             for q in frame.questions:
                 payload = {'stamp_ns': frame.stamp_ns, **q.__dict__}
@@ -193,7 +209,8 @@ def read_questions(path: str | Path) -> list[dict[str, Any]]:
     store = typestore()
     return [
         json.loads(store.deserialize_cdr(m.raw, m.msgtype).data)
-        for m in read_messages(path) if m.topic == QUESTIONS_TOPIC
+        for m in read_messages(path)
+        if m.topic == QUESTIONS_TOPIC
     ]
 
 

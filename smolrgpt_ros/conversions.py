@@ -13,48 +13,63 @@ from smolrgpt_ros.image_conversion import ImageConversionError, imgmsg_to_numpy
 from smolrgpt_ros.sync import stamp_to_ns
 
 RGB_ENCODINGS = ('rgb8', 'bgr8')
-DEPTH_ENCODINGS = {'16UC1': '16UC1', 'mono16': '16UC1', '32FC1': '32FC1', 'mono8': 'mono8',
-                   '8UC1': 'mono8'}
+DEPTH_ENCODINGS = {
+    '16UC1': '16UC1',
+    'mono16': '16UC1',
+    '32FC1': '32FC1',
+    'mono8': 'mono8',
+    '8UC1': 'mono8',
+}
 
 
 def ns_to_stamp(stamp_ns: int, stamp_type: type) -> Any:
     return stamp_type(sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000)
 
 
-def frame_from_msgs(rgb_msg: Any, depth_msg: Any, regions_msg: Any,
-                    expected_depth: str = 'auto') -> Frame:
+def frame_from_msgs(
+    rgb_msg: Any, depth_msg: Any, regions_msg: Any, expected_depth: str = 'auto'
+) -> Frame:
     """A synchronised (Image, Image, RegionMaskArray) triple -> engine Frame.
 
     Raises EngineError naming the problem (encoding, size, empty region list)."""
     try:
         if rgb_msg.encoding not in RGB_ENCODINGS:
-            raise EngineError(f'rgb image encoding must be rgb8 or bgr8, got '
-                              f'{rgb_msg.encoding!r}')
+            raise EngineError(f'rgb image encoding must be rgb8 or bgr8, got {rgb_msg.encoding!r}')
         rgb = imgmsg_to_numpy(rgb_msg)
         if rgb_msg.encoding == 'bgr8':
             rgb = np.ascontiguousarray(rgb[..., ::-1])
         encoding = DEPTH_ENCODINGS.get(depth_msg.encoding)
         if encoding is None:
-            raise EngineError(f'malformed depth: encoding {depth_msg.encoding!r} is not one of '
-                              f'{", ".join(DEPTH_ENCODINGS)}')
+            raise EngineError(
+                f'malformed depth: encoding {depth_msg.encoding!r} is not one of '
+                f'{", ".join(DEPTH_ENCODINGS)}'
+            )
         if expected_depth != 'auto' and encoding != expected_depth:
-            raise EngineError(f'depth arrives as {depth_msg.encoding} but depth.encoding is '
-                              f'{expected_depth}')
+            raise EngineError(
+                f'depth arrives as {depth_msg.encoding} but depth.encoding is {expected_depth}'
+            )
         depth = imgmsg_to_numpy(depth_msg)
         h, w = rgb.shape[:2]
         masks = np.zeros((len(regions_msg.regions), h, w), dtype=bool)
         for k, region in enumerate(regions_msg.regions):
             mask = imgmsg_to_numpy(region.mask)
             if mask.shape != (h, w):
-                raise EngineError(f'size mismatch: mask of region {region.id} is '
-                                  f'{list(mask.shape)}, rgb is [{h}, {w}]')
+                raise EngineError(
+                    f'size mismatch: mask of region {region.id} is '
+                    f'{list(mask.shape)}, rgb is [{h}, {w}]'
+                )
             masks[k] = mask != 0
     except ImageConversionError as exc:
         raise EngineError(str(exc)) from exc
-    return Frame(rgb=rgb, depth=depth, masks=masks,
-                 region_ids=[int(r.id) for r in regions_msg.regions],
-                 labels=[r.label for r in regions_msg.regions], depth_encoding=encoding,
-                 stamp_ns=stamp_to_ns(rgb_msg.header.stamp))
+    return Frame(
+        rgb=rgb,
+        depth=depth,
+        masks=masks,
+        region_ids=[int(r.id) for r in regions_msg.regions],
+        labels=[r.label for r in regions_msg.regions],
+        depth_encoding=encoding,
+        stamp_ns=stamp_to_ns(rgb_msg.header.stamp),
+    )
 
 
 class StoredFrame:
@@ -103,7 +118,15 @@ def answer_message(msg: Any, request: Any, response: Any, header: Any) -> Any:
     msg.header = header
     msg.question = request.question
     msg.question_region_ids = list(request.region_ids)
-    for name in ('success', 'error', 'answer', 'normalized_answer', 'category', 'value',
-                 'region_ids', 'latency_ms'):
+    for name in (
+        'success',
+        'error',
+        'answer',
+        'normalized_answer',
+        'category',
+        'value',
+        'region_ids',
+        'latency_ms',
+    ):
         setattr(msg, name, getattr(response, name))
     return msg

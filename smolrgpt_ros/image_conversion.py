@@ -77,17 +77,27 @@ def imgmsg_to_numpy(msg: Any) -> np.ndarray:
 
 
 def _encoding_for(array: np.ndarray) -> str:
-    base = {np.dtype(np.uint8): '8U', np.dtype(np.int8): '8S', np.dtype(np.uint16): '16U',
-            np.dtype(np.int16): '16S', np.dtype(np.int32): '32S', np.dtype(np.float32): '32F',
-            np.dtype(np.float64): '64F'}.get(array.dtype.newbyteorder('='))
+    base = {
+        np.dtype(np.uint8): '8U',
+        np.dtype(np.int8): '8S',
+        np.dtype(np.uint16): '16U',
+        np.dtype(np.int16): '16S',
+        np.dtype(np.int32): '32S',
+        np.dtype(np.float32): '32F',
+        np.dtype(np.float64): '64F',
+    }.get(array.dtype.newbyteorder('='))
     if base is None:
         raise ImageConversionError(f'arrays of dtype {array.dtype} have no image encoding')
     channels = 1 if array.ndim == 2 else array.shape[2]
     return f'{base}C{channels}'
 
 
-def numpy_to_imgmsg(array: np.ndarray, encoding: str = 'passthrough', header: Any = None,
-                    msg_type: type | None = None) -> Any:
+def numpy_to_imgmsg(
+    array: np.ndarray,
+    encoding: str = 'passthrough',
+    header: Any = None,
+    msg_type: type | None = None,
+) -> Any:
     """Encode ``[H, W]`` / ``[H, W, C]`` into a sensor_msgs/Image (``msg_type`` defaults to it)."""
     if not isinstance(array, np.ndarray):
         raise ImageConversionError(f'expected a numpy array, got {type(array).__name__}')
@@ -112,8 +122,9 @@ def numpy_to_imgmsg(array: np.ndarray, encoding: str = 'passthrough', header: An
         msg.header = header
     msg.height, msg.width = int(array.shape[0]), int(array.shape[1])
     msg.encoding = encoding
-    msg.is_bigendian = int(array.dtype.byteorder == '>'
-                           or (array.dtype.byteorder == '=' and sys.byteorder == 'big'))
+    msg.is_bigendian = int(
+        array.dtype.byteorder == '>' or (array.dtype.byteorder == '=' and sys.byteorder == 'big')
+    )
     data = np.ascontiguousarray(array).tobytes()
     msg.step = len(data) // msg.height
     msg.data = data

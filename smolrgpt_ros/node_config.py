@@ -27,8 +27,10 @@ def _param(default: Any, description: str) -> Any:
 @dataclass
 class NodeConfig:
     model_checkpoint_dir: str = _param(
-        '', 'checkpoint directory (config.json + model.safetensors + tokenizer); '
-        'empty = the embedded synthetic model')
+        '',
+        'checkpoint directory (config.json + model.safetensors + tokenizer); '
+        'empty = the embedded synthetic model',
+    )
     model_backend: str = _param('torch', f'inference backend: {" | ".join(BACKENDS)}')
     model_device: str = _param('cpu', 'torch device: cpu, cuda or cuda:N')
     model_dtype: str = _param('float32', f'weights and activations: {" | ".join(DTYPES)}')
@@ -37,24 +39,30 @@ class NodeConfig:
     topics_depth: str = _param('depth/image', 'depth image topic (16UC1 mm, 32FC1 m, mono8)')
     topics_regions: str = _param('regions', 'RegionMaskArray topic, stamped like the images')
     qos_reliable: bool = _param(
-        False, 'subscribe RELIABLE instead of best effort (sensor data QoS): needed for large '
+        False,
+        'subscribe RELIABLE instead of best effort (sensor data QoS): needed for large '
         'messages over UDP (e.g. full-HD masks, rosbag replay); a reliable subscription does not '
-        'match best-effort publishers')
+        'match best-effort publishers',
+    )
     depth_encoding: str = _param(
-        'auto', f'expected depth encoding: {" | ".join(DEPTH_ENCODINGS)} (auto = as received)')
+        'auto', f'expected depth encoding: {" | ".join(DEPTH_ENCODINGS)} (auto = as received)'
+    )
     depth_min_m: float = _param(
-        0.0, 'metric depth (m) mapped to 8-bit 0; min_m = max_m = 0: each frame\'s own valid '
-        'range, as in the dataset\'s depth PNGs')
-    depth_max_m: float = _param(
-        0.0, 'metric depth (m) mapped to 8-bit 255 (see depth.min_m)')
+        0.0,
+        "metric depth (m) mapped to 8-bit 0; min_m = max_m = 0: each frame's own valid "
+        "range, as in the dataset's depth PNGs",
+    )
+    depth_max_m: float = _param(0.0, 'metric depth (m) mapped to 8-bit 255 (see depth.min_m)')
     sync_queue_size: int = _param(10, 'messages kept per input for approximate-time matching')
     sync_slop_s: float = _param(0.05, 'largest stamp spread (seconds) of one RGB-D-masks set')
     cache_frames: int = _param(8, 'synchronised frames kept for stamp lookups')
     encode_eager: bool = _param(
-        False, 'run the vision encoder on every frame as it arrives (else on first question)')
+        False, 'run the vision encoder on every frame as it arrives (else on first question)'
+    )
     generation_max_new_tokens: int = _param(48, 'answer length cap when a request says 0')
     requests_queue_limit: int = _param(
-        4, 'requests waiting for the model; more are rejected with "busy"')
+        4, 'requests waiting for the model; more are rejected with "busy"'
+    )
     autostart: bool = _param(True, 'configure and activate the lifecycle node at start-up')
 
     def __post_init__(self) -> None:
@@ -69,22 +77,34 @@ class NodeConfig:
         if self.model_dtype not in DTYPES:
             fail('model_dtype', f'{self.model_dtype!r} is not one of {", ".join(DTYPES)}')
         device = self.model_device
-        if not (device == 'cpu' or device == 'cuda'
-                or (device.startswith('cuda:') and device[5:].isdigit())):
+        if not (
+            device == 'cpu'
+            or device == 'cuda'
+            or (device.startswith('cuda:') and device[5:].isdigit())
+        ):
             fail('model_device', f'{device!r} is not cpu, cuda or cuda:N')
         if self.model_backend == 'tensorrt' and not device.startswith('cuda'):
             fail('model_device', 'the tensorrt backend needs a cuda device')
         if self.model_dtype == 'int8' and (self.model_backend != 'torch' or device != 'cpu'):
             fail('model_dtype', 'int8 weights are a torch backend option on the cpu device')
         if self.depth_encoding not in DEPTH_ENCODINGS:
-            fail('depth_encoding',
-                 f'{self.depth_encoding!r} is not one of {", ".join(DEPTH_ENCODINGS)}')
+            fail(
+                'depth_encoding',
+                f'{self.depth_encoding!r} is not one of {", ".join(DEPTH_ENCODINGS)}',
+            )
         lo, hi = self.depth_min_m, self.depth_max_m
         if (lo, hi) != (0.0, 0.0) and not (math.isfinite(hi) and 0 <= lo < hi):
-            fail('depth_min_m', 'need 0 <= depth.min_m < depth.max_m (or both 0 for each '
-                 f'frame\'s own range), got {lo} and {hi}')
-        for name in ('sync_queue_size', 'cache_frames', 'generation_max_new_tokens',
-                     'requests_queue_limit'):
+            fail(
+                'depth_min_m',
+                'need 0 <= depth.min_m < depth.max_m (or both 0 for each '
+                f"frame's own range), got {lo} and {hi}",
+            )
+        for name in (
+            'sync_queue_size',
+            'cache_frames',
+            'generation_max_new_tokens',
+            'requests_queue_limit',
+        ):
             if getattr(self, name) < 1:
                 fail(name, f'must be >= 1, got {getattr(self, name)}')
         if not 0 < self.sync_slop_s <= 10:
@@ -108,7 +128,8 @@ class NodeConfig:
                 value = float(value)
             if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
                 raise NodeConfigError(
-                    f'parameter {dotted}: expected {expected.__name__}, got {value!r}')
+                    f'parameter {dotted}: expected {expected.__name__}, got {value!r}'
+                )
             kwargs[name] = value
         return cls(**kwargs)
 
@@ -175,7 +196,8 @@ def declare_and_read(node: Any) -> NodeConfig:
     values = {}
     for f in fields(NodeConfig):
         name = param_name(f.name)
-        node.declare_parameter(name, f.default, ParameterDescriptor(
-            description=f.metadata['description']))
+        node.declare_parameter(
+            name, f.default, ParameterDescriptor(description=f.metadata['description'])
+        )
         values[name] = node.get_parameter(name).value
     return NodeConfig.from_params(values)

@@ -11,13 +11,23 @@ import tempfile
 
 
 class NodeProcess:
-    def __init__(self, checkpoint: str = '', backend: str = 'torch',
-                 extra_params: dict[str, str] | None = None, log_path: str | None = None) -> None:
+    def __init__(
+        self,
+        checkpoint: str = '',
+        backend: str = 'torch',
+        extra_params: dict[str, str] | None = None,
+        log_path: str | None = None,
+    ) -> None:
         # replayed bags publish reliably and their messages can be megabytes: subscribe reliably
-        self.params = {'model.checkpoint_dir': checkpoint, 'model.backend': backend,
-                       'qos.reliable': 'true', **(extra_params or {})}
-        self.log_path = Path(log_path or tempfile.mkstemp(prefix='smolrgpt_node_',
-                                                          suffix='.log')[1])
+        self.params = {
+            'model.checkpoint_dir': checkpoint,
+            'model.backend': backend,
+            'qos.reliable': 'true',
+            **(extra_params or {}),
+        }
+        self.log_path = Path(
+            log_path or tempfile.mkstemp(prefix='smolrgpt_node_', suffix='.log')[1]
+        )
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
@@ -25,8 +35,9 @@ class NodeProcess:
         for name, value in self.params.items():
             argv += ['-p', f'{name}:={value}']
         self._log = open(self.log_path, 'w')  # noqa: SIM115 - lives as long as the process
-        self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT,
-                                     env=os.environ.copy())
+        self.proc = subprocess.Popen(
+            argv, stdout=self._log, stderr=subprocess.STDOUT, env=os.environ.copy()
+        )
 
     def stop(self) -> int:
         if self.proc is None:

@@ -22,8 +22,11 @@ import numpy as np
 from smolrgpt_ros import bags
 
 # bag topic -> the node's topic (its defaults, at the root namespace)
-DEFAULT_TOPIC_MAP = {bags.RGB_TOPIC: 'rgb/image', bags.DEPTH_TOPIC: 'depth/image',
-                     bags.REGIONS_TOPIC: 'regions'}
+DEFAULT_TOPIC_MAP = {
+    bags.RGB_TOPIC: 'rgb/image',
+    bags.DEPTH_TOPIC: 'depth/image',
+    bags.REGIONS_TOPIC: 'regions',
+}
 FRAME_WAIT_S = 20.0  # generous: a loaded machine may take seconds to sync big frames
 
 
@@ -41,8 +44,11 @@ class ReplayResult:
         if not self.latencies_ms:
             return {'p50': math.nan, 'p95': math.nan, 'max': math.nan}
         values = np.asarray(self.latencies_ms)
-        return {'p50': float(np.percentile(values, 50)), 'p95': float(np.percentile(values, 95)),
-                'max': float(values.max())}
+        return {
+            'p50': float(np.percentile(values, 50)),
+            'p95': float(np.percentile(values, 95)),
+            'max': float(values.max()),
+        }
 
 
 def _message_types() -> dict[str, type]:
@@ -53,8 +59,14 @@ def _message_types() -> dict[str, type]:
     return {'sensor_msgs/msg/Image': Image, 'smolrgpt_ros/msg/RegionMaskArray': RegionMaskArray}
 
 
-def replay(bag: str | Path, *, rate: float = 1.0, service: str = 'spatial_query',
-           topic_map: dict[str, str] | None = None, timeout_s: float = 60.0) -> ReplayResult:
+def replay(
+    bag: str | Path,
+    *,
+    rate: float = 1.0,
+    service: str = 'spatial_query',
+    topic_map: dict[str, str] | None = None,
+    timeout_s: float = 60.0,
+) -> ReplayResult:
     """Play ``bag`` into the node serving ``service``; needs rclpy and a running node."""
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
@@ -77,8 +89,11 @@ def replay(bag: str | Path, *, rate: float = 1.0, service: str = 'spatial_query'
     result = ReplayResult()
     try:
         types = _message_types()
-        publishers = {bag_topic: node.create_publisher(types[msgtype], topic_map[bag_topic], 10)
-                      for bag_topic, msgtype in _bag_topics(bag).items() if bag_topic in topic_map}
+        publishers = {
+            bag_topic: node.create_publisher(types[msgtype], topic_map[bag_topic], 10)
+            for bag_topic, msgtype in _bag_topics(bag).items()
+            if bag_topic in topic_map
+        }
         clock = node.create_publisher(Clock, '/clock', 10)
         client = node.create_client(SpatialQuery, service)
         if not client.wait_for_service(timeout_sec=timeout_s):
@@ -142,21 +157,28 @@ def _call(client: Any, request: Any, timeout_s: float) -> Any:
     return future.result()
 
 
-def _ask(client: Any, stamp_ns: int, records: list[dict[str, Any]], result: ReplayResult,
-         timeout_s: float) -> None:
+def _ask(
+    client: Any,
+    stamp_ns: int,
+    records: list[dict[str, Any]],
+    result: ReplayResult,
+    timeout_s: float,
+) -> None:
     from smolrgpt_ros.srv import SpatialQuery
 
     dropped = False
     for record in records:
-        request = SpatialQuery.Request(question=record['question'],
-                                       region_ids=record['region_ids'])
+        request = SpatialQuery.Request(
+            question=record['question'], region_ids=record['region_ids']
+        )
         request.stamp.sec, request.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
         sent = time.perf_counter()
         deadline = time.monotonic() + FRAME_WAIT_S
         while True:  # the synchroniser may still be completing the frame
             response = _call(client, request, timeout_s)
-            waiting = (not response.success and 'no frame with stamp' in response.error) \
-                or response.error == 'no synchronised frame received yet'
+            waiting = (
+                not response.success and 'no frame with stamp' in response.error
+            ) or response.error == 'no synchronised frame received yet'
             if not waiting or time.monotonic() > deadline:
                 break
             time.sleep(0.01)
@@ -167,21 +189,34 @@ def _ask(client: Any, stamp_ns: int, records: list[dict[str, Any]], result: Repl
             result.rejected += 1
         elif waiting:
             dropped = True
-        result.predictions.append({'id': record['id'],
-                                   'normalized_answer': response.normalized_answer})
-        result.answers.append({
-            'id': record['id'], 'stamp_ns': stamp_ns, 'question': record['question'],
-            'region_ids': record['region_ids'], 'category': record['category'],
-            'gt_answer': record['answer'], 'gt_normalized': record['normalized_answer'],
-            'success': response.success, 'error': response.error, 'answer': response.answer,
-            'normalized_answer': response.normalized_answer, 'latency_ms': latency})
+        result.predictions.append(
+            {'id': record['id'], 'normalized_answer': response.normalized_answer}
+        )
+        result.answers.append(
+            {
+                'id': record['id'],
+                'stamp_ns': stamp_ns,
+                'question': record['question'],
+                'region_ids': record['region_ids'],
+                'category': record['category'],
+                'gt_answer': record['answer'],
+                'gt_normalized': record['normalized_answer'],
+                'success': response.success,
+                'error': response.error,
+                'answer': response.answer,
+                'normalized_answer': response.normalized_answer,
+                'latency_ms': latency,
+            }
+        )
     result.frames_dropped += int(dropped)
 
 
 def ground_truth(bag: str | Path) -> list[dict[str, Any]]:
     """The bag's questions as the official scorer's ground truth."""
-    return [{'id': r['id'], 'category': r['category'],
-             'normalized_answer': r['normalized_answer']} for r in bags.read_questions(bag)]
+    return [
+        {'id': r['id'], 'category': r['category'], 'normalized_answer': r['normalized_answer']}
+        for r in bags.read_questions(bag)
+    ]
 
 
 def write_outputs(result: ReplayResult, bag: str | Path, out: str | Path) -> dict[str, Any]:
@@ -196,9 +231,12 @@ def write_outputs(result: ReplayResult, bag: str | Path, out: str | Path) -> dic
             f.write(json.dumps(row) + '\n')
     gt = [g for g in ground_truth(bag) if g['normalized_answer'] != '']
     report: dict[str, Any] = {
-        'frames': result.frames, 'questions': len(result.predictions),
-        'answered': len(result.latencies_ms), 'rejected_busy': result.rejected,
-        'frames_dropped': result.frames_dropped, 'wall_s': round(result.wall_s, 3),
+        'frames': result.frames,
+        'questions': len(result.predictions),
+        'answered': len(result.latencies_ms),
+        'rejected_busy': result.rejected,
+        'frames_dropped': result.frames_dropped,
+        'wall_s': round(result.wall_s, 3),
         'latency_ms': result.latency_summary(),
     }
     if gt and len(gt) == len(result.predictions):

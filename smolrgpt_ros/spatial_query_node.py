@@ -64,50 +64,69 @@ class SpatialQueryNode(LifecycleNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
             self.config = NodeConfig.from_params(
-                {name: self.get_parameter(name).value for name in NodeConfig().to_params()})
+                {name: self.get_parameter(name).value for name in NodeConfig().to_params()}
+            )
             cfg = self.config
             checkpoint = cfg.model_checkpoint_dir or str(embedded_model_dir())
             start = time.perf_counter()
             self.engine = SpatialQueryEngine.from_checkpoint(
-                checkpoint, backend=cfg.model_backend, device=cfg.model_device,
-                dtype=cfg.model_dtype, engine_dir=cfg.model_engine_dir or None,
-                max_new_tokens=cfg.generation_max_new_tokens, cache_size=cfg.cache_frames,
-                metric_depth_range=cfg.depth_range_m)
+                checkpoint,
+                backend=cfg.model_backend,
+                device=cfg.model_device,
+                dtype=cfg.model_dtype,
+                engine_dir=cfg.model_engine_dir or None,
+                max_new_tokens=cfg.generation_max_new_tokens,
+                cache_size=cfg.cache_frames,
+                metric_depth_range=cfg.depth_range_m,
+            )
         except (NodeConfigError, EngineError, FileNotFoundError, OSError, ValueError) as exc:
             self.get_logger().error(f'configure failed: {exc}')
             return TransitionCallbackReturn.FAILURE
         self.frames = FrameCache(cfg.cache_frames)
         self.get_logger().info(
             f'configured: {checkpoint} on {cfg.model_backend}/{cfg.model_device}/'
-            f'{cfg.model_dtype} in {time.perf_counter() - start:.1f} s')
+            f'{cfg.model_dtype} in {time.perf_counter() - start:.1f} s'
+        )
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         cfg = self.config
         subscriber, synchronizer, source = sync.load()
         # best effort matches every publisher, but loses fragments of big messages over UDP
-        qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE) if cfg.qos_reliable \
+        qos = (
+            QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+            if cfg.qos_reliable
             else qos_profile_sensor_data
+        )
         subs = [
-            subscriber(self, Image, cfg.topics_rgb, qos_profile=qos,
-                       callback_group=self._sensor_group),
-            subscriber(self, Image, cfg.topics_depth, qos_profile=qos,
-                       callback_group=self._sensor_group),
-            subscriber(self, RegionMaskArray, cfg.topics_regions, qos_profile=qos,
-                       callback_group=self._sensor_group),
+            subscriber(
+                self, Image, cfg.topics_rgb, qos_profile=qos, callback_group=self._sensor_group
+            ),
+            subscriber(
+                self, Image, cfg.topics_depth, qos_profile=qos, callback_group=self._sensor_group
+            ),
+            subscriber(
+                self,
+                RegionMaskArray,
+                cfg.topics_regions,
+                qos_profile=qos,
+                callback_group=self._sensor_group,
+            ),
         ]
         self._sync = synchronizer(subs, cfg.sync_queue_size, cfg.sync_slop_s)
         self._sync.registerCallback(self._on_frame)
         self._answers = self.create_publisher(SpatialAnswer, '~/answers', 10)
         self._annotated = self.create_publisher(Image, '~/annotated', 1)
-        self._service = self.create_service(SpatialQuery, 'spatial_query', self._on_query,
-                                            callback_group=self._service_group)
+        self._service = self.create_service(
+            SpatialQuery, 'spatial_query', self._on_query, callback_group=self._service_group
+        )
         self._entities = [s.sub for s in subs] + [self._answers, self._annotated, self._service]
         if cfg.encode_eager:
             self._encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix='encoder')
         self.get_logger().info(
             f'active: {cfg.topics_rgb} + {cfg.topics_depth} + {cfg.topics_regions} '
-            f'(sync: {source}, slop {cfg.sync_slop_s} s), service spatial_query')
+            f'(sync: {source}, slop {cfg.sync_slop_s} s), service spatial_query'
+        )
         return TransitionCallbackReturn.SUCCESS
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -157,14 +176,17 @@ class SpatialQueryNode(LifecycleNode):
             self.get_logger().warning(f'frame {stamp_ns}: {exc}', throttle_duration_sec=5.0)
 
     # service -------------------------------------------------------------------------------
-    def _on_query(self, request: SpatialQuery.Request,
-                  response: SpatialQuery.Response) -> SpatialQuery.Response:
+    def _on_query(
+        self, request: SpatialQuery.Request, response: SpatialQuery.Response
+    ) -> SpatialQuery.Response:
         start = time.perf_counter()
         with self._pending_lock:
             if self._pending >= self.config.requests_queue_limit:
                 return conversions.fail_response(
-                    response, f'busy: {self._pending} requests already waiting '
-                    f'(requests.queue_limit = {self.config.requests_queue_limit})')
+                    response,
+                    f'busy: {self._pending} requests already waiting '
+                    f'(requests.queue_limit = {self.config.requests_queue_limit})',
+                )
             self._pending += 1
         try:
             self._answer(request, response)
@@ -180,7 +202,8 @@ class SpatialQueryNode(LifecycleNode):
         self.get_logger().info(
             f'{request.question!r} {list(request.region_ids)} -> '
             f'{response.answer if response.success else "error: " + response.error!r} '
-            f'({response.latency_ms:.0f} ms)')
+            f'({response.latency_ms:.0f} ms)'
+        )
         return response
 
     def _answer(self, request: SpatialQuery.Request, response: SpatialQuery.Response) -> None:
@@ -192,15 +215,18 @@ class SpatialQueryNode(LifecycleNode):
         except FrameNotFoundError as exc:
             raise EngineError(str(exc)) from exc
         frame = stored.frame(self.config.depth_encoding)
-        answer = self.engine.ask(frame, request.question, list(request.region_ids),
-                                 int(request.max_new_tokens))
+        answer = self.engine.ask(
+            frame, request.question, list(request.region_ids), int(request.max_new_tokens)
+        )
         conversions.fill_response(response, answer, type(request.stamp))
         header = stored.header
-        self._answers.publish(conversions.answer_message(SpatialAnswer(), request, response,
-                                                         header))
+        self._answers.publish(
+            conversions.answer_message(SpatialAnswer(), request, response, header)
+        )
         if self._annotated.get_subscription_count() > 0:
-            image = annotate(frame.rgb, frame.masks, frame.region_ids,
-                             f'{request.question} -> {answer.text}')
+            image = annotate(
+                frame.rgb, frame.masks, frame.region_ids, f'{request.question} -> {answer.text}'
+            )
             self._annotated.publish(numpy_to_imgmsg(image, 'rgb8', header=header))
 
 

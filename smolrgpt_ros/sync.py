@@ -57,8 +57,9 @@ class SimpleFilter:
 class Subscriber(SimpleFilter):
     """A ROS subscription as a filter source, as ``message_filters.Subscriber``."""
 
-    def __init__(self, node: Any, msg_type: type, topic: str, qos_profile: Any = 10,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, node: Any, msg_type: type, topic: str, qos_profile: Any = 10, **kwargs: Any
+    ) -> None:
         super().__init__()
         self.node = node
         self.topic = topic
@@ -76,9 +77,14 @@ class Subscriber(SimpleFilter):
 class ApproximateTimeSynchronizer(SimpleFilter):
     """Emits one tuple (in input order) per set of messages whose stamps lie within ``slop``."""
 
-    def __init__(self, fs: Sequence[SimpleFilter], queue_size: int, slop: float,
-                 allow_headerless: bool = False,
-                 clock_ns: Callable[[], int] = time.time_ns) -> None:
+    def __init__(
+        self,
+        fs: Sequence[SimpleFilter],
+        queue_size: int,
+        slop: float,
+        allow_headerless: bool = False,
+        clock_ns: Callable[[], int] = time.time_ns,
+    ) -> None:
         super().__init__()
         if queue_size < 1:
             raise ValueError(f'queue_size must be >= 1, got {queue_size}')
@@ -115,11 +121,13 @@ class ApproximateTimeSynchronizer(SimpleFilter):
             if my_queue_index is None:
                 search = self.queues
             else:
-                search = self.queues[:my_queue_index] + self.queues[my_queue_index + 1:]
+                search = self.queues[:my_queue_index] + self.queues[my_queue_index + 1 :]
             candidates = []
             for queue in search:
-                near = sorted((s for s in queue if abs(s - stamp) <= self.slop_ns),
-                              key=lambda s: abs(s - stamp))
+                near = sorted(
+                    (s for s in queue if abs(s - stamp) <= self.slop_ns),
+                    key=lambda s: abs(s - stamp),
+                )
                 if not near:
                     return
                 candidates.append(near)
@@ -145,6 +153,9 @@ def load() -> tuple[type, type, str]:
     if importlib.util.find_spec('message_filters') is not None:
         import message_filters
 
-        return message_filters.Subscriber, message_filters.ApproximateTimeSynchronizer, \
-            'message_filters'
+        return (
+            message_filters.Subscriber,
+            message_filters.ApproximateTimeSynchronizer,
+            'message_filters',
+        )
     return Subscriber, ApproximateTimeSynchronizer, 'smolrgpt_ros.sync (shim)'

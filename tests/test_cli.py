@@ -15,7 +15,9 @@ from smolrgpt_core.cli import SUBCOMMANDS, CommandError, main
 def test_help_exits_zero_and_lists_every_subcommand() -> None:
     proc = subprocess.run(
         [sys.executable, '-m', 'smolrgpt_core.cli', '--help'],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
     for name in SUBCOMMANDS:
@@ -79,9 +81,17 @@ def test_command_error_is_one_line_exit_2(
 def test_node_with_bad_parameter_exits_with_the_reason() -> None:
     """`ros2 run smolrgpt_ros spatial_query_node` with a bad value: exit 1, reason logged."""
     proc = subprocess.run(
-        [sys.executable, '-m', 'smolrgpt_ros.spatial_query_node', '--ros-args',
-         '-p', 'model.backend:=openvino'],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            '-m',
+            'smolrgpt_ros.spatial_query_node',
+            '--ros-args',
+            '-p',
+            'model.backend:=openvino',
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 1
     assert "parameter model.backend: 'openvino' is not one of" in proc.stderr + proc.stdout

@@ -48,8 +48,9 @@ def test_core_imports_with_ros_blocked() -> None:
 
 def test_core_model_classes_import_with_ros_blocked() -> None:
     probe = _PROBE.replace(
-        "cli.build_parser()", "from smolrgpt_core import SmolRGPT, SmolRGPTConfig"
+        'cli.build_parser()', 'from smolrgpt_core import SmolRGPT, SmolRGPTConfig'
     )
-    proc = subprocess.run([sys.executable, '-c', probe], capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(
+        [sys.executable, '-c', probe], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr

@@ -19,7 +19,7 @@ def _random_masks(n: int) -> list[np.ndarray]:
         h, w = (int(v) for v in rng.integers(1, 40, size=2))
         if i % 3 == 0:  # blocky, like real region masks
             m = np.zeros((h, w), dtype=bool)
-            m[rng.integers(0, h):, rng.integers(0, w):] = True
+            m[rng.integers(0, h) :, rng.integers(0, w) :] = True
         else:
             m = rng.random((h, w)) < rng.random()
         out.append(m)
@@ -61,8 +61,10 @@ def test_own_codec_equals_pycocotools() -> None:
     for mask in _random_masks(200):
         expected = coco.encode(np.asfortranarray(mask.astype(np.uint8)))['counts'].decode()
         assert masks.counts_to_string(masks.mask_to_counts(mask)) == expected
-        assert np.array_equal(coco.decode({'size': list(mask.shape), 'counts': expected}),
-                              masks.rle_decode({'size': list(mask.shape), 'counts': expected}))
+        assert np.array_equal(
+            coco.decode({'size': list(mask.shape), 'counts': expected}),
+            masks.rle_decode({'size': list(mask.shape), 'counts': expected}),
+        )
 
 
 def test_rle_encode_accepts_uint8_and_decodes_back() -> None:

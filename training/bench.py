@@ -29,18 +29,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     sub = parser.add_subparsers(dest='benchmark', metavar='BENCHMARK', required=True)
     sr = sub.add_parser('spatialrgpt', help='SpatialRGPT-Bench: generate, then the rule judge')
-    sr.add_argument('--data-root', required=True, type=Path,
-                    help='folder holding SpatialRGPT-Bench_v1.json')
+    sr.add_argument(
+        '--data-root', required=True, type=Path, help='folder holding SpatialRGPT-Bench_v1.json'
+    )
     sr.add_argument('--bench-file', default='SpatialRGPT-Bench_v1.json')
-    sr.add_argument('--image-root', type=Path,
-                    help='root of image_info.file_path (default: --data-root)')
+    sr.add_argument(
+        '--image-root', type=Path, help='root of image_info.file_path (default: --data-root)'
+    )
     depth = sr.add_mutually_exclusive_group()
-    depth.add_argument('--depth-root', type=Path,
-                       help='precomputed depth, <image stem>.png (default DATA_ROOT/depths)')
-    depth.add_argument('--flat-depth', action='store_true',
-                       help='no depth maps: a constant depth image (depth cues lost)')
-    sr.add_argument('--out', type=Path, default=Path('bench-spatialrgpt'),
-                    help='output folder: answers.csv (resumed), score.json, score.png')
+    depth.add_argument(
+        '--depth-root',
+        type=Path,
+        help='precomputed depth, <image stem>.png (default DATA_ROOT/depths)',
+    )
+    depth.add_argument(
+        '--flat-depth',
+        action='store_true',
+        help='no depth maps: a constant depth image (depth cues lost)',
+    )
+    sr.add_argument(
+        '--out',
+        type=Path,
+        default=Path('bench-spatialrgpt'),
+        help='output folder: answers.csv (resumed), score.json, score.png',
+    )
     sr.add_argument('--no-chart', action='store_true')
     add_engine_arguments(sr)
 
@@ -59,40 +71,62 @@ def run(args: argparse.Namespace) -> int:
     if depth_root is None and not args.flat_depth:
         depth_root = args.data_root / 'depths'
         if not depth_root.is_dir():
-            raise CommandError(f'SpatialRGPT-Bench has no depth and {depth_root} does not '
-                               'exist: pass --depth-root (precomputed <stem>.png maps) or '
-                               '--flat-depth')
+            raise CommandError(
+                f'SpatialRGPT-Bench has no depth and {depth_root} does not '
+                'exist: pass --depth-root (precomputed <stem>.png maps) or '
+                '--flat-depth'
+            )
     try:
-        reader = SpatialRGPTBenchReader(args.data_root, image_root=args.image_root,
-                                        depth_root=depth_root, bench_file=args.bench_file)
+        reader = SpatialRGPTBenchReader(
+            args.data_root,
+            image_root=args.image_root,
+            depth_root=depth_root,
+            bench_file=args.bench_file,
+        )
         groups = group_by_image(reader)
         records = json.loads(reader.path.read_text(encoding='utf-8'))
     except (FileNotFoundError, ValueError) as exc:
         raise CommandError(str(exc)) from exc
     if reader.report.skipped:
-        log.warning('%s (e.g. %s); skipped items count as failures', reader.report.summary(),
-                    reader.report.problems[:2])
+        log.warning(
+            '%s (e.g. %s); skipped items count as failures',
+            reader.report.summary(),
+            reader.report.problems[:2],
+        )
     engine = load_engine(args)
     answers = args.out / 'answers.csv'
     try:
-        stats = answer_to_csv(engine, groups, answers, columns=ANSWER_COLUMNS,
-                              row=lambda s, text: (s.id, text), batch=args.batch,
-                              max_samples=args.max_samples,
-                              depth_fn=flat_depth if args.flat_depth else stored_depth,
-                              progress=not args.no_progress)
+        stats = answer_to_csv(
+            engine,
+            groups,
+            answers,
+            columns=ANSWER_COLUMNS,
+            row=lambda s, text: (s.id, text),
+            batch=args.batch,
+            max_samples=args.max_samples,
+            depth_fn=flat_depth if args.flat_depth else stored_depth,
+            progress=not args.no_progress,
+        )
         predictions = read_rows(answers)
     except (RawCsvError, ValueError) as exc:
         raise CommandError(str(exc)) from exc
     print(f'{answers}: {stats.summary()}')
     report, chart_scores, table = spatialrgpt_report(records, predictions)
-    report.update({'bench': str(reader.path), 'answers': str(answers),
-                   'checkpoint': str(args.checkpoint or 'embedded'),
-                   'depth': 'flat (none)' if args.flat_depth else str(depth_root),
-                   'complete': stats.complete})
+    report.update(
+        {
+            'bench': str(reader.path),
+            'answers': str(answers),
+            'checkpoint': str(args.checkpoint or 'embedded'),
+            'depth': 'flat (none)' if args.flat_depth else str(depth_root),
+            'complete': stats.complete,
+        }
+    )
     print(table)
     print(f'report: {write_json(args.out / "score.json", report)}')
     if not args.no_chart:
-        title = (f'SpatialRGPT-Bench (rule judge): qual {report["qualitative_accuracy"]:.1f}, '
-                 f'quan {report["quantitative_accuracy"]:.1f}')
+        title = (
+            f'SpatialRGPT-Bench (rule judge): qual {report["qualitative_accuracy"]:.1f}, '
+            f'quan {report["quantitative_accuracy"]:.1f}'
+        )
         print(f'chart: {bar_chart(args.out / "score.png", chart_scores, title)}')
     return 0

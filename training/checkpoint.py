@@ -37,8 +37,11 @@ class TrainerState:
 
 
 def rng_state() -> dict[str, Any]:
-    state = {'torch': torch.get_rng_state(), 'numpy': np.random.get_state(),
-             'python': random.getstate()}
+    state = {
+        'torch': torch.get_rng_state(),
+        'numpy': np.random.get_state(),
+        'python': random.getstate(),
+    }
     if torch.cuda.is_available():
         state['cuda'] = torch.cuda.get_rng_state_all()
     return state
@@ -52,9 +55,15 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state['cuda'])
 
 
-def save_checkpoint(path: str | Path, model: SmolRGPT, *, tokenizer_dir: str | Path | None,
-                    optimizer: torch.optim.Optimizer | None = None,
-                    state: TrainerState | None = None, train_config: Any = None) -> Path:
+def save_checkpoint(
+    path: str | Path,
+    model: SmolRGPT,
+    *,
+    tokenizer_dir: str | Path | None,
+    optimizer: torch.optim.Optimizer | None = None,
+    state: TrainerState | None = None,
+    train_config: Any = None,
+) -> Path:
     """Write the checkpoint to ``path`` atomically (a temp dir renamed into place)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -70,8 +79,10 @@ def save_checkpoint(path: str | Path, model: SmolRGPT, *, tokenizer_dir: str | P
         if train_config is not None:
             train_config.to_json(tmp / 'train_config.json')
         if optimizer is not None and state is not None:
-            torch.save({'trainer': vars(state), 'optimizer': optimizer.state_dict(),
-                        'rng': rng_state()}, tmp / STATE_FILE)
+            torch.save(
+                {'trainer': vars(state), 'optimizer': optimizer.state_dict(), 'rng': rng_state()},
+                tmp / STATE_FILE,
+            )
         old = path.parent / f'.{path.name}.old-{os.getpid()}'
         if path.exists():
             path.rename(old)  # two renames: the final name never points at a partial dir

@@ -62,7 +62,7 @@ class CategoryClassifier:
             counts: Counter[int] = Counter()
             for n in range(low, high + 1):
                 for i in range(len(tokens) - n + 1):
-                    index = self._index.get(' '.join(tokens[i:i + n]))
+                    index = self._index.get(' '.join(tokens[i : i + n]))
                     if index is not None:
                         counts[index] += 1
             for index, count in counts.items():
@@ -91,11 +91,17 @@ class CategoryClassifier:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         data = {
-            'format': FORMAT, 'classes': self.classes, 'field': self.field,
-            'ngram_range': list(self.ngram_range), 'sublinear_tf': self.sublinear_tf,
-            'token_pattern': TOKEN_PATTERN, 'meta': self.meta or {},
-            'vocabulary': self.vocabulary, 'idf': self.idf.tolist(),
-            'coef': self.coef.tolist(), 'intercept': self.intercept.tolist(),
+            'format': FORMAT,
+            'classes': self.classes,
+            'field': self.field,
+            'ngram_range': list(self.ngram_range),
+            'sublinear_tf': self.sublinear_tf,
+            'token_pattern': TOKEN_PATTERN,
+            'meta': self.meta or {},
+            'vocabulary': self.vocabulary,
+            'idf': self.idf.tolist(),
+            'coef': self.coef.tolist(),
+            'intercept': self.intercept.tolist(),
         }
         path.write_text(json.dumps(data) + '\n', encoding='utf-8')
         return path
@@ -108,24 +114,34 @@ class CategoryClassifier:
         except (OSError, json.JSONDecodeError) as exc:
             raise ValueError(f'{path}: not a classifier file ({exc})') from exc
         if not isinstance(data, dict) or data.get('format') != FORMAT:
-            raise ValueError(f'{path}: not a {FORMAT} file (format '
-                             f'{data.get("format") if isinstance(data, dict) else None!r})')
+            raise ValueError(
+                f'{path}: not a {FORMAT} file (format '
+                f'{data.get("format") if isinstance(data, dict) else None!r})'
+            )
         if data.get('token_pattern') != TOKEN_PATTERN:
-            raise ValueError(f'{path}: trained with token pattern {data.get("token_pattern")!r}'
-                             f', this version reads {TOKEN_PATTERN!r}')
+            raise ValueError(
+                f'{path}: trained with token pattern {data.get("token_pattern")!r}'
+                f', this version reads {TOKEN_PATTERN!r}'
+            )
         coef = np.asarray(data['coef'], dtype=np.float64)
         if coef.shape[1] != len(data['vocabulary']) or len(data['idf']) != coef.shape[1]:
             raise ValueError(f'{path}: coefficient and vocabulary sizes differ')
-        return cls(vocabulary=list(data['vocabulary']),
-                   idf=np.asarray(data['idf'], dtype=np.float64), coef=coef,
-                   intercept=np.asarray(data['intercept'], dtype=np.float64),
-                   classes=list(data['classes']), ngram_range=tuple(data['ngram_range']),
-                   sublinear_tf=bool(data['sublinear_tf']), field=data.get('field', 'question'),
-                   meta=data.get('meta') or {})
+        return cls(
+            vocabulary=list(data['vocabulary']),
+            idf=np.asarray(data['idf'], dtype=np.float64),
+            coef=coef,
+            intercept=np.asarray(data['intercept'], dtype=np.float64),
+            classes=list(data['classes']),
+            ngram_range=tuple(data['ngram_range']),
+            sublinear_tf=bool(data['sublinear_tf']),
+            field=data.get('field', 'question'),
+            meta=data.get('meta') or {},
+        )
 
 
-def load_labelled(path: str | Path, field: str = 'question', limit: int = 0,
-                  seed: int = 0) -> tuple[list[str], list[str]]:
+def load_labelled(
+    path: str | Path, field: str = 'question', limit: int = 0, seed: int = 0
+) -> tuple[list[str], list[str]]:
     """(texts, categories) of a warehouse split file; ``limit`` > 0 keeps a random subset."""
     path = Path(path)
     records = json.loads(path.read_text(encoding='utf-8'))
@@ -138,8 +154,9 @@ def load_labelled(path: str | Path, field: str = 'question', limit: int = 0,
         if field == 'question':
             text = turns[0].get('value')
         else:
-            text = record.get('freeform_answer') or (turns[1].get('value')
-                                                     if len(turns) > 1 else None)
+            text = record.get('freeform_answer') or (
+                turns[1].get('value') if len(turns) > 1 else None
+            )
         if text:
             texts.append(str(text))
             labels.append(category)
@@ -152,9 +169,15 @@ def load_labelled(path: str | Path, field: str = 'question', limit: int = 0,
     return texts, labels
 
 
-def train(texts: Sequence[str], labels: Sequence[str], *, field: str = 'question',
-          c: float = 10.0, ngram_range: tuple[int, int] = (1, 2), seed: int = 0
-          ) -> CategoryClassifier:
+def train(
+    texts: Sequence[str],
+    labels: Sequence[str],
+    *,
+    field: str = 'question',
+    c: float = 10.0,
+    ngram_range: tuple[int, int] = (1, 2),
+    seed: int = 0,
+) -> CategoryClassifier:
     """Fit TF-IDF + logistic regression (needs scikit-learn) and export it."""
     import sklearn
     from sklearn.feature_extraction.text import TfidfVectorizer
@@ -162,9 +185,12 @@ def train(texts: Sequence[str], labels: Sequence[str], *, field: str = 'question
 
     if len(set(labels)) < 2:
         raise ValueError(f'need at least two categories to train, got {sorted(set(labels))}')
-    vectorizer = TfidfVectorizer(preprocessor=lambda t: clean_text(t).lower(),
-                                 token_pattern=TOKEN_PATTERN, ngram_range=ngram_range,
-                                 sublinear_tf=True)
+    vectorizer = TfidfVectorizer(
+        preprocessor=lambda t: clean_text(t).lower(),
+        token_pattern=TOKEN_PATTERN,
+        ngram_range=ngram_range,
+        sublinear_tf=True,
+    )
     features = vectorizer.fit_transform(texts)
     model = LogisticRegression(C=c, max_iter=2000, random_state=seed)
     model.fit(features, list(labels))
@@ -172,16 +198,26 @@ def train(texts: Sequence[str], labels: Sequence[str], *, field: str = 'question
     for term, index in vectorizer.vocabulary_.items():
         vocabulary[index] = term
     return CategoryClassifier(
-        vocabulary=vocabulary, idf=vectorizer.idf_.astype(np.float64),
-        coef=model.coef_.astype(np.float64), intercept=model.intercept_.astype(np.float64),
-        classes=[str(c) for c in model.classes_], ngram_range=ngram_range, sublinear_tf=True,
-        field=field, meta={'sklearn_version': sklearn.__version__, 'C': c,
-                           'train_examples': len(texts),
-                           'train_counts': dict(Counter(labels))})
+        vocabulary=vocabulary,
+        idf=vectorizer.idf_.astype(np.float64),
+        coef=model.coef_.astype(np.float64),
+        intercept=model.intercept_.astype(np.float64),
+        classes=[str(c) for c in model.classes_],
+        ngram_range=ngram_range,
+        sublinear_tf=True,
+        field=field,
+        meta={
+            'sklearn_version': sklearn.__version__,
+            'C': c,
+            'train_examples': len(texts),
+            'train_counts': dict(Counter(labels)),
+        },
+    )
 
 
-def evaluate(classifier: CategoryClassifier, texts: Sequence[str], labels: Sequence[str]
-             ) -> dict[str, Any]:
+def evaluate(
+    classifier: CategoryClassifier, texts: Sequence[str], labels: Sequence[str]
+) -> dict[str, Any]:
     """Accuracy, per-category accuracy and the confusion counts (true -> predicted)."""
     predicted = classifier.predict(texts)
     per: dict[str, list[int]] = {}
@@ -193,9 +229,12 @@ def evaluate(classifier: CategoryClassifier, texts: Sequence[str], labels: Seque
         if truth != guess:
             confusion[f'{truth}->{guess}'] += 1
     correct = sum(t == p for t, p in zip(labels, predicted))
-    return {'n': len(labels), 'accuracy': 100.0 * correct / max(1, len(labels)),
-            'per_category': {k: 100.0 * v[0] / v[1] for k, v in sorted(per.items())},
-            'confusion': dict(confusion)}
+    return {
+        'n': len(labels),
+        'accuracy': 100.0 * correct / max(1, len(labels)),
+        'per_category': {k: 100.0 * v[0] / v[1] for k, v in sorted(per.items())},
+        'confusion': dict(confusion),
+    }
 
 
 def rules_accuracy(texts: Sequence[str], labels: Sequence[str]) -> float:
@@ -213,15 +252,27 @@ def rules_accuracy(texts: Sequence[str], labels: Sequence[str]) -> float:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest='action', metavar='ACTION', required=True)
     tr = sub.add_parser('train', help='fit on a split (train.json) and report held-out accuracy')
-    tr.add_argument('--data-root', required=True, type=Path,
-                    help='folder with train.json / val.json (NVIDIA layout)')
+    tr.add_argument(
+        '--data-root',
+        required=True,
+        type=Path,
+        help='folder with train.json / val.json (NVIDIA layout)',
+    )
     tr.add_argument('--train-split', default='train')
     tr.add_argument('--eval-split', default='val', help="held-out split ('' = none)")
-    tr.add_argument('--field', default='question', choices=('question', 'answer'),
-                    help='classify questions (default) or answers, as the reference\'s two')
+    tr.add_argument(
+        '--field',
+        default='question',
+        choices=('question', 'answer'),
+        help="classify questions (default) or answers, as the reference's two",
+    )
     tr.add_argument('--out', required=True, type=Path, help='classifier JSON to write')
-    tr.add_argument('--max-train', type=int, default=0,
-                    help='train on a random subset of this many examples (0 = all)')
+    tr.add_argument(
+        '--max-train',
+        type=int,
+        default=0,
+        help='train on a random subset of this many examples (0 = all)',
+    )
     tr.add_argument('--c', type=float, default=10.0, help='inverse regularisation strength')
     tr.add_argument('--seed', type=int, default=0)
     pr = sub.add_parser('predict', help='categories of questions (text or a split file)')
@@ -240,8 +291,9 @@ def _train(args: argparse.Namespace) -> int:
     from smolrgpt_core.cli import CommandError
 
     try:
-        texts, labels = load_labelled(args.data_root / f'{args.train_split}.json', args.field,
-                                      args.max_train, args.seed)
+        texts, labels = load_labelled(
+            args.data_root / f'{args.train_split}.json', args.field, args.max_train, args.seed
+        )
         classifier = train(texts, labels, field=args.field, c=args.c, seed=args.seed)
     except ImportError as exc:
         raise CommandError('training needs scikit-learn: pip install scikit-learn') from exc
@@ -250,16 +302,20 @@ def _train(args: argparse.Namespace) -> int:
     train_eval = evaluate(classifier, texts, labels)
     meta = classifier.meta or {}
     meta['train_accuracy'] = train_eval['accuracy']
-    print(f'trained on {len(texts)} {args.train_split} {args.field}s '
-          f'(scikit-learn {meta["sklearn_version"]}); train accuracy '
-          f'{train_eval["accuracy"]:.2f}%')
+    print(
+        f'trained on {len(texts)} {args.train_split} {args.field}s '
+        f'(scikit-learn {meta["sklearn_version"]}); train accuracy '
+        f'{train_eval["accuracy"]:.2f}%'
+    )
     held_out = args.data_root / f'{args.eval_split}.json' if args.eval_split else None
     if held_out is not None and held_out.is_file():
         eval_texts, eval_labels = load_labelled(held_out, args.field)
         result = evaluate(classifier, eval_texts, eval_labels)
         meta['held_out'] = {'split': args.eval_split, **result}
-        line = (f'held-out {args.eval_split}: {result["accuracy"]:.2f}% of {result["n"]} '
-                f'({", ".join(f"{k} {v:.1f}" for k, v in result["per_category"].items())})')
+        line = (
+            f'held-out {args.eval_split}: {result["accuracy"]:.2f}% of {result["n"]} '
+            f'({", ".join(f"{k} {v:.1f}" for k, v in result["per_category"].items())})'
+        )
         if args.field == 'question':
             rules = rules_accuracy(eval_texts, eval_labels)
             meta['held_out']['rules_accuracy'] = rules
@@ -288,8 +344,10 @@ def _predict(args: argparse.Namespace) -> int:
     categories = classifier.predict(texts)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps([{'id': i, 'category': c}
-                                        for i, c in zip(ids, categories)], indent=1) + '\n')
+        args.out.write_text(
+            json.dumps([{'id': i, 'category': c} for i, c in zip(ids, categories)], indent=1)
+            + '\n'
+        )
         counts = Counter(categories)
         print(f'{len(categories)} categories -> {args.out} ({dict(sorted(counts.items()))})')
     else:

@@ -58,8 +58,10 @@ def encode_example(example: Example, tok: SmolRGPTTokenizer) -> tuple[list[int],
             target += [is_target] * len(piece)
     n_regions = ids.count(tok.mask_rgb_token_id)
     if n_regions != ids.count(tok.mask_depth_token_id) or n_regions != len(example.rle or []):
-        raise ValueError(f'example {example.id}: {n_regions} region token pairs but '
-                         f'{len(example.rle or [])} masks')
+        raise ValueError(
+            f'example {example.id}: {n_regions} region token pairs but '
+            f'{len(example.rle or [])} masks'
+        )
     return ids, target
 
 
@@ -75,8 +77,14 @@ def load_image(path: Path, kind: str, cfg: SmolRGPTConfig) -> torch.Tensor:
 class ExampleDataset(Dataset):
     """Tokenised once up front; images are preprocessed lazily and cached (small datasets)."""
 
-    def __init__(self, examples: Sequence[Example], tok: SmolRGPTTokenizer, *,
-                 uses_regions: bool, max_length: int) -> None:
+    def __init__(
+        self,
+        examples: Sequence[Example],
+        tok: SmolRGPTTokenizer,
+        *,
+        uses_regions: bool,
+        max_length: int,
+    ) -> None:
         self.tok = tok
         self.uses_regions = uses_regions
         self.examples: list[Example] = []
@@ -117,7 +125,9 @@ class ExampleDataset(Dataset):
         ex = self.examples[index]
         ids, target = self.encoded[index]
         item: dict[str, object] = {
-            'input_ids': ids, 'target': target, 'image_key': self.image_key(index),
+            'input_ids': ids,
+            'target': target,
+            'image_key': self.image_key(index),
             'image': self._image(Path(ex.rgb_path), 'rgb'),
         }
         if self.uses_regions:
@@ -142,11 +152,11 @@ class Collator:
             ids = torch.tensor(it['input_ids'], dtype=torch.long)
             is_target = torch.tensor(it['target'], dtype=torch.bool)
             n = len(ids)
-            input_ids[b, T - n:] = ids
-            attention[b, T - n:] = 1
+            input_ids[b, T - n :] = ids
+            attention[b, T - n :] = 1
             # label[t] = token[t + 1] where that token is a target (the model does not shift)
             shifted = torch.where(is_target[1:], ids[1:], IGNORE_INDEX)  # [n - 1]
-            targets[b, T - n:T - 1] = shifted
+            targets[b, T - n : T - 1] = shifted
         # each distinct image once; image_index[b] says which one sample b looks at
         first: dict[object, int] = {}
         for b, it in enumerate(items):
@@ -154,10 +164,13 @@ class Collator:
         slot = {key: u for u, key in enumerate(first)}
         distinct = [items[b] for b in first.values()]
         batch: dict[str, object] = {
-            'input_ids': input_ids, 'attention_mask': attention, 'targets': targets,
+            'input_ids': input_ids,
+            'attention_mask': attention,
+            'targets': targets,
             'images': torch.stack([it['image'] for it in distinct]),  # [U, 3, S, S]
-            'image_index': torch.tensor([slot[it.get('image_key', b)]
-                                         for b, it in enumerate(items)]),  # [B]
+            'image_index': torch.tensor(
+                [slot[it.get('image_key', b)] for b, it in enumerate(items)]
+            ),  # [B]
         }
         if 'depth' in items[0]:
             batch['depths'] = torch.stack([it['depth'] for it in distinct])  # [U, 3, S, S]

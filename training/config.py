@@ -89,11 +89,15 @@ class TrainConfig:
         self.lr = {g: float(self.lr.get(g, 5e-5)) for g in GROUPS}
         if self.batch_size < 1 or self.grad_accum < 1 or self.examples_per_image < 1:
             raise ValueError('batch_size, grad_accum and examples_per_image must be >= 1')
-        bad = {c: n for c, n in self.category_repeats.items()
-               if not isinstance(n, int) or isinstance(n, bool) or n < 1}
+        bad = {
+            c: n
+            for c, n in self.category_repeats.items()
+            if not isinstance(n, int) or isinstance(n, bool) or n < 1
+        }
         if bad:
-            raise ValueError(f'category_repeats must map categories to whole numbers >= 1, '
-                             f'got {bad}')
+            raise ValueError(
+                f'category_repeats must map categories to whole numbers >= 1, got {bad}'
+            )
         if self.vit_sincos_base <= 1:
             raise ValueError(f'vit_sincos_base must be > 1, got {self.vit_sincos_base}')
 
@@ -109,15 +113,17 @@ class TrainConfig:
         return cls(**data)
 
     @classmethod
-    def for_stage(cls, stage: str, path: str | Path | None = None, **overrides: Any
-                  ) -> TrainConfig:
+    def for_stage(
+        cls, stage: str, path: str | Path | None = None, **overrides: Any
+    ) -> TrainConfig:
         """The stage's JSON (or ``path``), with ``overrides``; the given stage always wins."""
         path = path or CONFIG_DIR / STAGE_FILES[Stage(stage)]
         return cls.from_json(path, **{**overrides, 'stage': stage})
 
     def to_json(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(dataclasses.asdict(self), indent=2) + '\n',
-                              encoding='utf-8')
+        Path(path).write_text(
+            json.dumps(dataclasses.asdict(self), indent=2) + '\n', encoding='utf-8'
+        )
 
 
 def add_override_arguments(parser: argparse.ArgumentParser) -> None:
@@ -139,16 +145,31 @@ def add_override_arguments(parser: argparse.ArgumentParser) -> None:
             base = next((t for t in typing.get_args(hint) if t is not type(None)), hint)
             kwargs['type'] = base
         parser.add_argument(*flags, **kwargs)
-    parser.add_argument('--lr', dest='lr_overrides', nargs='+', metavar='GROUP=LR', default=None,
-                        help=f'per-group peak learning rates, groups: {", ".join(GROUPS)}')
-    parser.add_argument('--category-repeats', '--category_repeats', dest='category_repeats',
-                        nargs='+', metavar='CATEGORY=N', default=None,
-                        help='see each training example of CATEGORY N times per epoch')
+    parser.add_argument(
+        '--lr',
+        dest='lr_overrides',
+        nargs='+',
+        metavar='GROUP=LR',
+        default=None,
+        help=f'per-group peak learning rates, groups: {", ".join(GROUPS)}',
+    )
+    parser.add_argument(
+        '--category-repeats',
+        '--category_repeats',
+        dest='category_repeats',
+        nargs='+',
+        metavar='CATEGORY=N',
+        default=None,
+        help='see each training example of CATEGORY N times per epoch',
+    )
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    out = {f.name: getattr(args, f.name, None) for f in dataclasses.fields(TrainConfig)
-           if f.name not in ('stage', 'lr', 'category_repeats')}
+    out = {
+        f.name: getattr(args, f.name, None)
+        for f in dataclasses.fields(TrainConfig)
+        if f.name not in ('stage', 'lr', 'category_repeats')
+    }
     if getattr(args, 'category_repeats', None):
         out['category_repeats'] = parse_category_repeats(args.category_repeats)
     return {k: v for k, v in out.items() if v is not None}

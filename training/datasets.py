@@ -33,14 +33,24 @@ from training.data.samples import Sample
 from training.synth.scene import in_rect_xz
 from training.synth.templates import masks, number_word, region
 
-CAPTION_PROMPTS = ('Describe the image briefly.', 'What does this warehouse scene contain?',
-                   'Give a short caption of the picture.')
-REGION_PROMPTS = ('Describe the region <mask>.', 'What is <mask>, and where is it?',
-                  'Tell me about the object <mask>.')
+CAPTION_PROMPTS = (
+    'Describe the image briefly.',
+    'What does this warehouse scene contain?',
+    'Give a short caption of the picture.',
+)
+REGION_PROMPTS = (
+    'Describe the region <mask>.',
+    'What is <mask>, and where is it?',
+    'Tell me about the object <mask>.',
+)
 REGIONS_PER_SCENE = 4
 POINTERS_PER_SCENE = 4  # questions answered by a region's place in the list ('[Region k]')
-_NOUNS = {'pallet': ('pallet', 'pallets'), 'buffer': ('buffer region', 'buffer regions'),
-          'transporter': ('transporter', 'transporters'), 'shelf': ('shelf', 'shelves')}
+_NOUNS = {
+    'pallet': ('pallet', 'pallets'),
+    'buffer': ('buffer region', 'buffer regions'),
+    'transporter': ('transporter', 'transporters'),
+    'shelf': ('shelf', 'shelves'),
+}
 
 
 @dataclass
@@ -68,8 +78,15 @@ def from_sample(sample: Sample) -> Example:
     turns = [(t.user, t.assistant) for t in sample.turns] or [(sample.question, sample.answer)]
     if sample.rgb_path is None:
         raise ValueError(f'sample {sample.id} has no image')
-    return Example(sample.id, turns, sample.rgb_path, sample.depth_path, sample.rle,
-                   sample.category, sample.normalized_answer)
+    return Example(
+        sample.id,
+        turns,
+        sample.rgb_path,
+        sample.depth_path,
+        sample.rle,
+        sample.category,
+        sample.normalized_answer,
+    )
 
 
 def _parquet(data_root: Path, split: str) -> list[Example]:
@@ -82,8 +99,7 @@ def _is_parquet(data_root: Path) -> bool:
     return (data_root / 'data').is_dir()
 
 
-def load_examples(kind: str, data_root: str | Path, split: str, seed: int = 0
-                  ) -> list[Example]:
+def load_examples(kind: str, data_root: str | Path, split: str, seed: int = 0) -> list[Example]:
     """All examples of one dataset kind and split (``train`` or ``val``)."""
     root = Path(data_root)
     if kind == 'warehouse':
@@ -95,21 +111,26 @@ def load_examples(kind: str, data_root: str | Path, split: str, seed: int = 0
     if kind in _SCENE_BUILDERS:
         if _is_parquet(root):
             if kind == 'pointers':
-                raise ValueError(f'{root}: the pointers kind is made from `smolrgpt synth` '
-                                 f'scene files; a parquet dataset has none')
+                raise ValueError(
+                    f'{root}: the pointers kind is made from `smolrgpt synth` '
+                    f'scene files; a parquet dataset has none'
+                )
             return _parquet(root, split)
         scenes = sorted((root / split / 'scenes').glob('*.json'))
         if not scenes:
-            raise FileNotFoundError(f'{root / split / "scenes"}: no scene files (expected a '
-                                    f'`smolrgpt synth` output or a parquet dataset)')
+            raise FileNotFoundError(
+                f'{root / split / "scenes"}: no scene files (expected a '
+                f'`smolrgpt synth` output or a parquet dataset)'
+            )
         build = _SCENE_BUILDERS[kind]
         out: list[Example] = []
         for path in scenes:
             rng = np.random.default_rng([seed, int(path.stem)])
             out.extend(build(SceneFiles(root / split, path.stem), rng))
         return out
-    raise ValueError(f'unknown dataset kind {kind!r}; expected warehouse, '
-                     f'{", ".join(_SCENE_BUILDERS)}')
+    raise ValueError(
+        f'unknown dataset kind {kind!r}; expected warehouse, {", ".join(_SCENE_BUILDERS)}'
+    )
 
 
 # synthetic captions and region descriptions ------------------------------------------------
@@ -164,19 +185,24 @@ def caption_text(objects: list[dict[str, Any]]) -> str:
 def _caption(scene: SceneFiles, rng: np.random.Generator) -> list[Example]:
     objects = visible_objects(scene.meta(), scene.instances())
     prompt = CAPTION_PROMPTS[int(rng.integers(len(CAPTION_PROMPTS)))]
-    return [Example(f'caption-{scene.base.name}-{scene.stem}', [(prompt, caption_text(objects))],
-                    scene.rgb)]
+    return [
+        Example(
+            f'caption-{scene.base.name}-{scene.stem}', [(prompt, caption_text(objects))], scene.rgb
+        )
+    ]
 
 
-def region_text(obj: dict[str, Any], camera_from_world: np.ndarray, column: float,
-                where: str = '') -> str:
+def region_text(
+    obj: dict[str, Any], camera_from_world: np.ndarray, column: float, where: str = ''
+) -> str:
     """'A pallet, 7.93 meters from the camera, on the left of the image.' (+ ``where``)"""
     centre = camera_from_world @ np.array([*obj['center_m'], 1.0])
     metres = float(np.linalg.norm(centre[:3]))
     noun = _noun(obj)
     article = 'An' if noun[0] in 'aeiou' else 'A'
-    text = f'{article} {noun}, {metres:.2f} meters from the camera, {side_of(column)} of the '\
-           'image.'
+    text = (
+        f'{article} {noun}, {metres:.2f} meters from the camera, {side_of(column)} of the image.'
+    )
     return f'{text} {where}' if where else text
 
 
@@ -195,19 +221,26 @@ def where_text(obj: dict[str, Any], visible: list[dict[str, Any]]) -> str:
     """What the count questions hinge on: whether a pallet stands in a buffer region, and how
     many of the visible pallets a buffer region holds."""
     if obj['kind'] == 'pallet':
-        inside = any(in_rect_xz(o['floor_rect_m'], obj['center_m']) for o in visible
-                     if o['kind'] == 'buffer')
+        inside = any(
+            in_rect_xz(o['floor_rect_m'], obj['center_m'])
+            for o in visible
+            if o['kind'] == 'buffer'
+        )
         return f'It stands {"in a buffer region" if inside else "outside the buffer regions"}.'
     if obj['kind'] == 'buffer':
-        n = sum(in_rect_xz(obj['floor_rect_m'], o['center_m']) for o in visible
-                if o['kind'] == 'pallet')
+        n = sum(
+            in_rect_xz(obj['floor_rect_m'], o['center_m'])
+            for o in visible
+            if o['kind'] == 'pallet'
+        )
         # spelt as the count answers spell it ("two pallets"), so both share the number words
         return f'It holds {number_word(n)} pallet{"" if n == 1 else "s"}.'
     return ''
 
 
-def pointer_question(rng: np.random.Generator, labels: Sequence[str], what: str
-                     ) -> tuple[str, str, list[int]] | None:
+def pointer_question(
+    rng: np.random.Generator, labels: Sequence[str], what: str
+) -> tuple[str, str, list[int]] | None:
     """'Which of the regions <mask> <mask> <mask> is the shelf?' -> 'The shelf is [Region 1].'
 
     ``labels`` holds one label per visible object (its kind noun, or its image third); the
@@ -222,7 +255,7 @@ def pointer_question(rng: np.random.Generator, labels: Sequence[str], what: str
     targets = [i for i, lab in enumerate(labels) if lab == target_label]
     others = [i for i, lab in enumerate(labels) if lab != target_label]
     listed = [targets[int(rng.integers(len(targets)))]]
-    listed += [others[int(k)] for k in rng.permutation(len(others))[:int(rng.integers(1, 4))]]
+    listed += [others[int(k)] for k in rng.permutation(len(others))[: int(rng.integers(1, 4))]]
     listed = [listed[int(k)] for k in rng.permutation(len(listed))]
     k = listed.index(next(i for i in listed if labels[i] == target_label))
     refs = masks(len(listed))
@@ -233,8 +266,9 @@ def pointer_question(rng: np.random.Generator, labels: Sequence[str], what: str
     return question, f'{region(k)} is {target_label} of the image.', listed
 
 
-def _visible_regions(scene: SceneFiles, meta: dict[str, Any]
-                     ) -> tuple[list[dict[str, Any]], list[np.ndarray], list[float]]:
+def _visible_regions(
+    scene: SceneFiles, meta: dict[str, Any]
+) -> tuple[list[dict[str, Any]], list[np.ndarray], list[float]]:
     """The scene's visible objects, their instance masks [H, W] and mask centroid columns in
     [0, 1]."""
     instances = scene.instances()
@@ -259,8 +293,16 @@ def _regions(scene: SceneFiles, rng: np.random.Generator) -> list[Example]:
         obj = objects[i]
         prompt = REGION_PROMPTS[int(rng.integers(len(REGION_PROMPTS)))]
         text = region_text(obj, camera_from_world, columns[i], where_text(obj, objects))
-        out.append(Example(f'region-{name}-{obj["instance_id"]}', [(prompt, text)], scene.rgb,
-                           scene.depth, [rle_encode(object_masks[i])], 'region'))
+        out.append(
+            Example(
+                f'region-{name}-{obj["instance_id"]}',
+                [(prompt, text)],
+                scene.rgb,
+                scene.depth,
+                [rle_encode(object_masks[i])],
+                'region',
+            )
+        )
     return out
 
 
@@ -276,11 +318,22 @@ def _pointers(scene: SceneFiles, rng: np.random.Generator) -> list[Example]:
         if made is None:
             continue
         question, answer, listed = made
-        out.append(Example(f'pointer-{name}-{n}', [(question, answer)], scene.rgb, scene.depth,
-                           [rle_encode(object_masks[i]) for i in listed], 'pointer'))
+        out.append(
+            Example(
+                f'pointer-{name}-{n}',
+                [(question, answer)],
+                scene.rgb,
+                scene.depth,
+                [rle_encode(object_masks[i]) for i in listed],
+                'pointer',
+            )
+        )
     return out
 
 
 # dataset kinds made from `smolrgpt synth` scene files
 _SCENE_BUILDERS: dict[str, Callable[[SceneFiles, np.random.Generator], list[Example]]] = {
-    'captions': _caption, 'regions': _regions, 'pointers': _pointers}
+    'captions': _caption,
+    'regions': _regions,
+    'pointers': _pointers,
+}

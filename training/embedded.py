@@ -30,8 +30,12 @@ import torch
 from training.config import CONFIG_DIR
 
 EMBEDDED = CONFIG_DIR / 'embedded'
-STAGE_FILES = ('stage1_connector.json', 'stage2_refiner.json', 'stage3_sft.json',
-               'stage3b_sft_continued.json')
+STAGE_FILES = (
+    'stage1_connector.json',
+    'stage2_refiner.json',
+    'stage3_sft.json',
+    'stage3b_sft_continued.json',
+)
 MODEL_FILES = ('config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json')
 CATEGORIES = ('left_right', 'count', 'distance', 'mcq')
 
@@ -44,9 +48,22 @@ def synth(out: Path, scenes: int, seed: int, per_category: int, size: str) -> No
     if (out / 'train.json').is_file():
         log.info('reusing %s', out)
         return
-    argv = ['synth', '--out', str(out), '--scenes', str(scenes), '--seed', str(seed),
-            '--format', 'nvidia', '--size', size, '--questions-per-category',
-            str(per_category), '--no-progress']
+    argv = [
+        'synth',
+        '--out',
+        str(out),
+        '--scenes',
+        str(scenes),
+        '--seed',
+        str(seed),
+        '--format',
+        'nvidia',
+        '--size',
+        size,
+        '--questions-per-category',
+        str(per_category),
+        '--no-progress',
+    ]
     if cli(argv) != 0:
         raise RuntimeError(f'smolrgpt {" ".join(argv)} failed')
 
@@ -79,8 +96,9 @@ def model_config(vocab: int, path: Path) -> Path:
     return path
 
 
-def train_stages(work: Path, data: Path, tokenizer: Path, model_json: Path,
-                 step_scale: float, threads: int) -> tuple[Path, dict[str, float]]:
+def train_stages(
+    work: Path, data: Path, tokenizer: Path, model_json: Path, step_scale: float, threads: int
+) -> tuple[Path, dict[str, float]]:
     """Run the three stages in order; a stage whose ``final`` checkpoint exists is reused
     (so an interrupted rebuild continues where it stopped)."""
     from training.config import TrainConfig
@@ -109,15 +127,21 @@ def train_stages(work: Path, data: Path, tokenizer: Path, model_json: Path,
         result = Trainer(cfg).train()
         minutes[Path(name).stem] = (time.perf_counter() - start) / 60
         timing.write_text(json.dumps({'minutes': minutes[Path(name).stem]}) + '\n', 'utf-8')
-        log.info('%s: %.1f min, last loss %.3f, val loss %s', name, minutes[Path(name).stem],
-                 result.losses[-1], result.val_loss)
+        log.info(
+            '%s: %.1f min, last loss %.3f, val loss %s',
+            name,
+            minutes[Path(name).stem],
+            result.losses[-1],
+            result.val_loss,
+        )
         previous = result.final_dir
     assert previous is not None
     return previous, minutes
 
 
-def evaluate(checkpoint: Path, train_data: Path, heldout: Path, work: Path,
-             split: str = 'train') -> dict[str, Any]:
+def evaluate(
+    checkpoint: Path, train_data: Path, heldout: Path, work: Path, split: str = 'train'
+) -> dict[str, Any]:
     """Official warehouse scores of the model and of the majority baseline on ``heldout``."""
     from training.datasets import load_examples
     from training.generate import generate_answers, write_jsonl
@@ -125,8 +149,10 @@ def evaluate(checkpoint: Path, train_data: Path, heldout: Path, work: Path,
 
     work.mkdir(parents=True, exist_ok=True)
     examples = load_examples('warehouse', heldout, split)
-    gt = [{'id': e.id, 'category': e.category, 'normalized_answer': e.normalized_answer}
-          for e in examples]
+    gt = [
+        {'id': e.id, 'category': e.category, 'normalized_answer': e.normalized_answer}
+        for e in examples
+    ]
     records = generate_answers(checkpoint, examples)
     write_jsonl(work / 'heldout_answers.jsonl', records)
     pred = [{'id': r['id'], 'normalized_answer': r['normalized_answer']} for r in records]
@@ -141,27 +167,40 @@ def evaluate(checkpoint: Path, train_data: Path, heldout: Path, work: Path,
     (work / 'heldout_gt.json').write_text(json.dumps(gt), 'utf-8')
     model = score_warehouse(gt, pred).to_dict()
     base = score_warehouse(gt, baseline).to_dict()
-    return {'model': model, 'baseline': base, 'majority_answers': majority,
-            'n_questions': len(examples)}
+    return {
+        'model': model,
+        'baseline': base,
+        'majority_answers': majority,
+        'n_questions': len(examples),
+    }
 
 
 def score_table(scores: dict[str, Any]) -> str:
-    lines = ['| category | n | model accuracy (%) | majority baseline (%) | majority answer |',
-             '|---|---|---|---|---|']
+    lines = [
+        '| category | n | model accuracy (%) | majority baseline (%) | majority answer |',
+        '|---|---|---|---|---|',
+    ]
     for cat in CATEGORIES:
         m = scores['model']['per_category'][cat]
         b = scores['baseline']['per_category'][cat]
-        lines.append(f'| {cat} | {m["total"]} | {m["accuracy"]:.2f} | {b["accuracy"]:.2f} | '
-                     f'{scores["majority_answers"][cat]} |')
-    lines.append(f'| final (mean) | {scores["n_questions"]} | '
-                 f'{scores["model"]["final_score"]:.2f} | '
-                 f'{scores["baseline"]["final_score"]:.2f} | |')
+        lines.append(
+            f'| {cat} | {m["total"]} | {m["accuracy"]:.2f} | {b["accuracy"]:.2f} | '
+            f'{scores["majority_answers"][cat]} |'
+        )
+    lines.append(
+        f'| final (mean) | {scores["n_questions"]} | '
+        f'{scores["model"]["final_score"]:.2f} | '
+        f'{scores["baseline"]["final_score"]:.2f} | |'
+    )
     return '\n'.join(lines)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog='python -m training.embedded', description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog='python -m training.embedded',
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument('--work', type=Path, default=Path('build/embedded'))
     parser.add_argument('--out', type=Path, default=Path('models/smolrgpt-tiny-synthetic'))
     parser.add_argument('--train-scenes', type=int, default=2000)
@@ -169,12 +208,23 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--heldout-seed', type=int, default=1000)
     parser.add_argument('--size', default='256x144', help='synthetic image size')
-    parser.add_argument('--step-scale', type=float, default=1.0,
-                        help='multiply every stage\'s max_steps (e.g. 0.05 for a smoke run)')
-    parser.add_argument('--card-only', action='store_true',
-                        help='only rewrite MODEL_CARD.md from a finished run in --work')
-    parser.add_argument('--threads', type=int, default=2,
-                        help='torch CPU threads (1 can be faster on a busy machine)')
+    parser.add_argument(
+        '--step-scale',
+        type=float,
+        default=1.0,
+        help="multiply every stage's max_steps (e.g. 0.05 for a smoke run)",
+    )
+    parser.add_argument(
+        '--card-only',
+        action='store_true',
+        help='only rewrite MODEL_CARD.md from a finished run in --work',
+    )
+    parser.add_argument(
+        '--threads',
+        type=int,
+        default=2,
+        help='torch CPU threads (1 can be faster on a busy machine)',
+    )
     return parser.parse_args(argv)
 
 
@@ -183,10 +233,21 @@ def official_scores(work: Path) -> None:
     from smolrgpt_core.cli import main as cli
 
     for name in ('model', 'baseline'):
-        print(f'--- {name}: smolrgpt score warehouse --gt {work}/heldout_gt.json '
-              f'--pred {work}/heldout_{name}_pred.json')
-        cli(['score', 'warehouse', '--gt', str(work / 'heldout_gt.json'), '--pred',
-             str(work / f'heldout_{name}_pred.json'), '--no-chart'])
+        print(
+            f'--- {name}: smolrgpt score warehouse --gt {work}/heldout_gt.json '
+            f'--pred {work}/heldout_{name}_pred.json'
+        )
+        cli(
+            [
+                'score',
+                'warehouse',
+                '--gt',
+                str(work / 'heldout_gt.json'),
+                '--pred',
+                str(work / f'heldout_{name}_pred.json'),
+                '--no-chart',
+            ]
+        )
 
 
 def write_card(args: argparse.Namespace) -> None:
@@ -202,17 +263,26 @@ def write_card(args: argparse.Namespace) -> None:
         minutes[Path(name).stem] = json.loads(timing.read_text('utf-8'))['minutes']
     vocab = Tokenizer.from_file(str(work / 'tokenizer' / 'tokenizer.json')).get_vocab_size(True)
     train_data = work / f'synth-train-s{args.seed}'
-    probe = cached_json(work / 'heldout_probe.json',
-                        lambda: region_probe(args.out, heldout_dir(args)))
+    probe = cached_json(
+        work / 'heldout_probe.json', lambda: region_probe(args.out, heldout_dir(args))
+    )
     # the training generation's val split: scenes never trained on
-    val = cached_json(work / 'val_scores.json',
-                      lambda: evaluate(args.out, train_data, train_data, work / 'val', 'val'))
+    val = cached_json(
+        work / 'val_scores.json',
+        lambda: evaluate(args.out, train_data, train_data, work / 'val', 'val'),
+    )
     print(score_table(val))
-    write_model_card(args.out / 'MODEL_CARD.md', args=vars(args), minutes=minutes,
-                     table=score_table(scores), scores=scores, vocab=vocab,
-                     machine=f'{platform.machine()}, torch {torch.__version__}, '
-                     f'{args.threads} thread(s)',
-                     probe=probe, val_table=score_table(val))
+    write_model_card(
+        args.out / 'MODEL_CARD.md',
+        args=vars(args),
+        minutes=minutes,
+        table=score_table(scores),
+        scores=scores,
+        vocab=vocab,
+        machine=f'{platform.machine()}, torch {torch.__version__}, {args.threads} thread(s)',
+        probe=probe,
+        val_table=score_table(val),
+    )
 
 
 def cached_json(path: Path, compute: Callable[[], Any]) -> Any:
@@ -249,8 +319,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     work = args.work
     if args.card_only:
         if not (work / 'heldout_scores.json').is_file():
-            print(f'training.embedded: --card-only needs a finished run in {work} '
-                  f'(no heldout_scores.json there)', file=sys.stderr)
+            print(
+                f'training.embedded: --card-only needs a finished run in {work} '
+                f'(no heldout_scores.json there)',
+                file=sys.stderr,
+            )
             return 2
         write_card(args)
         official_scores(work)
@@ -262,8 +335,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     synth(heldout, args.heldout_scenes, args.heldout_seed, 2, args.size)
     vocab = build_tokenizer(data, work / 'tokenizer')
     model_json = model_config(vocab, work / 'model_config.json')
-    final, _ = train_stages(work, data, work / 'tokenizer', model_json, args.step_scale,
-                                  args.threads)
+    final, _ = train_stages(
+        work, data, work / 'tokenizer', model_json, args.step_scale, args.threads
+    )
     scores = evaluate(final, data, heldout, work)
     table = score_table(scores)
     print(table)
@@ -275,10 +349,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     for stale in ('heldout_probe.json', 'val_scores.json'):  # measured again for this model
         (work / stale).unlink(missing_ok=True)
     write_card(args)
-    beaten = all(scores['model']['per_category'][c]['accuracy']
-                 > scores['baseline']['per_category'][c]['accuracy'] for c in CATEGORIES)
-    print(f'{"beats" if beaten else "DOES NOT beat"} the majority baseline in every category; '
-          f'model written to {args.out}')
+    beaten = all(
+        scores['model']['per_category'][c]['accuracy']
+        > scores['baseline']['per_category'][c]['accuracy']
+        for c in CATEGORIES
+    )
+    print(
+        f'{"beats" if beaten else "DOES NOT beat"} the majority baseline in every category; '
+        f'model written to {args.out}'
+    )
     return 0 if beaten else 1
 
 

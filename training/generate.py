@@ -25,14 +25,19 @@ log = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--checkpoint', required=True, type=Path, help='checkpoint directory')
-    parser.add_argument('--stage', required=True, choices=tuple(KINDS),
-                        help='rgb: stage-I captions; refiners: stage-II regions; sft: warehouse')
+    parser.add_argument(
+        '--stage',
+        required=True,
+        choices=tuple(KINDS),
+        help='rgb: stage-I captions; refiners: stage-II regions; sft: warehouse',
+    )
     parser.add_argument('--data-root', required=True, type=Path, help='dataset folder')
     parser.add_argument('--split', default='val', help='split to read (default val)')
     parser.add_argument('--limit', type=int, default=0, help='at most this many examples')
     parser.add_argument('--max-new-tokens', type=int, default=64)
-    parser.add_argument('--out', type=Path, help='output JSONL (default CHECKPOINT/generate-'
-                        'STAGE.jsonl)')
+    parser.add_argument(
+        '--out', type=Path, help='output JSONL (default CHECKPOINT/generate-STAGE.jsonl)'
+    )
     parser.add_argument('--device', default='cpu')
 
 
@@ -45,10 +50,11 @@ def run(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError) as exc:
         raise CommandError(str(exc)) from exc
     if args.limit:
-        examples = examples[:args.limit]
+        examples = examples[: args.limit]
     out = args.out or args.checkpoint / f'generate-{args.stage}.jsonl'
-    records = generate_answers(args.checkpoint, examples, max_new_tokens=args.max_new_tokens,
-                               device=args.device)
+    records = generate_answers(
+        args.checkpoint, examples, max_new_tokens=args.max_new_tokens, device=args.device
+    )
     write_jsonl(out, records)
     scored = [r for r in records if r.get('correct') is not None]
     summary = f'{len(records)} answers -> {out}'
@@ -79,8 +85,9 @@ def _load(path: Path, mode: str | None = None) -> np.ndarray:
         return np.asarray(image.convert(mode) if mode else image)
 
 
-def answer_examples(engine: Any, examples: Sequence[Any], progress: bool = False
-                    ) -> Iterator[tuple[Any, Any]]:
+def answer_examples(
+    engine: Any, examples: Sequence[Any], progress: bool = False
+) -> Iterator[tuple[Any, Any]]:
     """(example, engine Answer) for every example: one batched ``ask_many`` per image, each
     question's masks appended to that image's frame."""
     from tqdm import tqdm
@@ -92,8 +99,11 @@ def answer_examples(engine: Any, examples: Sequence[Any], progress: bool = False
     for group in tqdm(groups, desc='generate', unit='image', disable=not progress):
         rgb = _load(group[0].rgb_path, 'RGB')
         h, w = rgb.shape[:2]
-        depth = (_load(group[0].depth_path) if group[0].depth_path is not None
-                 else np.zeros((h, w), np.uint8))
+        depth = (
+            _load(group[0].depth_path)
+            if group[0].depth_path is not None
+            else np.zeros((h, w), np.uint8)
+        )
         masks, queries = [], []
         for ex in group:
             first = len(masks)
@@ -105,24 +115,39 @@ def answer_examples(engine: Any, examples: Sequence[Any], progress: bool = False
         yield from zip(group, engine.ask_many(frame, queries))
 
 
-def generate_answers(checkpoint: str | Path, examples: Sequence[Any], *,
-                     max_new_tokens: int = 64, device: str = 'cpu') -> list[dict[str, Any]]:
+def generate_answers(
+    checkpoint: str | Path,
+    examples: Sequence[Any],
+    *,
+    max_new_tokens: int = 64,
+    device: str = 'cpu',
+) -> list[dict[str, Any]]:
     from smolrgpt_core.inference.engine import SpatialQueryEngine
     from training.metrics.warehouse import score_warehouse
 
-    engine = SpatialQueryEngine.from_checkpoint(checkpoint, device=device,
-                                                max_new_tokens=max_new_tokens)
+    engine = SpatialQueryEngine.from_checkpoint(
+        checkpoint, device=device, max_new_tokens=max_new_tokens
+    )
     records = []
     for ex, answer in answer_examples(engine, examples, progress=True):
-        record = {'id': ex.id, 'question': ex.question, 'answer': answer.text,
-                  'ground_truth': ex.answer, 'category': ex.category,
-                  'normalized_answer': answer.normalized_answer}
-        if ex.category in ('left_right', 'count', 'distance', 'mcq') \
-                and ex.normalized_answer is not None:
-            gt = [{'id': ex.id, 'category': ex.category,
-                   'normalized_answer': ex.normalized_answer}]
-            score = score_warehouse(gt, [{'id': ex.id,
-                                          'normalized_answer': answer.normalized_answer}])
+        record = {
+            'id': ex.id,
+            'question': ex.question,
+            'answer': answer.text,
+            'ground_truth': ex.answer,
+            'category': ex.category,
+            'normalized_answer': answer.normalized_answer,
+        }
+        if (
+            ex.category in ('left_right', 'count', 'distance', 'mcq')
+            and ex.normalized_answer is not None
+        ):
+            gt = [
+                {'id': ex.id, 'category': ex.category, 'normalized_answer': ex.normalized_answer}
+            ]
+            score = score_warehouse(
+                gt, [{'id': ex.id, 'normalized_answer': answer.normalized_answer}]
+            )
             record['correct'] = bool(score.to_dict()['final_score'] > 0)
         elif ex.answer is not None:
             record['correct'] = None

@@ -10,9 +10,18 @@ from typing import Any
 from smolrgpt_core.config import SmolRGPTConfig
 
 
-def write_model_card(path: Path, *, args: dict[str, Any], minutes: dict[str, float],
-                     table: str, scores: dict[str, Any], vocab: int, machine: str,
-                     probe: dict[str, Any] | None = None, val_table: str = '') -> None:
+def write_model_card(
+    path: Path,
+    *,
+    args: dict[str, Any],
+    minutes: dict[str, float],
+    table: str,
+    scores: dict[str, Any],
+    vocab: int,
+    machine: str,
+    probe: dict[str, Any] | None = None,
+    val_table: str = '',
+) -> None:
     cfg = SmolRGPTConfig.from_json(path.parent / 'config.json')
     size_mb = (path.parent / 'model.safetensors').stat().st_size / 1e6
     from smolrgpt_core.modeling.smolrgpt import SmolRGPT
@@ -21,79 +30,116 @@ def write_model_card(path: Path, *, args: dict[str, Any], minutes: dict[str, flo
     stage_rows = '\n'.join(f'| {stage} | {m:.1f} |' for stage, m in minutes.items())
     from training.embedded import STAGE_FILES
 
-    configs = {name: json.loads((Path(__file__).parent / 'configs' / 'embedded' / name)
-                                .read_text('utf-8')) for name in STAGE_FILES}
-    arch_rows = '\n'.join([
-        f'| ViT | {cfg.vit_img_size} px input, {cfg.vit_patch_size} px patches, width '
-        f'{cfg.vit_hidden_dim}, {cfg.vit_n_blocks} blocks, {cfg.vit_n_heads} heads |',
-        f'| projectors | pixel shuffle x{cfg.mp_pixel_shuffle_factor} -> '
-        f'{cfg.mp_image_token_length} image tokens |',
-        f'| refiners | {cfg.region_refiner_depth} transposed convs -> masks pooled on a '
-        f'{cfg.mask_grid}x{cfg.mask_grid} grid |',
-        f'| decoder | width {cfg.lm_hidden_dim}, {cfg.lm_n_blocks} blocks, {cfg.lm_n_heads} '
-        f'heads / {cfg.lm_n_kv_heads} KV heads, MLP {cfg.lm_inter_dim} |',
-        f'| tokenizer | ByteLevel BPE, {vocab} tokens + 3 model tokens, trained on the '
-        'synthetic texts |',
-    ])
-    synth = (f"smolrgpt synth --format nvidia --size {args['size']} --out {args['work']}/")
-    commands = '\n'.join([
-        f"{synth}synth-train-s{args['seed']} --scenes {args['train_scenes']} "
-        f"--seed {args['seed']} --questions-per-category 3",
-        f"{synth}synth-heldout-s{args['heldout_seed']} --scenes {args['heldout_scenes']} "
-        f"--seed {args['heldout_seed']} --questions-per-category 2",
-    ])
-    behind = [c for c in ('left_right', 'count', 'distance', 'mcq')
-              if scores['model']['per_category'][c]['accuracy']
-              <= scores['baseline']['per_category'][c]['accuracy']]
-    verdict = ('It beats the majority baseline in every category.' if not behind else
-               f'**It does not beat the majority baseline in: {", ".join(behind)}.**')
+    configs = {
+        name: json.loads(
+            (Path(__file__).parent / 'configs' / 'embedded' / name).read_text('utf-8')
+        )
+        for name in STAGE_FILES
+    }
+    arch_rows = '\n'.join(
+        [
+            f'| ViT | {cfg.vit_img_size} px input, {cfg.vit_patch_size} px patches, width '
+            f'{cfg.vit_hidden_dim}, {cfg.vit_n_blocks} blocks, {cfg.vit_n_heads} heads |',
+            f'| projectors | pixel shuffle x{cfg.mp_pixel_shuffle_factor} -> '
+            f'{cfg.mp_image_token_length} image tokens |',
+            f'| refiners | {cfg.region_refiner_depth} transposed convs -> masks pooled on a '
+            f'{cfg.mask_grid}x{cfg.mask_grid} grid |',
+            f'| decoder | width {cfg.lm_hidden_dim}, {cfg.lm_n_blocks} blocks, {cfg.lm_n_heads} '
+            f'heads / {cfg.lm_n_kv_heads} KV heads, MLP {cfg.lm_inter_dim} |',
+            f'| tokenizer | ByteLevel BPE, {vocab} tokens + 3 model tokens, trained on the '
+            'synthetic texts |',
+        ]
+    )
+    synth = f'smolrgpt synth --format nvidia --size {args["size"]} --out {args["work"]}/'
+    commands = '\n'.join(
+        [
+            f'{synth}synth-train-s{args["seed"]} --scenes {args["train_scenes"]} '
+            f'--seed {args["seed"]} --questions-per-category 3',
+            f'{synth}synth-heldout-s{args["heldout_seed"]} --scenes {args["heldout_scenes"]} '
+            f'--seed {args["heldout_seed"]} --questions-per-category 2',
+        ]
+    )
+    behind = [
+        c
+        for c in ('left_right', 'count', 'distance', 'mcq')
+        if scores['model']['per_category'][c]['accuracy']
+        <= scores['baseline']['per_category'][c]['accuracy']
+    ]
+    verdict = (
+        'It beats the majority baseline in every category.'
+        if not behind
+        else f'**It does not beat the majority baseline in: {", ".join(behind)}.**'
+    )
     probe_text = ''
     if probe:
         probe_text = '\n\n' + textwrap.fill(
-            f"Where regions are, as the decoder sees them (`python -m training.probe`, held-out "
-            f"region descriptions): a linear probe on the pooled region vectors predicts the mask "
-            f"centroid column with R^2 {probe['r2']:.3f} and the image half with "
-            f"{100 * probe['half_accuracy']:.1f} % accuracy (majority "
-            f"{100 * probe['majority_accuracy']:.1f} %; {probe['n_test']} test regions); the "
-            f"column explains {100 * probe['variance_share']:.1f} % of the "
-            f"vectors' variance.", width=95)
-    repeats = {Path(n).stem: c.get('category_repeats') for n, c in configs.items()
-               if c.get('category_repeats')}
-    repeats_text = '; '.join(f'{stage}: ' + ', '.join(f'{k} x{v}' for k, v in r.items())
-                             for stage, r in repeats.items()) or 'none'
+            f'Where regions are, as the decoder sees them (`python -m training.probe`, held-out '
+            f'region descriptions): a linear probe on the pooled region vectors predicts the mask '
+            f'centroid column with R^2 {probe["r2"]:.3f} and the image half with '
+            f'{100 * probe["half_accuracy"]:.1f} % accuracy (majority '
+            f'{100 * probe["majority_accuracy"]:.1f} %; {probe["n_test"]} test regions); the '
+            f'column explains {100 * probe["variance_share"]:.1f} % of the '
+            f"vectors' variance.",
+            width=95,
+        )
+    repeats = {
+        Path(n).stem: c.get('category_repeats')
+        for n, c in configs.items()
+        if c.get('category_repeats')
+    }
+    repeats_text = (
+        '; '.join(
+            f'{stage}: ' + ', '.join(f'{k} x{v}' for k, v in r.items())
+            for stage, r in repeats.items()
+        )
+        or 'none'
+    )
     base = configs[STAGE_FILES[0]].get('vit_sincos_base', 10000.0)
     val_text = ''
     if val_table:
-        val_text = (f"\nThe same scoring on the `val` split of the seed-{args['seed']} generation "
-                    f"(scenes never trained on; its validation loss is what training watched), "
-                    f"as a second sample of how much the numbers move between sets:\n\n"
-                    f"{val_table}\n")
+        val_text = (
+            f'\nThe same scoring on the `val` split of the seed-{args["seed"]} generation '
+            f'(scenes never trained on; its validation loss is what training watched), '
+            f'as a second sample of how much the numbers move between sets:\n\n'
+            f'{val_table}\n'
+        )
     refiner_text = ''
     if configs[STAGE_FILES[0]].get('refiner_nearest_init'):
-        refiner_text = ('The refiners start as nearest-neighbour upsampling '
-                        '(`refiner_nearest_init`: equal taps in each 2x2 transposed-conv '
-                        'kernel). With random taps they paint a pattern inside every token '
-                        'that drowns the differences between tokens: the image column then '
-                        'explains 2 % of the pooled region vectors\' variance, and the '
-                        'decoder never learnt left from right.')
+        refiner_text = (
+            'The refiners start as nearest-neighbour upsampling '
+            '(`refiner_nearest_init`: equal taps in each 2x2 transposed-conv '
+            'kernel). With random taps they paint a pattern inside every token '
+            'that drowns the differences between tokens: the image column then '
+            "explains 2 % of the pooled region vectors' variance, and the "
+            'decoder never learnt left from right.'
+        )
         refiner_text = textwrap.fill(refiner_text, width=95) + '\n'
-    stage_list = '\n'.join(f'# run {i}: training/configs/embedded/{n}'
-                           for i, n in enumerate(configs, 1))
+    stage_list = '\n'.join(
+        f'# run {i}: training/configs/embedded/{n}' for i, n in enumerate(configs, 1)
+    )
     sft_runs = {Path(n).stem: c for n, c in configs.items() if c['stage'] == 'sft'}
     sft_text = ', then '.join(
         f'`{name}` (peak lr {c["lr"]["backbones"]:g} for the decoder, '
         f'{max(v for g, v in c["lr"].items() if g != "backbones"):g} for projectors and '
-        f'refiners)' for name, c in sft_runs.items())
+        f'refiners)'
+        for name, c in sft_runs.items()
+    )
     grouped = sorted({c.get('examples_per_image', 1) for c in configs.values()} - {1})
     grouped_text = ''
     if grouped:
-        grouped_text = textwrap.fill(
-            f"Batches hold runs of {'/'.join(map(str, grouped))} examples about one image "
-            "(`examples_per_image`), and the vision side runs once per image of a batch: a "
-            "stage III step costs about two thirds of a step that encodes every example's "
-            "image on its own.", width=95) + '\n'
-    steps = ', '.join(f'{Path(n).stem} ({c["stage"]}) {c["max_steps"]}'
-                      for n, c in configs.items())
+        grouped_text = (
+            textwrap.fill(
+                f'Batches hold runs of {"/".join(map(str, grouped))} examples about one image '
+                '(`examples_per_image`), and the vision side runs once per image of a batch: a '
+                "stage III step costs about two thirds of a step that encodes every example's "
+                'image on its own.',
+                width=95,
+            )
+            + '\n'
+        )
+    steps = ', '.join(
+        f'{Path(n).stem} ({c["stage"]}) {c["max_steps"]}' for n, c in configs.items()
+    )
     text = f"""# smolrgpt-tiny-synthetic
 
 The embedded default model of SmolRGPT for ROS 2: a {n_params / 1e6:.2f} M-parameter SmolRGPT

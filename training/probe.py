@@ -41,23 +41,29 @@ class ProbeResult:
     variance_share: float  # of the raw vectors' variance, explained linearly by the column
 
     def line(self) -> str:
-        return (f'region-position probe: centroid column R^2 {self.r2:.3f}, left/right half '
-                f'accuracy {100 * self.half_accuracy:.1f}% (majority '
-                f'{100 * self.majority_accuracy:.1f}%), variance share of the column '
-                f'{100 * self.variance_share:.1f}%, fit {self.n_fit} / test {self.n_test}')
+        return (
+            f'region-position probe: centroid column R^2 {self.r2:.3f}, left/right half '
+            f'accuracy {100 * self.half_accuracy:.1f}% (majority '
+            f'{100 * self.majority_accuracy:.1f}%), variance share of the column '
+            f'{100 * self.variance_share:.1f}%, fit {self.n_fit} / test {self.n_test}'
+        )
 
 
 @torch.inference_mode()
-def region_positions(model: SmolRGPT, examples: Sequence[Example]
-                     ) -> tuple[np.ndarray, np.ndarray]:
+def region_positions(
+    model: SmolRGPT, examples: Sequence[Example]
+) -> tuple[np.ndarray, np.ndarray]:
     """-> pooled [rgb, depth] vectors [N, 2D] and centroid columns in [0, 1], one per mask."""
     feats, cols = [], []
     for ex in examples:
         if not ex.rle or ex.depth_path is None:
             raise ValueError(f'example {ex.id} has no masks or no depth image to probe')
         masks = masks_to_tensor(ex.rle)  # [M, H, W]
-        frame = model.encode_frame(load_image(Path(ex.rgb_path), 'rgb', model.cfg),
-                                   load_image(Path(ex.depth_path), 'depth', model.cfg), masks)
+        frame = model.encode_frame(
+            load_image(Path(ex.rgb_path), 'rgb', model.cfg),
+            load_image(Path(ex.depth_path), 'depth', model.cfg),
+            masks,
+        )
         feats.append(torch.cat((frame.rgb_regions, frame.depth_regions), 1).float().numpy())
         per_column = masks.float().sum(1)  # [M, H, W] -> [M, W]
         columns = torch.arange(masks.shape[2], dtype=torch.float32)
@@ -66,8 +72,9 @@ def region_positions(model: SmolRGPT, examples: Sequence[Example]
     return np.concatenate(feats), np.concatenate(cols)
 
 
-def fit_probe(features: np.ndarray, columns: np.ndarray, fit_fraction: float = 0.75
-              ) -> ProbeResult:
+def fit_probe(
+    features: np.ndarray, columns: np.ndarray, fit_fraction: float = 0.75
+) -> ProbeResult:
     from sklearn.linear_model import LogisticRegression, Ridge
     from sklearn.preprocessing import StandardScaler
 
@@ -82,9 +89,14 @@ def fit_probe(features: np.ndarray, columns: np.ndarray, fit_fraction: float = 0
         raise ValueError('every fitted region lies in the same half of the image')
     clf = LogisticRegression(max_iter=5000).fit(x_fit, right[:n_fit])
     majority = max(right[n_fit:].mean(), 1 - right[n_fit:].mean())
-    return ProbeResult(n_fit, len(columns) - n_fit, float(r2),
-                       float(clf.score(x_test, right[n_fit:])), float(majority),
-                       variance_share(features, columns))
+    return ProbeResult(
+        n_fit,
+        len(columns) - n_fit,
+        float(r2),
+        float(clf.score(x_test, right[n_fit:])),
+        float(majority),
+        variance_share(features, columns),
+    )
 
 
 def variance_share(features: np.ndarray, columns: np.ndarray) -> float:
@@ -97,8 +109,9 @@ def variance_share(features: np.ndarray, columns: np.ndarray) -> float:
     return float(((x @ coef) ** 2).sum() / total) if total > 0 else 0.0
 
 
-def probe_checkpoint(checkpoint: str | Path, data_root: str | Path, split: str = 'train',
-                     limit: int = 1000) -> ProbeResult:
+def probe_checkpoint(
+    checkpoint: str | Path, data_root: str | Path, split: str = 'train', limit: int = 1000
+) -> ProbeResult:
     """Probe on the synthetic (or OSD-style parquet) region descriptions of ``data_root``."""
     model = SmolRGPT.from_pretrained(checkpoint).eval()
     examples = load_examples('regions', data_root, split)[:limit]
@@ -106,11 +119,18 @@ def probe_checkpoint(checkpoint: str | Path, data_root: str | Path, split: str =
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog='python -m training.probe', description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog='python -m training.probe',
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument('--checkpoint', required=True, type=Path)
-    parser.add_argument('--data-root', required=True, type=Path,
-                        help='a `smolrgpt synth` output or a region-description parquet set')
+    parser.add_argument(
+        '--data-root',
+        required=True,
+        type=Path,
+        help='a `smolrgpt synth` output or a region-description parquet set',
+    )
     parser.add_argument('--split', default='train')
     parser.add_argument('--limit', type=int, default=1000, help='examples to probe')
     args = parser.parse_args(argv)

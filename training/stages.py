@@ -38,14 +38,23 @@ class StageSpec:
 
 STAGES: dict[Stage, StageSpec] = {
     Stage.CONNECTOR_ALIGNMENT: StageSpec(
-        Stage.CONNECTOR_ALIGNMENT, ('MP',), False, 'rgb', ('captions',)),
+        Stage.CONNECTOR_ALIGNMENT, ('MP',), False, 'rgb', ('captions',)
+    ),
     Stage.REFINER_ALIGNMENT: StageSpec(
-        Stage.REFINER_ALIGNMENT, ('MP', 'MP_depth', 'rgb_refiner', 'depth_refiner'), True,
-        'refiners', ('regions',)),
+        Stage.REFINER_ALIGNMENT,
+        ('MP', 'MP_depth', 'rgb_refiner', 'depth_refiner'),
+        True,
+        'refiners',
+        ('regions',),
+    ),
     # the reference trains everything except the ViT (its lr group is shared with the decoder)
     Stage.SFT: StageSpec(
-        Stage.SFT, ('MP', 'MP_depth', 'rgb_refiner', 'depth_refiner', 'backbones'), True, 'sft',
-        ('warehouse',)),
+        Stage.SFT,
+        ('MP', 'MP_depth', 'rgb_refiner', 'depth_refiner', 'backbones'),
+        True,
+        'sft',
+        ('warehouse',),
+    ),
 }
 
 ALWAYS_FROZEN = ('vision_encoder.',)
@@ -58,8 +67,9 @@ def group_of(name: str) -> str:
     raise KeyError(f'parameter {name!r} belongs to no optimizer group')
 
 
-def is_trainable(name: str, spec: StageSpec, unfreeze: tuple[str, ...] = (),
-                 freeze: tuple[str, ...] = ()) -> bool:
+def is_trainable(
+    name: str, spec: StageSpec, unfreeze: tuple[str, ...] = (), freeze: tuple[str, ...] = ()
+) -> bool:
     """``unfreeze``: extra name prefixes to train (e.g. a from-scratch ViT); ``freeze``: name
     prefixes the stage would train but this run keeps fixed; both empty = reference."""
     if freeze and name.startswith(tuple(freeze)):

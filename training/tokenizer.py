@@ -21,14 +21,19 @@ SPECIAL_TOKENS = ['<|endoftext|>', '<|im_start|>', '<|im_end|>']
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int) -> Tokenizer:
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Digits(individual_digits=True),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
-    ])
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Digits(individual_digits=True),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
+        ]
+    )
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     tok.train_from_iterator(texts, trainer)
     return tok
 
@@ -38,9 +43,14 @@ def save_tokenizer(tok: Tokenizer, path: str | Path) -> Path:
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     tok.save(str(path / 'tokenizer.json'))
-    config = {'tokenizer_class': 'GPT2Tokenizer', 'bos_token': '<|im_start|>',
-              'eos_token': '<|im_end|>', 'pad_token': '<|im_end|>',
-              'unk_token': '<|endoftext|>', 'model_max_length': 8192,
-              'chat_template': CHAT_TEMPLATE}
+    config = {
+        'tokenizer_class': 'GPT2Tokenizer',
+        'bos_token': '<|im_start|>',
+        'eos_token': '<|im_end|>',
+        'pad_token': '<|im_end|>',
+        'unk_token': '<|endoftext|>',
+        'model_max_length': 8192,
+        'chat_template': CHAT_TEMPLATE,
+    }
     (path / 'tokenizer_config.json').write_text(json.dumps(config, indent=2) + '\n', 'utf-8')
     return path

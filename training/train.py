@@ -25,8 +25,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from training.config import add_override_arguments
 
     parser.add_argument('--stage', required=True, choices=STAGE_NAMES)
-    parser.add_argument('--config', type=Path, help='TrainConfig JSON (default: the stage\'s '
-                        'file in training/configs/)')
+    parser.add_argument(
+        '--config',
+        type=Path,
+        help="TrainConfig JSON (default: the stage's file in training/configs/)",
+    )
     parser.add_argument('--resume', type=Path, help='continue a run from one of its checkpoints')
     add_override_arguments(parser)
 
@@ -40,15 +43,19 @@ def run(args: argparse.Namespace) -> int:
         cfg = TrainConfig.for_stage(args.stage, args.config, **overrides_from_args(args))
         apply_lr_overrides(cfg, args.lr_overrides)
         if args.resume is None and not (cfg.last_stage_checkpoint or cfg.model_config):
-            raise ValueError('give --last-stage-checkpoint DIR (or --model-config FILE '
-                             '--tokenizer DIR for a fresh model, or --resume DIR)')
+            raise ValueError(
+                'give --last-stage-checkpoint DIR (or --model-config FILE '
+                '--tokenizer DIR for a fresh model, or --resume DIR)'
+            )
         trainer = Trainer(cfg, resume=args.resume)
     except (ValueError, FileNotFoundError) as exc:
         raise CommandError(str(exc)) from exc
     result = trainer.train()
     if result.final_dir is not None:
-        print(f'final checkpoint: {result.final_dir}'
-              + (f' (val loss {result.val_loss:.4f})' if result.val_loss is not None else ''))
+        print(
+            f'final checkpoint: {result.final_dir}'
+            + (f' (val loss {result.val_loss:.4f})' if result.val_loss is not None else '')
+        )
     return 0
 
 

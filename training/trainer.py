@@ -114,8 +114,9 @@ def init_refiners_nearest(model: SmolRGPT) -> None:
                 weight.copy_(weight[:, :, :1, :1].expand_as(weight))
 
 
-def apply_freeze(model: nn.Module, spec: StageSpec, unfreeze: Sequence[str] = (),
-                 freeze: Sequence[str] = ()) -> list[str]:
+def apply_freeze(
+    model: nn.Module, spec: StageSpec, unfreeze: Sequence[str] = (), freeze: Sequence[str] = ()
+) -> list[str]:
     """Set requires_grad per the stage table; returns the trainable parameter names."""
     trainable = []
     for name, p in model.named_parameters():
@@ -131,8 +132,11 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
     for name, p in model.named_parameters():
         if p.requires_grad:
             grouped[group_of(name)].append(p)
-    groups = [{'params': ps, 'lr': cfg.lr[g], 'peak_lr': cfg.lr[g], 'name': g}
-              for g, ps in grouped.items() if ps]
+    groups = [
+        {'params': ps, 'lr': cfg.lr[g], 'peak_lr': cfg.lr[g], 'name': g}
+        for g, ps in grouped.items()
+        if ps
+    ]
     if not groups:
         raise ValueError(f'stage {cfg.stage} leaves no trainable parameters')
     return torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
@@ -177,8 +181,9 @@ def init_distributed(device: str) -> Dist:
     local = int(os.environ.get('LOCAL_RANK', '0'))
     if cuda:
         torch.cuda.set_device(local)  # the local rank, so several nodes work too
-    return Dist(dist.get_rank(), world,
-                torch.device(f'cuda:{local}') if cuda else torch.device('cpu'))
+    return Dist(
+        dist.get_rank(), world, torch.device(f'cuda:{local}') if cuda else torch.device('cpu')
+    )
 
 
 class EpochSampler(Sampler[int]):
@@ -190,8 +195,16 @@ class EpochSampler(Sampler[int]):
     in a batch, see the collator) runs B/K times instead of B.
     """
 
-    def __init__(self, n: int, batch_size: int, rank: int, world: int, seed: int,
-                 groups: Sequence[str] | None = None, group_size: int = 1) -> None:
+    def __init__(
+        self,
+        n: int,
+        batch_size: int,
+        rank: int,
+        world: int,
+        seed: int,
+        groups: Sequence[str] | None = None,
+        group_size: int = 1,
+    ) -> None:
         if groups is not None and len(groups) != n:
             raise ValueError(f'{len(groups)} group keys for {n} examples')
         self.n, self.batch_size, self.seed = n, batch_size, seed
@@ -214,19 +227,24 @@ class EpochSampler(Sampler[int]):
         by_key: dict[str, list[int]] = {}
         for i in order:
             by_key.setdefault(self.groups[i], []).append(i)
-        runs = [same[j:j + self.group_size] for same in by_key.values()
-                for j in range(0, len(same), self.group_size)]
+        runs = [
+            same[j : j + self.group_size]
+            for same in by_key.values()
+            for j in range(0, len(same), self.group_size)
+        ]
         return [i for r in torch.randperm(len(runs), generator=g).tolist() for i in runs[r]]
 
     def __iter__(self) -> Iterator[int]:
         order = self._order()
         if self.world > 1:  # rank r takes the r-th slice of every global batch
             b = min(self.batch_size, self.per_rank)  # one rank's batch
-            order = [order[start + self.rank * b + j]
-                     for start in range(0, self.per_rank * self.world, b * self.world)
-                     for j in range(b)]
-        mine = order[:self.per_rank]
-        return iter(mine[self.start_batch * self.batch_size:])
+            order = [
+                order[start + self.rank * b + j]
+                for start in range(0, self.per_rank * self.world, b * self.world)
+                for j in range(b)
+            ]
+        mine = order[: self.per_rank]
+        return iter(mine[self.start_batch * self.batch_size :])
 
     def __len__(self) -> int:
         return max(0, self.per_rank - self.start_batch * self.batch_size)
@@ -249,14 +267,22 @@ def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
 def loss_sum(model: nn.Module, batch: dict[str, Any], autocast: bool) -> tuple[torch.Tensor, int]:
     """Summed cross-entropy over the batch's target tokens, and their count."""
     targets = batch['targets']
-    ctx = (torch.autocast('cuda', dtype=torch.bfloat16) if autocast
-           else contextlib.nullcontext())
+    ctx = torch.autocast('cuda', dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
     with ctx:
-        logits, _ = model(batch['input_ids'], batch['images'], batch.get('depths'),
-                          batch.get('masks'), batch['attention_mask'],
-                          image_index=batch.get('image_index'))
-    loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(),  # [B*T, V], [B*T]
-                           ignore_index=IGNORE_INDEX, reduction='sum')
+        logits, _ = model(
+            batch['input_ids'],
+            batch['images'],
+            batch.get('depths'),
+            batch.get('masks'),
+            batch['attention_mask'],
+            image_index=batch.get('image_index'),
+        )
+    loss = F.cross_entropy(
+        logits.flatten(0, 1).float(),
+        targets.flatten(),  # [B*T, V], [B*T]
+        ignore_index=IGNORE_INDEX,
+        reduction='sum',
+    )
     return loss, int((targets != IGNORE_INDEX).sum())
 
 
@@ -278,8 +304,10 @@ def stage_examples(cfg: TrainConfig, spec: StageSpec, split: str) -> list[Exampl
     limit = cfg.max_train_samples if split == 'train' else cfg.max_val_samples
     if limit and len(examples) > limit:
         g = torch.Generator().manual_seed(cfg.seed)
-        examples = [examples[i] for i in sorted(torch.randperm(len(examples), generator=g)
-                                                [:limit].tolist())]
+        examples = [
+            examples[i]
+            for i in sorted(torch.randperm(len(examples), generator=g)[:limit].tolist())
+        ]
     if split == 'train' and cfg.category_repeats:
         examples = repeat_categories(examples, cfg.category_repeats)
     return examples
@@ -290,8 +318,10 @@ def repeat_categories(examples: list[Example], repeats: dict[str, int]) -> list[
     present = {ex.category for ex in examples}
     missing = sorted(set(repeats) - present)
     if missing:
-        raise ValueError(f'category_repeats names {missing}, which no training example has '
-                         f'(categories: {sorted(c for c in present if c)})')
+        raise ValueError(
+            f'category_repeats names {missing}, which no training example has '
+            f'(categories: {sorted(c for c in present if c)})'
+        )
     return [ex for ex in examples for _ in range(repeats.get(ex.category or '', 1))]
 
 
@@ -304,8 +334,12 @@ class TrainResult:
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig, resume: str | Path | None = None,
-                 examples: dict[str, list[Example]] | None = None) -> None:
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        resume: str | Path | None = None,
+        examples: dict[str, list[Example]] | None = None,
+    ) -> None:
         self.cfg = cfg
         self.spec = STAGES[Stage(cfg.stage)]
         self.dist = init_distributed(cfg.device)
@@ -323,9 +357,14 @@ class Trainer:
         self.val_set = ExampleDataset(val, self.tok, **kw) if val else None
         self.collate = Collator(self.tok.pad_token_id)
         self.sampler = EpochSampler(
-            len(self.train_set), cfg.batch_size, self.dist.rank, self.dist.world, cfg.seed,
+            len(self.train_set),
+            cfg.batch_size,
+            self.dist.rank,
+            self.dist.world,
+            cfg.seed,
             groups=[self.train_set.image_key(i) for i in range(len(self.train_set))],
-            group_size=cfg.examples_per_image)
+            group_size=cfg.examples_per_image,
+        )
         updates_per_epoch = math.ceil(self.sampler.batches_per_epoch / cfg.grad_accum)
         self.total_steps = cfg.max_steps or updates_per_epoch * cfg.epochs
         self.optimizer = build_optimizer(self.model, cfg)
@@ -337,8 +376,11 @@ class Trainer:
         self.ddp: nn.Module = self.model
         if self.dist.world > 1:
             self.ddp = nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[self.dist.device.index] if self.dist.device.index
-                is not None else None)
+                self.model,
+                device_ids=[self.dist.device.index]
+                if self.dist.device.index is not None
+                else None,
+            )
         self.autocast = self.dist.device.type == 'cuda'
         self.output_dir = Path(cfg.output_dir)
         self.writer = None
@@ -351,11 +393,17 @@ class Trainer:
                 log.warning('tensorboard is not installed; no tensorboard logs')
 
     # -- helpers
-    def _loader(self, dataset: ExampleDataset, sampler: Sampler[int] | Sequence[int]
-                ) -> DataLoader:
-        return DataLoader(dataset, batch_size=self.cfg.batch_size, sampler=sampler,
-                          collate_fn=self.collate, num_workers=self.cfg.num_workers,
-                          pin_memory=self.dist.device.type == 'cuda')
+    def _loader(
+        self, dataset: ExampleDataset, sampler: Sampler[int] | Sequence[int]
+    ) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=self.cfg.batch_size,
+            sampler=sampler,
+            collate_fn=self.collate,
+            num_workers=self.cfg.num_workers,
+            pin_memory=self.dist.device.type == 'cuda',
+        )
 
     def _windows(self) -> Iterator[list[dict[str, Any]]]:
         window: list[dict[str, Any]] = []
@@ -368,8 +416,9 @@ class Trainer:
             yield window
 
     def _set_lr(self) -> float:
-        factor = lr_factor(self.state.step, self.total_steps, self.cfg.warmup_ratio,
-                           self.cfg.min_lr_ratio)
+        factor = lr_factor(
+            self.state.step, self.total_steps, self.cfg.warmup_ratio, self.cfg.min_lr_ratio
+        )
         for group in self.optimizer.param_groups:
             group['lr'] = group['peak_lr'] * factor
         return self.optimizer.param_groups[0]['lr']
@@ -425,9 +474,14 @@ class Trainer:
     def save(self, name: str) -> Path | None:
         if not self.dist.main:
             return None
-        path = save_checkpoint(self.output_dir / name, self.model,
-                               tokenizer_dir=self.tokenizer_dir, optimizer=self.optimizer,
-                               state=self.state, train_config=self.cfg)
+        path = save_checkpoint(
+            self.output_dir / name,
+            self.model,
+            tokenizer_dir=self.tokenizer_dir,
+            optimizer=self.optimizer,
+            state=self.state,
+            train_config=self.cfg,
+        )
         if name.startswith('checkpoint-'):
             prune_checkpoints(self.output_dir, self.cfg.keep_checkpoints)
         return path
@@ -447,14 +501,24 @@ class Trainer:
         if self.dist.main:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             cfg.to_json(self.output_dir / 'train_config.json')
-            log.info('stage %s: %d trainable parameters in %s; %d train / %d val examples; '
-                     '%d optimizer steps', cfg.stage,
-                     sum(p.numel() for p in self.model.parameters() if p.requires_grad),
-                     sorted({group_of(n) for n in self.trainable} | set(cfg.unfreeze)),
-                     len(self.train_set), len(self.val_set or []), self.total_steps)
+            log.info(
+                'stage %s: %d trainable parameters in %s; %d train / %d val examples; '
+                '%d optimizer steps',
+                cfg.stage,
+                sum(p.numel() for p in self.model.parameters() if p.requires_grad),
+                sorted({group_of(n) for n in self.trainable} | set(cfg.unfreeze)),
+                len(self.train_set),
+                len(self.val_set or []),
+                self.total_steps,
+            )
         losses: list[float] = []
-        bar = tqdm(total=self.total_steps, initial=state.step, disable=not (
-            self.dist.main and cfg.progress), desc=cfg.stage, unit='step')
+        bar = tqdm(
+            total=self.total_steps,
+            initial=state.step,
+            disable=not (self.dist.main and cfg.progress),
+            desc=cfg.stage,
+            unit='step',
+        )
         global_batch = cfg.batch_size * self.dist.world
         t0, seen0 = time.perf_counter(), state.samples_seen
         val_loss = None
@@ -468,11 +532,18 @@ class Trainer:
                 state.samples_seen += global_batch * len(window)
                 rate = (state.samples_seen - seen0) / max(1e-9, time.perf_counter() - t0)
                 bar.update(1)
-                bar.set_postfix(loss=f'{loss:.3f}', lr=f'{self._last_lr:.2e}',
-                                samples_s=f'{rate:.1f}')
+                bar.set_postfix(
+                    loss=f'{loss:.3f}', lr=f'{self._last_lr:.2e}', samples_s=f'{rate:.1f}'
+                )
                 if state.step % cfg.log_interval == 0:
-                    self._log({'step': state.step, 'loss': loss, 'lr': self._last_lr,
-                               'samples_per_s': rate})
+                    self._log(
+                        {
+                            'step': state.step,
+                            'loss': loss,
+                            'lr': self._last_lr,
+                            'samples_per_s': rate,
+                        }
+                    )
                 if cfg.eval_interval and state.step % cfg.eval_interval == 0:
                     val_loss = self._eval_and_log()
                 if cfg.save_interval and state.step % cfg.save_interval == 0:
@@ -480,8 +551,9 @@ class Trainer:
                 if stop_after is not None and len(losses) >= stop_after:
                     self.save(f'checkpoint-{state.step}')
                     bar.close()
-                    return TrainResult(self.output_dir / f'checkpoint-{state.step}', losses,
-                                       val_loss)
+                    return TrainResult(
+                        self.output_dir / f'checkpoint-{state.step}', losses, val_loss
+                    )
                 if state.step >= self.total_steps:
                     break
             else:

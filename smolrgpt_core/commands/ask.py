@@ -13,22 +13,45 @@ HELP = 'answer one spatial question about an RGB-D frame from image files (no RO
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--checkpoint', help='checkpoint directory (default: embedded model)')
     parser.add_argument('--rgb', required=True, help='RGB image (PNG/JPEG)')
-    parser.add_argument('--depth', required=True,
-                        help='depth: 8-bit PNG (dataset style, near = dark), 16-bit PNG '
-                        '(millimetres) or .npy (float metres)')
+    parser.add_argument(
+        '--depth',
+        required=True,
+        help='depth: 8-bit PNG (dataset style, near = dark), 16-bit PNG '
+        '(millimetres) or .npy (float metres)',
+    )
     masks = parser.add_mutually_exclusive_group(required=True)
-    masks.add_argument('--masks', nargs='+', metavar='FILE',
-                       help='one binary PNG per region (non-zero = inside), or one JSON file '
-                       'with a list of COCO RLEs')
-    masks.add_argument('--instances', metavar='PNG',
-                       help='instance-id PNG: each non-zero value is a region with that id')
-    parser.add_argument('--region-ids', type=int, nargs='*',
-                        help='id of each region (default: 0..M-1, or the instance values)')
-    parser.add_argument('--question', required=True, action='append',
-                        help='the question; regions as <mask> (in --ask-ids order) or '
-                        '<regionN> by id; repeat for several questions about the frame')
-    parser.add_argument('--ask-ids', type=int, nargs='*', default=[],
-                        help='region ids for the <mask> placeholders, in order')
+    masks.add_argument(
+        '--masks',
+        nargs='+',
+        metavar='FILE',
+        help='one binary PNG per region (non-zero = inside), or one JSON file '
+        'with a list of COCO RLEs',
+    )
+    masks.add_argument(
+        '--instances',
+        metavar='PNG',
+        help='instance-id PNG: each non-zero value is a region with that id',
+    )
+    parser.add_argument(
+        '--region-ids',
+        type=int,
+        nargs='*',
+        help='id of each region (default: 0..M-1, or the instance values)',
+    )
+    parser.add_argument(
+        '--question',
+        required=True,
+        action='append',
+        help='the question; regions as <mask> (in --ask-ids order) or '
+        '<regionN> by id; repeat for several questions about the frame',
+    )
+    parser.add_argument(
+        '--ask-ids',
+        type=int,
+        nargs='*',
+        default=[],
+        help='region ids for the <mask> placeholders, in order',
+    )
     parser.add_argument('--backend', default='torch', help='torch | onnxruntime | tensorrt')
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--dtype', default='float32')
@@ -98,9 +121,13 @@ def run(args: argparse.Namespace) -> int:
     depth = np.asarray(_read_image(args.depth))
     if depth.ndim == 3:
         depth = np.ascontiguousarray(depth[..., 0])  # an 8-bit depth saved as RGB
-    encoding = {np.dtype(np.uint8): 'mono8', np.dtype(np.uint16): '16UC1',
-                np.dtype(np.int32): '16UC1', np.dtype(np.float32): '32FC1',
-                np.dtype(np.float64): '32FC1'}.get(depth.dtype)
+    encoding = {
+        np.dtype(np.uint8): 'mono8',
+        np.dtype(np.uint16): '16UC1',
+        np.dtype(np.int32): '16UC1',
+        np.dtype(np.float32): '32FC1',
+        np.dtype(np.float64): '32FC1',
+    }.get(depth.dtype)
     if encoding is None:
         raise CommandError(f'{args.depth}: unsupported depth type {depth.dtype}')
     depth = depth.astype({'mono8': np.uint8, '16UC1': np.uint16, '32FC1': np.float32}[encoding])
@@ -109,24 +136,37 @@ def run(args: argparse.Namespace) -> int:
     try:
         checkpoint = args.checkpoint or embedded_model_dir()
         engine = SpatialQueryEngine.from_checkpoint(
-            checkpoint, backend=args.backend, device=args.device, dtype=args.dtype,
-            engine_dir=args.engine_dir, max_new_tokens=args.max_new_tokens)
-        frame = Frame(rgb=rgb, depth=depth, masks=masks, region_ids=ids,
-                      depth_encoding=encoding)
+            checkpoint,
+            backend=args.backend,
+            device=args.device,
+            dtype=args.dtype,
+            engine_dir=args.engine_dir,
+            max_new_tokens=args.max_new_tokens,
+        )
+        frame = Frame(rgb=rgb, depth=depth, masks=masks, region_ids=ids, depth_encoding=encoding)
         queries = [Query(q, args.ask_ids if '<mask>' in q else []) for q in args.question]
         answers = engine.ask_many(frame, queries)
     except (EngineError, FileNotFoundError) as exc:
         raise CommandError(str(exc)) from exc
     for query, answer in zip(queries, answers):
         if args.json:
-            print(json.dumps({'question': query.question, 'answer': answer.text,
-                              'normalized_answer': answer.normalized_answer,
-                              'category': answer.category,
-                              'value': None if math.isnan(answer.value) else answer.value,
-                              'region_ids': answer.region_ids,
-                              'latency_ms': round(answer.latency_ms, 1)}))
+            print(
+                json.dumps(
+                    {
+                        'question': query.question,
+                        'answer': answer.text,
+                        'normalized_answer': answer.normalized_answer,
+                        'category': answer.category,
+                        'value': None if math.isnan(answer.value) else answer.value,
+                        'region_ids': answer.region_ids,
+                        'latency_ms': round(answer.latency_ms, 1),
+                    }
+                )
+            )
         else:
-            print(f'Q: {query.question}\nA: {answer.text}\n   normalized: '
-                  f'{answer.normalized_answer or "-"} ({answer.category}), '
-                  f'{answer.latency_ms:.0f} ms')
+            print(
+                f'Q: {query.question}\nA: {answer.text}\n   normalized: '
+                f'{answer.normalized_answer or "-"} ({answer.category}), '
+                f'{answer.latency_ms:.0f} ms'
+            )
     return 0

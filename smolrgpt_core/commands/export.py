@@ -11,19 +11,33 @@ HELP = 'export the model to ONNX graphs (onnx) or build TensorRT engines from th
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     targets = parser.add_subparsers(dest='target', metavar='TARGET', required=True)
-    onnx = targets.add_parser('onnx', help='vision.onnx + decoder.onnx + manifest.json',
-                              description='Export vision.onnx and decoder.onnx (dynamo '
-                              'exporter) with a manifest, then check them with ONNX Runtime.')
+    onnx = targets.add_parser(
+        'onnx',
+        help='vision.onnx + decoder.onnx + manifest.json',
+        description='Export vision.onnx and decoder.onnx (dynamo '
+        'exporter) with a manifest, then check them with ONNX Runtime.',
+    )
     onnx.add_argument('--checkpoint', required=True, help='checkpoint directory')
     onnx.add_argument('--out', required=True, help='output directory (created)')
-    onnx.add_argument('--dtype', choices=('fp32', 'fp16'), default='fp32',
-                      help='precision baked into the graphs (fp16 is what TensorRT 11 needs)')
+    onnx.add_argument(
+        '--dtype',
+        choices=('fp32', 'fp16'),
+        default='fp32',
+        help='precision baked into the graphs (fp16 is what TensorRT 11 needs)',
+    )
     onnx.add_argument('--opset', type=int, default=20, help='ONNX opset (default 20)')
-    onnx.add_argument('--no-verify', dest='verify', action='store_false',
-                      help='skip the ONNX Runtime vs torch check after export')
-    trt = targets.add_parser('tensorrt', help='TensorRT engines from an ONNX export',
-                             description='Build (or reuse) TensorRT engines for this GPU and '
-                             'TensorRT version; cached engines with another key are rebuilt.')
+    onnx.add_argument(
+        '--no-verify',
+        dest='verify',
+        action='store_false',
+        help='skip the ONNX Runtime vs torch check after export',
+    )
+    trt = targets.add_parser(
+        'tensorrt',
+        help='TensorRT engines from an ONNX export',
+        description='Build (or reuse) TensorRT engines for this GPU and '
+        'TensorRT version; cached engines with another key are rebuilt.',
+    )
     trt.add_argument('--onnx', required=True, help='directory written by `export onnx`')
     trt.add_argument('--out', help='engine directory (default: the --onnx directory)')
     trt.add_argument('--max-batch', type=int, default=8, help='questions per batch')
@@ -42,8 +56,9 @@ def _run_onnx(args: argparse.Namespace) -> int:
 
     dtype = {'fp32': 'float32', 'fp16': 'float16'}[args.dtype]
     try:
-        manifest = export_onnx(args.checkpoint, args.out, dtype=dtype, opset=args.opset,
-                               verify=args.verify)
+        manifest = export_onnx(
+            args.checkpoint, args.out, dtype=dtype, opset=args.opset, verify=args.verify
+        )
     except (CheckpointError, ImportError, ValueError) as exc:
         raise CommandError(str(exc)) from exc
     out = Path(args.out)
@@ -51,9 +66,10 @@ def _run_onnx(args: argparse.Namespace) -> int:
         size = sum((out / f).stat().st_size for f in graph['files']) / 1e6
         print(f'{name}: {out / graph["file"]} ({size:.1f} MB, {graph["export_seconds"]} s)')
     if 'verification' in manifest:
-        print('onnxruntime vs torch (max abs diff): '
-              + json.dumps({k: v for k, v in manifest['verification'].items()
-                            if k != 'onnxruntime'}))
+        print(
+            'onnxruntime vs torch (max abs diff): '
+            + json.dumps({k: v for k, v in manifest['verification'].items() if k != 'onnxruntime'})
+        )
     print(f'manifest: {out / "manifest.json"}')
     return 0
 
@@ -71,21 +87,29 @@ def _run_tensorrt(args: argparse.Namespace) -> int:
     onnx_dir = Path(args.onnx)
     out_dir = Path(args.out) if args.out else onnx_dir
     try:
-        settings = BuildSettings(max_batch=args.max_batch, max_prompt=args.max_prompt,
-                                 max_context=args.max_context, max_regions=args.max_regions,
-                                 opt_batch=1, opt_prompt=min(96, args.max_prompt),
-                                 opt_context=min(160, args.max_context),
-                                 opt_regions=min(4, args.max_regions),
-                                 workspace_mib=args.workspace_mib)
-        index = build_engines(onnx_dir, out_dir, settings, force=args.force,
-                              verbose=args.verbose_build)
+        settings = BuildSettings(
+            max_batch=args.max_batch,
+            max_prompt=args.max_prompt,
+            max_context=args.max_context,
+            max_regions=args.max_regions,
+            opt_batch=1,
+            opt_prompt=min(96, args.max_prompt),
+            opt_context=min(160, args.max_context),
+            opt_regions=min(4, args.max_regions),
+            workspace_mib=args.workspace_mib,
+        )
+        index = build_engines(
+            onnx_dir, out_dir, settings, force=args.force, verbose=args.verbose_build
+        )
     except (ValueError, ManifestError, TensorRTUnavailable, EngineBuildError) as exc:
         raise CommandError(str(exc)) from exc
     for name, engine in index['engines'].items():
         state = 'built' if engine['built_now'] else 'cached'
         key = engine['key']
-        print(f'{name}: {out_dir / engine["plan"]} ({state}; TensorRT {key["tensorrt"]}, '
-              f'{key["gpu"]}, {key["precision"]})')
+        print(
+            f'{name}: {out_dir / engine["plan"]} ({state}; TensorRT {key["tensorrt"]}, '
+            f'{key["gpu"]}, {key["precision"]})'
+        )
     return 0
 
 

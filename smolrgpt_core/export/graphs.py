@@ -58,19 +58,29 @@ class VisionGraph(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, image: torch.Tensor, depth: torch.Tensor, masks: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(
+        self, image: torch.Tensor, depth: torch.Tensor, masks: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         image_tokens, depth_tokens = self.model.encode_images(image, depth)  # [1, n, D] each
         weights = masks.flatten(1)  # [M, G, G] -> [M, G*G]
         rgb_map = self.model.rgb_refiner(image_tokens)[0]  # [G*G, D]
         depth_map = self.model.depth_refiner(depth_tokens)[0]  # [G*G, D]
-        return (image_tokens[0], pool_regions_exportable(rgb_map, weights),
-                pool_regions_exportable(depth_map, weights))
+        return (
+            image_tokens[0],
+            pool_regions_exportable(rgb_map, weights),
+            pool_regions_exportable(depth_map, weights),
+        )
 
 
-def _attention(attn: Attention, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
-               bias: torch.Tensor, past_k: torch.Tensor, past_v: torch.Tensor
-               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _attention(
+    attn: Attention,
+    x: torch.Tensor,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    bias: torch.Tensor,
+    past_k: torch.Tensor,
+    past_v: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One layer's attention over past + new keys; returns output, present k, present v."""
     B, T, D = x.shape
     H, Hkv, Dh = attn.n_heads, attn.n_kv_heads, attn.head_dim
@@ -90,9 +100,15 @@ def _attention(attn: Attention, x: torch.Tensor, cos: torch.Tensor, sin: torch.T
     return F.linear(y, attn.out_proj.weight), k, v
 
 
-def _block(block: DecoderBlock, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
-           bias: torch.Tensor, past_k: torch.Tensor, past_v: torch.Tensor
-           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _block(
+    block: DecoderBlock,
+    x: torch.Tensor,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    bias: torch.Tensor,
+    past_k: torch.Tensor,
+    past_v: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     h, k, v = _attention(block.attn, block.norm1(x), cos, sin, bias, past_k, past_v)
     x = x + h
     mlp = block.mlp
@@ -108,9 +124,14 @@ class DecoderGraph(nn.Module):
         super().__init__()
         self.decoder = decoder
 
-    def forward(self, inputs_embeds: torch.Tensor, position_ids: torch.Tensor,
-                attention_bias: torch.Tensor, past_key: torch.Tensor, past_value: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(
+        self,
+        inputs_embeds: torch.Tensor,
+        position_ids: torch.Tensor,
+        attention_bias: torch.Tensor,
+        past_key: torch.Tensor,
+        past_value: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         cos, sin = self.decoder.rotary_embd(position_ids)  # [B, T, Dh] each
         x = inputs_embeds
         keys, values = [], []

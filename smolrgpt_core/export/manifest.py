@@ -47,8 +47,12 @@ def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
 
 def file_record(path: Path) -> dict[str, Any]:
     stat = path.stat()
-    return {'path': str(path.resolve()), 'sha256': sha256_file(path), 'size': stat.st_size,
-            'mtime_ns': stat.st_mtime_ns}
+    return {
+        'path': str(path.resolve()),
+        'sha256': sha256_file(path),
+        'size': stat.st_size,
+        'mtime_ns': stat.st_mtime_ns,
+    }
 
 
 def record_matches(path: Path, record: dict[str, Any]) -> bool:
@@ -90,8 +94,10 @@ def read_manifest(directory: Path) -> dict[str, Any]:
     """Load and check an export directory's manifest; every listed file must exist."""
     path = Path(directory) / MANIFEST_NAME
     if not path.is_file():
-        raise ManifestError(f'{directory} holds no {MANIFEST_NAME}; export the graphs with '
-                            '`smolrgpt export onnx --checkpoint DIR --out DIR`')
+        raise ManifestError(
+            f'{directory} holds no {MANIFEST_NAME}; export the graphs with '
+            '`smolrgpt export onnx --checkpoint DIR --out DIR`'
+        )
     try:
         manifest = json.loads(path.read_text(encoding='utf-8'))
     except json.JSONDecodeError as exc:
@@ -99,8 +105,10 @@ def read_manifest(directory: Path) -> dict[str, Any]:
     if manifest.get('format') != FORMAT:
         raise ManifestError(f'{path} is not a SmolRGPT ONNX manifest')
     if manifest.get('format_version') != FORMAT_VERSION:
-        raise ManifestError(f'{path} has format_version {manifest.get("format_version")}, '
-                            f'this code reads {FORMAT_VERSION}; export again')
+        raise ManifestError(
+            f'{path} has format_version {manifest.get("format_version")}, '
+            f'this code reads {FORMAT_VERSION}; export again'
+        )
     graphs = manifest.get('graphs', {})
     for name in GRAPH_NAMES:
         if name not in graphs:
@@ -114,19 +122,27 @@ def read_manifest(directory: Path) -> dict[str, Any]:
     return manifest
 
 
-def check_checkpoint(manifest: dict[str, Any], config: dict[str, Any],
-                     weights: Path | None) -> None:
+def check_checkpoint(
+    manifest: dict[str, Any], config: dict[str, Any], weights: Path | None
+) -> None:
     """The graphs must come from this checkpoint: same config, same weights file."""
     if manifest['config'] != config:
-        changed = sorted(k for k in set(config) | set(manifest['config'])
-                         if config.get(k) != manifest['config'].get(k))
-        raise ManifestError('the exported graphs were made from a checkpoint with another '
-                            f'config (differs in {", ".join(changed)}); export again')
+        changed = sorted(
+            k
+            for k in set(config) | set(manifest['config'])
+            if config.get(k) != manifest['config'].get(k)
+        )
+        raise ManifestError(
+            'the exported graphs were made from a checkpoint with another '
+            f'config (differs in {", ".join(changed)}); export again'
+        )
     if manifest.get('checkpoint') is None:  # exported from an in-memory model (benchmarks)
         return
     if weights is not None and not record_matches(weights, manifest['checkpoint']):
-        raise ManifestError(f'{weights} is not the file the graphs were exported from '
-                            f'(sha256 {manifest["checkpoint"]["sha256"][:12]}...); export again')
+        raise ManifestError(
+            f'{weights} is not the file the graphs were exported from '
+            f'(sha256 {manifest["checkpoint"]["sha256"][:12]}...); export again'
+        )
 
 
 def io_spec(manifest: dict[str, Any], graph: str, kind: str) -> dict[str, dict[str, Any]]:

@@ -68,8 +68,13 @@ def _versions() -> dict[str, str | None]:
         except importlib.metadata.PackageNotFoundError:
             return None
 
-    return {'smolrgpt': __version__, 'torch': torch.__version__, 'onnx': version('onnx'),
-            'onnxscript': version('onnxscript'), 'onnxruntime': version('onnxruntime')}
+    return {
+        'smolrgpt': __version__,
+        'torch': torch.__version__,
+        'onnx': version('onnx'),
+        'onnxscript': version('onnxscript'),
+        'onnxruntime': version('onnxruntime'),
+    }
 
 
 def _tensor_specs(values: Any) -> list[dict[str, Any]]:
@@ -84,9 +89,15 @@ def _tensor_specs(values: Any) -> list[dict[str, Any]]:
     return specs
 
 
-def _export(module: torch.nn.Module, args: tuple[torch.Tensor, ...], path: Path,
-            input_names: tuple[str, ...], output_names: tuple[str, ...],
-            dynamic_shapes: dict[str, dict[int, Any]], opset: int) -> ExportedGraph:
+def _export(
+    module: torch.nn.Module,
+    args: tuple[torch.Tensor, ...],
+    path: Path,
+    input_names: tuple[str, ...],
+    output_names: tuple[str, ...],
+    dynamic_shapes: dict[str, dict[int, Any]],
+    opset: int,
+) -> ExportedGraph:
     import onnx
 
     start = time.perf_counter()
@@ -96,18 +107,36 @@ def _export(module: torch.nn.Module, args: tuple[torch.Tensor, ...], path: Path,
         # exporter-internal notices (pytree deprecations, merged axis names), not ours
         warnings.filterwarnings('ignore', category=FutureWarning)
         warnings.filterwarnings('ignore', message='.*axis name.*')
-        torch.onnx.export(module, args, str(path), dynamo=True, dynamic_shapes=dynamic_shapes,
-                          input_names=list(input_names), output_names=list(output_names),
-                          opset_version=opset, external_data=True, verbose=False)
+        torch.onnx.export(
+            module,
+            args,
+            str(path),
+            dynamo=True,
+            dynamic_shapes=dynamic_shapes,
+            input_names=list(input_names),
+            output_names=list(output_names),
+            opset_version=opset,
+            external_data=True,
+            verbose=False,
+        )
     seconds = time.perf_counter() - start
     model = onnx.load(str(path), load_external_data=False)
     onnx.checker.check_model(str(path))  # a path, so graphs over 2 GB are checked too
     files = graph_files(path.parent, path.name)
-    logger.info('exported %s in %.1f s (%s)', path.name, seconds,
-                ', '.join(f'{f.name} {f.stat().st_size / 1e6:.1f} MB' for f in files))
-    return ExportedGraph(path.stem, [f.name for f in files], graph_sha256(files),
-                         _tensor_specs(model.graph.input), _tensor_specs(model.graph.output),
-                         seconds)
+    logger.info(
+        'exported %s in %.1f s (%s)',
+        path.name,
+        seconds,
+        ', '.join(f'{f.name} {f.stat().st_size / 1e6:.1f} MB' for f in files),
+    )
+    return ExportedGraph(
+        path.stem,
+        [f.name for f in files],
+        graph_sha256(files),
+        _tensor_specs(model.graph.input),
+        _tensor_specs(model.graph.output),
+        seconds,
+    )
 
 
 def vision_example(cfg: Any, n_regions: int = 3, seed: int = 0) -> tuple[torch.Tensor, ...]:
@@ -119,8 +148,9 @@ def vision_example(cfg: Any, n_regions: int = 3, seed: int = 0) -> tuple[torch.T
     return image, depth, masks
 
 
-def decoder_example(cfg: Any, dtype: torch.dtype, batch: int = 2, seq: int = 5, past: int = 3,
-                    seed: int = 0) -> tuple[torch.Tensor, ...]:
+def decoder_example(
+    cfg: Any, dtype: torch.dtype, batch: int = 2, seq: int = 5, past: int = 3, seed: int = 0
+) -> tuple[torch.Tensor, ...]:
     g = torch.Generator().manual_seed(seed)
     L, Hkv, Dh, D = cfg.lm_n_blocks, cfg.lm_n_kv_heads, cfg.lm_head_dim, cfg.lm_hidden_dim
     embeds = (torch.randn(batch, seq, D, generator=g) * 0.5).to(dtype)
@@ -132,40 +162,56 @@ def decoder_example(cfg: Any, dtype: torch.dtype, batch: int = 2, seq: int = 5, 
 
 
 def _max_abs_diff(ort_out: list[np.ndarray], torch_out: tuple[torch.Tensor, ...]) -> list[float]:
-    return [float((torch.from_numpy(np.asarray(o)).float() - t.float()).abs().max())
-            if t.numel() else 0.0 for o, t in zip(ort_out, torch_out)]
+    return [
+        float((torch.from_numpy(np.asarray(o)).float() - t.float()).abs().max())
+        if t.numel()
+        else 0.0
+        for o, t in zip(ort_out, torch_out)
+    ]
 
 
-def verify_with_onnxruntime(out: Path, vision: VisionGraph, decoder: DecoderGraph,
-                            cfg: Any, dtype: torch.dtype) -> dict[str, Any]:
+def verify_with_onnxruntime(
+    out: Path, vision: VisionGraph, decoder: DecoderGraph, cfg: Any, dtype: torch.dtype
+) -> dict[str, Any]:
     """Run both graphs on fresh shapes (not the export examples) and compare with torch."""
     import onnxruntime as ort
 
     result: dict[str, Any] = {'onnxruntime': ort.__version__}
     options = ort.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
-    sess = ort.InferenceSession(str(out / 'vision.onnx'), options,
-                                providers=['CPUExecutionProvider'])
+    sess = ort.InferenceSession(
+        str(out / 'vision.onnx'), options, providers=['CPUExecutionProvider']
+    )
     args = vision_example(cfg, n_regions=5, seed=1)
     got = sess.run(None, dict(zip(VISION_INPUTS, (a.numpy() for a in args))))
     with torch.inference_mode():
         want = vision(*args)
     result['vision_max_abs_diff'] = dict(zip(VISION_OUTPUTS, _max_abs_diff(got, want)))
-    sess = ort.InferenceSession(str(out / 'decoder.onnx'), options,
-                                providers=['CPUExecutionProvider'])
-    for label, shape in (('prefill', dict(batch=1, seq=7, past=0)),
-                         ('decode', dict(batch=3, seq=1, past=9))):
+    sess = ort.InferenceSession(
+        str(out / 'decoder.onnx'), options, providers=['CPUExecutionProvider']
+    )
+    for label, shape in (
+        ('prefill', dict(batch=1, seq=7, past=0)),
+        ('decode', dict(batch=3, seq=1, past=9)),
+    ):
         args = decoder_example(cfg, dtype, seed=2, **shape)
         got = sess.run(None, dict(zip(DECODER_INPUTS, (a.numpy() for a in args))))
         with torch.inference_mode():
             want = decoder(*args)
-        result[f'decoder_{label}_max_abs_diff'] = dict(zip(DECODER_OUTPUTS,
-                                                           _max_abs_diff(got, want)))
+        result[f'decoder_{label}_max_abs_diff'] = dict(
+            zip(DECODER_OUTPUTS, _max_abs_diff(got, want))
+        )
     return result
 
 
-def export_onnx(checkpoint: str | Path, out: str | Path, *, dtype: str = 'float32',
-                opset: int = DEFAULT_OPSET, verify: bool = True) -> dict[str, Any]:
+def export_onnx(
+    checkpoint: str | Path,
+    out: str | Path,
+    *,
+    dtype: str = 'float32',
+    opset: int = DEFAULT_OPSET,
+    verify: bool = True,
+) -> dict[str, Any]:
     """Export a checkpoint's graphs and write the manifest; returns the manifest."""
     from smolrgpt_core.modeling.smolrgpt import SmolRGPT
     from smolrgpt_core.weights import CONFIG_NAME, WEIGHTS_NAME, resolve_dir
@@ -174,12 +220,19 @@ def export_onnx(checkpoint: str | Path, out: str | Path, *, dtype: str = 'float3
         raise ValueError(f'export dtype must be one of {", ".join(EXPORT_DTYPES)}, got {dtype!r}')
     directory = resolve_dir(checkpoint, [CONFIG_NAME, WEIGHTS_NAME])
     model = SmolRGPT.from_pretrained(directory, dtype=EXPORT_DTYPES[dtype]).eval()
-    return export_model(model, out, opset=opset, verify=verify,
-                        checkpoint_weights=directory / WEIGHTS_NAME)
+    return export_model(
+        model, out, opset=opset, verify=verify, checkpoint_weights=directory / WEIGHTS_NAME
+    )
 
 
-def export_model(model: Any, out: str | Path, *, opset: int = DEFAULT_OPSET,
-                 verify: bool = True, checkpoint_weights: Path | None = None) -> dict[str, Any]:
+def export_model(
+    model: Any,
+    out: str | Path,
+    *,
+    opset: int = DEFAULT_OPSET,
+    verify: bool = True,
+    checkpoint_weights: Path | None = None,
+) -> dict[str, Any]:
     """Export an in-memory ``SmolRGPT`` (its current dtype) to ``out``."""
     dtypes = {v: k for k, v in EXPORT_DTYPES.items()}
     torch_dtype = model.decoder.token_embedding.weight.dtype
@@ -195,17 +248,32 @@ def export_model(model: Any, out: str | Path, *, opset: int = DEFAULT_OPSET,
 
     Dim = torch.export.Dim
     regions = Dim('regions', min=1, max=4096)
-    vision_graph = _export(vision, vision_example(cfg), out / 'vision.onnx', VISION_INPUTS,
-                           VISION_OUTPUTS, {'image': {}, 'depth': {}, 'masks': {0: regions}},
-                           opset)
+    vision_graph = _export(
+        vision,
+        vision_example(cfg),
+        out / 'vision.onnx',
+        VISION_INPUTS,
+        VISION_OUTPUTS,
+        {'image': {}, 'depth': {}, 'masks': {0: regions}},
+        opset,
+    )
     batch, seq = Dim('batch', min=1, max=1024), Dim('seq', min=1, max=65536)
     past, total = Dim('past', min=0, max=65536), Dim('total', min=1, max=65536)
     decoder_graph = _export(
-        decoder, decoder_example(cfg, torch_dtype), out / 'decoder.onnx', DECODER_INPUTS,
+        decoder,
+        decoder_example(cfg, torch_dtype),
+        out / 'decoder.onnx',
+        DECODER_INPUTS,
         DECODER_OUTPUTS,
-        {'inputs_embeds': {0: batch, 1: seq}, 'position_ids': {0: batch, 1: seq},
-         'attention_bias': {0: batch, 2: seq, 3: total}, 'past_key': {1: batch, 3: past},
-         'past_value': {1: batch, 3: past}}, opset)
+        {
+            'inputs_embeds': {0: batch, 1: seq},
+            'position_ids': {0: batch, 1: seq},
+            'attention_bias': {0: batch, 2: seq, 3: total},
+            'past_key': {1: batch, 3: past},
+            'past_value': {1: batch, 3: past},
+        },
+        opset,
+    )
 
     table = model.decoder.token_embedding.weight.detach().cpu().numpy()  # [V, D]
     np.save(out / EMBEDDING_FILE, table)
@@ -218,16 +286,25 @@ def export_model(model: Any, out: str | Path, *, opset: int = DEFAULT_OPSET,
         'config': cfg.to_dict(),
         'checkpoint': file_record(checkpoint_weights) if checkpoint_weights else None,
         'versions': _versions(),
-        'embedding': {'file': EMBEDDING_FILE, 'dtype': str(table.dtype),
-                      'shape': list(table.shape)},
-        'graphs': {g.name: {'file': g.files[0], 'files': g.files, 'sha256': g.sha256,
-                            'inputs': g.inputs, 'outputs': g.outputs,
-                            'export_seconds': round(g.seconds, 2)}
-                   for g in (vision_graph, decoder_graph)},
+        'embedding': {
+            'file': EMBEDDING_FILE,
+            'dtype': str(table.dtype),
+            'shape': list(table.shape),
+        },
+        'graphs': {
+            g.name: {
+                'file': g.files[0],
+                'files': g.files,
+                'sha256': g.sha256,
+                'inputs': g.inputs,
+                'outputs': g.outputs,
+                'export_seconds': round(g.seconds, 2),
+            }
+            for g in (vision_graph, decoder_graph)
+        },
     }
     if verify:
-        manifest['verification'] = verify_with_onnxruntime(out, vision, decoder, cfg,
-                                                           torch_dtype)
+        manifest['verification'] = verify_with_onnxruntime(out, vision, decoder, cfg, torch_dtype)
         logger.info('onnxruntime vs torch: %s', manifest['verification'])
     write_manifest(out, manifest)
     return manifest

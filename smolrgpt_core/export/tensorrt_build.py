@@ -58,7 +58,8 @@ def import_tensorrt():
     except ImportError as exc:
         raise TensorRTUnavailable(
             'TensorRT is not installed (the tensorrt Python package, with its CUDA libraries); '
-            'use backend onnxruntime or torch on this machine') from exc
+            'use backend onnxruntime or torch on this machine'
+        ) from exc
     except OSError as exc:  # a wheel whose CUDA libraries do not load
         raise TensorRTUnavailable(f'TensorRT failed to load: {exc}') from exc
     return tensorrt
@@ -92,14 +93,20 @@ class BuildSettings:
     workspace_mib: int = 4096
 
     def __post_init__(self) -> None:
-        for low, high in (('opt_batch', 'max_batch'), ('opt_prompt', 'max_prompt'),
-                          ('opt_context', 'max_context'), ('opt_regions', 'max_regions')):
+        for low, high in (
+            ('opt_batch', 'max_batch'),
+            ('opt_prompt', 'max_prompt'),
+            ('opt_context', 'max_context'),
+            ('opt_regions', 'max_regions'),
+        ):
             if not 1 <= getattr(self, low) <= getattr(self, high):
-                raise ValueError(f'need 1 <= {low} ({getattr(self, low)}) <= {high} '
-                                 f'({getattr(self, high)})')
+                raise ValueError(
+                    f'need 1 <= {low} ({getattr(self, low)}) <= {high} ({getattr(self, high)})'
+                )
         if self.max_prompt > self.max_context:
-            raise ValueError(f'max_prompt ({self.max_prompt}) exceeds max_context '
-                             f'({self.max_context})')
+            raise ValueError(
+                f'max_prompt ({self.max_prompt}) exceeds max_context ({self.max_context})'
+            )
         if self.workspace_mib < 1:
             raise ValueError('workspace_mib must be >= 1')
 
@@ -119,8 +126,11 @@ def decoder_profiles(cfg: SmolRGPTConfig, s: BuildSettings) -> list[Profile]:
         return {
             'inputs_embeds': ((b0, t[0], D), (b1, t[1], D), (b2, t[2], D)),
             'position_ids': ((b0, t[0]), (b1, t[1]), (b2, t[2])),
-            'attention_bias': ((b0, 1, t[0], max(total[0], 1)), (b1, 1, t[1], total[1]),
-                               (b2, 1, t[2], total[2])),
+            'attention_bias': (
+                (b0, 1, t[0], max(total[0], 1)),
+                (b1, 1, t[1], total[1]),
+                (b2, 1, t[2], total[2]),
+            ),
             'past_key': tuple((L, b, Hkv, p, Dh) for b, p in zip((b0, b1, b2), past)),
             'past_value': tuple((L, b, Hkv, p, Dh) for b, p in zip((b0, b1, b2), past)),
         }
@@ -135,13 +145,16 @@ def check_shapes(profile: Profile, shapes: dict[str, Shape], graph: str) -> None
     for name, shape in shapes.items():
         low, _, high = profile[name]
         if len(shape) != len(high):
-            raise ValueError(f'{graph} input {name}: rank {len(shape)}, engine expects '
-                             f'{len(high)}')
+            raise ValueError(
+                f'{graph} input {name}: rank {len(shape)}, engine expects {len(high)}'
+            )
         for axis, (v, lo, hi) in enumerate(zip(shape, low, high)):
             if not lo <= v <= hi:
-                raise ValueError(f'{graph} input {name} dim {axis} = {v} is outside the '
-                                 f'engine profile [{lo}, {hi}]; rebuild with larger '
-                                 '--max-batch/--max-prompt/--max-context/--max-regions')
+                raise ValueError(
+                    f'{graph} input {name} dim {axis} = {v} is outside the '
+                    f'engine profile [{lo}, {hi}]; rebuild with larger '
+                    '--max-batch/--max-prompt/--max-context/--max-regions'
+                )
 
 
 def decoder_profile_index(seq_len: int) -> int:
@@ -149,9 +162,16 @@ def decoder_profile_index(seq_len: int) -> int:
 
 
 # --- cache keys -----------------------------------------------------------------------------
-def engine_key(graph: str, onnx_sha256: str, precision: str, trt_version: str, gpu_name: str,
-               compute_capability: tuple[int, int], settings: BuildSettings,
-               profiles: list[Profile]) -> dict[str, Any]:
+def engine_key(
+    graph: str,
+    onnx_sha256: str,
+    precision: str,
+    trt_version: str,
+    gpu_name: str,
+    compute_capability: tuple[int, int],
+    settings: BuildSettings,
+    profiles: list[Profile],
+) -> dict[str, Any]:
     return {
         'key_version': KEY_VERSION,
         'graph': graph,
@@ -162,8 +182,9 @@ def engine_key(graph: str, onnx_sha256: str, precision: str, trt_version: str, g
         'gpu': gpu_name,
         'compute_capability': list(compute_capability),
         'settings': asdict(settings),
-        'profiles': [{name: [list(s) for s in shapes] for name, shapes in p.items()}
-                     for p in profiles],
+        'profiles': [
+            {name: [list(s) for s in shapes] for name, shapes in p.items()} for p in profiles
+        ],
     }
 
 
@@ -178,10 +199,17 @@ def plan_paths(out_dir: Path, graph: str, key: dict[str, Any]) -> tuple[Path, Pa
 
 def describe_mismatch(old: dict[str, Any], new: dict[str, Any]) -> str:
     """What changed between a cached engine's key and the one needed now."""
-    labels = {'tensorrt': 'TensorRT version', 'gpu': 'GPU', 'compute_capability':
-              'compute capability', 'onnx_sha256': 'ONNX graph', 'precision': 'precision',
-              'settings': 'build settings', 'profiles': 'profiles',
-              'strongly_typed': 'typing mode', 'key_version': 'cache format'}
+    labels = {
+        'tensorrt': 'TensorRT version',
+        'gpu': 'GPU',
+        'compute_capability': 'compute capability',
+        'onnx_sha256': 'ONNX graph',
+        'precision': 'precision',
+        'settings': 'build settings',
+        'profiles': 'profiles',
+        'strongly_typed': 'typing mode',
+        'key_version': 'cache format',
+    }
     changes = []
     for field, label in labels.items():
         if old.get(field) != new.get(field):
@@ -207,9 +235,15 @@ def stale_sidecars(out_dir: Path, graph: str, key: dict[str, Any]) -> list[tuple
     return stale
 
 
-def ensure_engine(out_dir: Path, graph: str, key: dict[str, Any],
-                  build: Callable[[], bytes], *, force: bool = False,
-                  allow_build: bool = True) -> tuple[Path, bool]:
+def ensure_engine(
+    out_dir: Path,
+    graph: str,
+    key: dict[str, Any],
+    build: Callable[[], bytes],
+    *,
+    force: bool = False,
+    allow_build: bool = True,
+) -> tuple[Path, bool]:
     """Path of the plan for ``key`` (building it if missing, stale or forced) and whether it
     was built now. Stale plans of the same graph are removed after a successful build."""
     plan, sidecar = plan_paths(out_dir, graph, key)
@@ -222,11 +256,16 @@ def ensure_engine(out_dir: Path, graph: str, key: dict[str, Any],
             return plan, False
     stale = stale_sidecars(out_dir, graph, key)
     for path, why in stale:
-        logger.warning('cached %s engine %s does not match this system (%s): rebuilding',
-                       graph, path.with_suffix('.plan').name, why)
+        logger.warning(
+            'cached %s engine %s does not match this system (%s): rebuilding',
+            graph,
+            path.with_suffix('.plan').name,
+            why,
+        )
     if not allow_build:
-        raise TensorRTUnavailable(f'no {graph} engine for this TensorRT/GPU in {out_dir}; run '
-                                  '`smolrgpt export tensorrt`')
+        raise TensorRTUnavailable(
+            f'no {graph} engine for this TensorRT/GPU in {out_dir}; run `smolrgpt export tensorrt`'
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     data = build()
@@ -234,9 +273,19 @@ def ensure_engine(out_dir: Path, graph: str, key: dict[str, Any],
     tmp = plan.with_suffix('.plan.tmp')
     tmp.write_bytes(data)
     tmp.replace(plan)
-    sidecar.write_text(json.dumps({'key': key, 'plan': plan.name, 'bytes': len(data),
-                                   'build_seconds': round(seconds, 1)}, indent=2) + '\n',
-                       encoding='utf-8')
+    sidecar.write_text(
+        json.dumps(
+            {
+                'key': key,
+                'plan': plan.name,
+                'bytes': len(data),
+                'build_seconds': round(seconds, 1),
+            },
+            indent=2,
+        )
+        + '\n',
+        encoding='utf-8',
+    )
     for path, _ in stale:
         path.with_suffix('.plan').unlink(missing_ok=True)
         path.unlink(missing_ok=True)
@@ -245,8 +294,13 @@ def ensure_engine(out_dir: Path, graph: str, key: dict[str, Any],
 
 
 # --- building (needs TensorRT) --------------------------------------------------------------
-def build_serialized(onnx_path: Path, profiles: list[Profile], precision: str,
-                     workspace_mib: int, verbose: bool = False) -> bytes:
+def build_serialized(
+    onnx_path: Path,
+    profiles: list[Profile],
+    precision: str,
+    workspace_mib: int,
+    verbose: bool = False,
+) -> bytes:
     """Parse an ONNX graph and build a serialized engine with the TensorRT Python API."""
     trt = import_tensorrt()
     trt_logger = trt.Logger(trt.Logger.VERBOSE if verbose else trt.Logger.WARNING)
@@ -271,8 +325,10 @@ def build_serialized(onnx_path: Path, profiles: list[Profile], precision: str,
         config.add_optimization_profile(profile)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
-        raise EngineBuildError(f'TensorRT failed to build an engine from {onnx_path.name} '
-                               '(run with --verbose for the builder log)')
+        raise EngineBuildError(
+            f'TensorRT failed to build an engine from {onnx_path.name} '
+            '(run with --verbose for the builder log)'
+        )
     return bytes(serialized)
 
 
@@ -284,9 +340,15 @@ def gpu_identity() -> tuple[str, tuple[int, int]]:
     return torch.cuda.get_device_name(), torch.cuda.get_device_capability()
 
 
-def build_engines(onnx_dir: Path, out_dir: Path, settings: BuildSettings, *,
-                  force: bool = False, allow_build: bool = True,
-                  verbose: bool = False) -> dict[str, Any]:
+def build_engines(
+    onnx_dir: Path,
+    out_dir: Path,
+    settings: BuildSettings,
+    *,
+    force: bool = False,
+    allow_build: bool = True,
+    verbose: bool = False,
+) -> dict[str, Any]:
     """Ensure vision and decoder engines for this system; write and return the index."""
     from smolrgpt_core.export.manifest import read_manifest
 
@@ -294,22 +356,39 @@ def build_engines(onnx_dir: Path, out_dir: Path, settings: BuildSettings, *,
     gpu, capability = gpu_identity()
     manifest = read_manifest(onnx_dir)
     cfg = SmolRGPTConfig.from_dict(manifest['config'])
-    profiles = {'vision': vision_profiles(cfg, settings),
-                'decoder': decoder_profiles(cfg, settings)}
+    profiles = {
+        'vision': vision_profiles(cfg, settings),
+        'decoder': decoder_profiles(cfg, settings),
+    }
     engines = {}
     for graph, graph_profiles in profiles.items():
         info = manifest['graphs'][graph]
-        key = engine_key(graph, info['sha256'], manifest['dtype'], trt.__version__, gpu,
-                         capability, settings, graph_profiles)
+        key = engine_key(
+            graph,
+            info['sha256'],
+            manifest['dtype'],
+            trt.__version__,
+            gpu,
+            capability,
+            settings,
+            graph_profiles,
+        )
         plan, built = ensure_engine(
-            out_dir, graph, key,
+            out_dir,
+            graph,
+            key,
             lambda info=info, graph_profiles=graph_profiles: build_serialized(
-                onnx_dir / info['file'], graph_profiles, manifest['dtype'],
-                settings.workspace_mib, verbose),
-            force=force, allow_build=allow_build)
+                onnx_dir / info['file'],
+                graph_profiles,
+                manifest['dtype'],
+                settings.workspace_mib,
+                verbose,
+            ),
+            force=force,
+            allow_build=allow_build,
+        )
         engines[graph] = {'plan': plan.name, 'key': key, 'built_now': built}
-    index = {'onnx_dir': str(onnx_dir.resolve()), 'settings': asdict(settings),
-             'engines': engines}
+    index = {'onnx_dir': str(onnx_dir.resolve()), 'settings': asdict(settings), 'engines': engines}
     (out_dir / INDEX_NAME).write_text(json.dumps(index, indent=2) + '\n', encoding='utf-8')
     return index
 

@@ -91,25 +91,34 @@ class Answer:
 
 def validate_frame(frame: Frame) -> None:
     rgb, depth, masks = frame.rgb, frame.depth, frame.masks
-    if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3 \
-            or rgb.shape[2] != 3:
-        raise EngineError(f'rgb must be uint8 [H, W, 3], got {getattr(rgb, "dtype", None)} '
-                          f'{getattr(rgb, "shape", None)}')
+    if (
+        not isinstance(rgb, np.ndarray)
+        or rgb.dtype != np.uint8
+        or rgb.ndim != 3
+        or rgb.shape[2] != 3
+    ):
+        raise EngineError(
+            f'rgb must be uint8 [H, W, 3], got {getattr(rgb, "dtype", None)} '
+            f'{getattr(rgb, "shape", None)}'
+        )
     h, w = rgb.shape[:2]
     if frame.depth_encoding not in DEPTH_ENCODINGS:
-        raise EngineError(f'unsupported depth encoding {frame.depth_encoding!r}; expected one '
-                          f'of {", ".join(DEPTH_ENCODINGS)}')
+        raise EngineError(
+            f'unsupported depth encoding {frame.depth_encoding!r}; expected one '
+            f'of {", ".join(DEPTH_ENCODINGS)}'
+        )
     expected = np.dtype(DEPTH_ENCODINGS[frame.depth_encoding])
     if not isinstance(depth, np.ndarray) or depth.dtype != expected:
-        raise EngineError(f'malformed depth: {frame.depth_encoding} needs {expected}, got '
-                          f'{getattr(depth, "dtype", type(depth).__name__)}')
+        raise EngineError(
+            f'malformed depth: {frame.depth_encoding} needs {expected}, got '
+            f'{getattr(depth, "dtype", type(depth).__name__)}'
+        )
     if depth.shape != (h, w):
         raise EngineError(f'size mismatch: depth is {list(depth.shape)}, rgb is [{h}, {w}]')
     if not isinstance(masks, np.ndarray) or masks.ndim != 3:
         raise EngineError(f'masks must be [M, H, W], got {getattr(masks, "shape", None)}')
     if masks.shape[1:] != (h, w):
-        raise EngineError(f'size mismatch: masks are {list(masks.shape[1:])}, '
-                          f'rgb is [{h}, {w}]')
+        raise EngineError(f'size mismatch: masks are {list(masks.shape[1:])}, rgb is [{h}, {w}]')
     ids = list(frame.region_ids)
     if len(ids) != masks.shape[0]:
         raise EngineError(f'{masks.shape[0]} masks but {len(ids)} region ids')
@@ -117,8 +126,9 @@ def validate_frame(frame: Frame) -> None:
         raise EngineError(f'region ids must be unique, got {ids}')
 
 
-def resolve_regions(question: str, region_ids: Sequence[int], frame_ids: Sequence[int]
-                    ) -> tuple[str, list[int]]:
+def resolve_regions(
+    question: str, region_ids: Sequence[int], frame_ids: Sequence[int]
+) -> tuple[str, list[int]]:
     """Rewrite the question with ``<regionI>`` tags (I = mask index in the frame) and return
     the referenced region ids in question order."""
     n_masks = question.count(DATASET_MASK)
@@ -127,13 +137,17 @@ def resolve_regions(question: str, region_ids: Sequence[int], frame_ids: Sequenc
         raise EngineError('the question mixes <mask> placeholders and <regionN> tags')
     if n_masks:
         if len(region_ids) != n_masks:
-            raise EngineError(f'the question has {n_masks} <mask> placeholders but '
-                              f'{len(region_ids)} region ids were given')
+            raise EngineError(
+                f'the question has {n_masks} <mask> placeholders but '
+                f'{len(region_ids)} region ids were given'
+            )
         wanted = [int(r) for r in region_ids]
     else:
         if region_ids and [int(r) for r in region_ids] != tags:
-            raise EngineError(f'region_ids {list(region_ids)} do not match the <regionN> tags '
-                              f'{tags} of the question (leave region_ids empty with tags)')
+            raise EngineError(
+                f'region_ids {list(region_ids)} do not match the <regionN> tags '
+                f'{tags} of the question (leave region_ids empty with tags)'
+            )
         wanted = tags
     index = {rid: i for i, rid in enumerate(frame_ids)}
     unknown = [r for r in wanted if r not in index]
@@ -141,8 +155,9 @@ def resolve_regions(question: str, region_ids: Sequence[int], frame_ids: Sequenc
         raise EngineError(f'unknown region ids {unknown}; the frame has {list(frame_ids)}')
     pieces = iter(wanted)
     if n_masks:
-        text = re.sub(re.escape(DATASET_MASK), lambda _: f'<region{index[next(pieces)]}>',
-                      question)
+        text = re.sub(
+            re.escape(DATASET_MASK), lambda _: f'<region{index[next(pieces)]}>', question
+        )
     else:
         text = REGION_TAG.sub(lambda _: f'<region{index[next(pieces)]}>', question)
     return text, wanted
@@ -156,10 +171,18 @@ def question_category(question: str) -> str:
 
 
 class SpatialQueryEngine:
-    def __init__(self, model: Backend, tokenizer: SmolRGPTTokenizer, *,
-                 max_new_tokens: int = 48, metric_depth_range: tuple[float, float] | None = None,
-                 cache_size: int = 8, sampling: SamplingParams | None = None,
-                 device: str = 'cpu', depth_pipeline: str | None = None) -> None:
+    def __init__(
+        self,
+        model: Backend,
+        tokenizer: SmolRGPTTokenizer,
+        *,
+        max_new_tokens: int = 48,
+        metric_depth_range: tuple[float, float] | None = None,
+        cache_size: int = 8,
+        sampling: SamplingParams | None = None,
+        device: str = 'cpu',
+        depth_pipeline: str | None = None,
+    ) -> None:
         if max_new_tokens < 1 or cache_size < 1:
             raise ValueError('max_new_tokens and cache_size must be >= 1')
         self.model = model  # any Backend: SmolRGPT itself, or an exported-graph runner
@@ -177,13 +200,19 @@ class SpatialQueryEngine:
         self.depth_pipeline = depth_pipeline or self.cfg.depth_pipeline
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, *, backend: str = 'torch', device: str = 'cpu',
-                        dtype: str = 'float32', engine_dir: str | Path | None = None,
-                        **kwargs: object) -> SpatialQueryEngine:
+    def from_checkpoint(
+        cls,
+        path: str | Path,
+        *,
+        backend: str = 'torch',
+        device: str = 'cpu',
+        dtype: str = 'float32',
+        engine_dir: str | Path | None = None,
+        **kwargs: object,
+    ) -> SpatialQueryEngine:
         """Load a checkpoint directory (config.json, model.safetensors, tokenizer.json)."""
         try:
-            model = load_backend(backend, path, device=device, dtype=dtype,
-                                 engine_dir=engine_dir)
+            model = load_backend(backend, path, device=device, dtype=dtype, engine_dir=engine_dir)
         except BackendError as exc:
             raise EngineError(str(exc)) from exc
         tokenizer = SmolRGPTTokenizer.from_dir(path, model.cfg)
@@ -205,9 +234,13 @@ class SpatialQueryEngine:
             metres = metres / 1000.0 if depth.dtype == np.uint16 else metres
             near, far = float(metres.min()), float(metres.max())
             far = max(far, near + 1e-3)
-        return metric_to_depth8(depth, min_m=near, max_m=far,
-                                near_is_dark=self.cfg.depth_near_is_dark,
-                                invalid_value=self.cfg.depth_invalid_value)
+        return metric_to_depth8(
+            depth,
+            min_m=near,
+            max_m=far,
+            near_is_dark=self.cfg.depth_near_is_dark,
+            invalid_value=self.cfg.depth_invalid_value,
+        )
 
     def encode(self, frame: Frame) -> EncodedFrame:
         """The vision side of a frame (cached by ``stamp_ns`` when it is not 0)."""
@@ -224,8 +257,9 @@ class SpatialQueryEngine:
         depth_cfg = replace(self.cfg, depth_input='image', depth_pipeline=self.depth_pipeline)
         depth = preprocess_depth(self._depth8(frame), depth_cfg)
         masks = torch.from_numpy(frame.masks.astype(np.float32))  # [M, H, W]
-        encoded = self.model.encode_frame(image.to(self.device), depth.to(self.device),
-                                          masks.to(self.device))
+        encoded = self.model.encode_frame(
+            image.to(self.device), depth.to(self.device), masks.to(self.device)
+        )
         if frame.stamp_ns:
             self._cache[frame.stamp_ns] = encoded
             while len(self._cache) > self.cache_size:
@@ -233,8 +267,9 @@ class SpatialQueryEngine:
         return encoded
 
     # language side ----------------------------------------------------------------------
-    def ask(self, frame: Frame, question: str, region_ids: Sequence[int] = (),
-            max_new_tokens: int = 0) -> Answer:
+    def ask(
+        self, frame: Frame, question: str, region_ids: Sequence[int] = (), max_new_tokens: int = 0
+    ) -> Answer:
         return self.ask_many(frame, [Query(question, region_ids, max_new_tokens)])[0]
 
     def ask_many(self, frame: Frame, queries: Sequence[Query]) -> list[Answer]:
@@ -252,8 +287,10 @@ class SpatialQueryEngine:
             text, ids = resolve_regions(q.question, q.region_ids, frame.region_ids)
             category = question_category(q.question)
             if not ids and category != 'other':
-                raise EngineError(f'this {category} question needs region references '
-                                  '(<mask> with region_ids, or <regionN>)')
+                raise EngineError(
+                    f'this {category} question needs region references '
+                    '(<mask> with region_ids, or <regionN>)'
+                )
             for rid in ids:
                 if not frame.masks[list(frame.region_ids).index(rid)].any():
                     raise EngineError(f'region {rid} has an empty mask')
@@ -267,9 +304,13 @@ class SpatialQueryEngine:
             t0 = time.perf_counter()
             encoded = self._encode_locked(frame)
             t1 = time.perf_counter()
-            outputs = self.model.answer(encoded, prompts,
-                                        eos_token_id=self.tokenizer.eos_token_id,
-                                        max_new_tokens=budget, sampling=self.sampling)
+            outputs = self.model.answer(
+                encoded,
+                prompts,
+                eos_token_id=self.tokenizer.eos_token_id,
+                max_new_tokens=budget,
+                sampling=self.sampling,
+            )
             t2 = time.perf_counter()
         answers = []
         for q, (ids, category), tokens in zip(queries, resolved, outputs):
@@ -278,13 +319,15 @@ class SpatialQueryEngine:
             answers.append(self._finish(text, q.question, ids, category, frame.stamp_ns))
         end = time.perf_counter()
         for a in answers:
-            a.timings_ms = {'encode': (t1 - t0) * 1e3, 'generate': (t2 - t1) * 1e3,
-                            'total': (end - start) * 1e3}
+            a.timings_ms = {
+                'encode': (t1 - t0) * 1e3,
+                'generate': (t2 - t1) * 1e3,
+                'total': (end - start) * 1e3,
+            }
         return answers
 
     @staticmethod
-    def _finish(text: str, question: str, ids: list[int], category: str,
-                stamp_ns: int) -> Answer:
+    def _finish(text: str, question: str, ids: list[int], category: str, stamp_ns: int) -> Answer:
         mentioned = [ids[k] for k, _, _ in region_indices(text) if k < len(ids)]
         normalized, value = '', math.nan
         if category in CATEGORIES:
@@ -298,6 +341,12 @@ class SpatialQueryEngine:
                     value = float(parsed)
                 if category == 'mcq' and 0 <= int(parsed) < len(ids):
                     mentioned = [ids[int(parsed)]]
-        return Answer(text=text, normalized_answer=normalized, category=category, value=value,
-                      region_ids=list(dict.fromkeys(mentioned)), question_region_ids=ids,
-                      frame_stamp_ns=stamp_ns)
+        return Answer(
+            text=text,
+            normalized_answer=normalized,
+            category=category,
+            value=value,
+            region_ids=list(dict.fromkeys(mentioned)),
+            question_region_ids=ids,
+            frame_stamp_ns=stamp_ns,
+        )

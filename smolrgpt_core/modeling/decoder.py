@@ -95,19 +95,28 @@ class KVCache:
     v: torch.Tensor
 
     @classmethod
-    def empty(cls, cfg: SmolRGPTConfig, batch: int, max_len: int, dtype: torch.dtype,
-              device: torch.device) -> KVCache:
+    def empty(
+        cls,
+        cfg: SmolRGPTConfig,
+        batch: int,
+        max_len: int,
+        dtype: torch.dtype,
+        device: torch.device,
+    ) -> KVCache:
         shape = (cfg.lm_n_blocks, batch, cfg.lm_n_kv_heads, max_len, cfg.lm_head_dim)
-        return cls(torch.empty(shape, dtype=dtype, device=device),
-                   torch.empty(shape, dtype=dtype, device=device))
+        return cls(
+            torch.empty(shape, dtype=dtype, device=device),
+            torch.empty(shape, dtype=dtype, device=device),
+        )
 
     @property
     def max_len(self) -> int:
         return self.k.shape[3]
 
 
-def attention_bias(key_valid: torch.Tensor, start: int, length: int,
-                   dtype: torch.dtype) -> torch.Tensor:
+def attention_bias(
+    key_valid: torch.Tensor, start: int, length: int, dtype: torch.dtype
+) -> torch.Tensor:
     """Additive bias [B, 1, T, S] for T queries at cache slots start..start+T-1.
 
     Future keys get -inf (causal); padded keys (``key_valid`` [B, S] false) get the dtype's
@@ -137,10 +146,15 @@ class Attention(nn.Module):
         self.v_proj = nn.Linear(D, self.n_kv_heads * self.head_dim, bias=False)
         self.out_proj = nn.Linear(self.n_heads * self.head_dim, D, bias=False)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
-                bias: torch.Tensor | None,
-                cache: tuple[torch.Tensor, torch.Tensor] | None = None,
-                start: int = 0) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        bias: torch.Tensor | None,
+        cache: tuple[torch.Tensor, torch.Tensor] | None = None,
+        start: int = 0,
+    ) -> torch.Tensor:
         """x [B, T, D]; with a cache, this chunk occupies slots start..start+T-1."""
         B, T, D = x.shape
         H, Hkv, Dh = self.n_heads, self.n_kv_heads, self.head_dim
@@ -150,13 +164,18 @@ class Attention(nn.Module):
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
         if cache is not None:
             k_cache, v_cache = cache  # [B, Hkv, S_max, Dh] each
-            k_cache[:, :, start:start + T] = k
-            v_cache[:, :, start:start + T] = v
-            k, v = k_cache[:, :, :start + T], v_cache[:, :, :start + T]  # [B, Hkv, S, Dh]
+            k_cache[:, :, start : start + T] = k
+            v_cache[:, :, start : start + T] = v
+            k, v = k_cache[:, :, : start + T], v_cache[:, :, : start + T]  # [B, Hkv, S, Dh]
         # GQA: query head i reads kv head i // (H / Hkv), as repeat_interleave would give
         y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=bias, is_causal=bias is None and T > 1 and cache is None,
-            dropout_p=self.dropout if self.training else 0.0, enable_gqa=True,
+            q,
+            k,
+            v,
+            attn_mask=bias,
+            is_causal=bias is None and T > 1 and cache is None,
+            dropout_p=self.dropout if self.training else 0.0,
+            enable_gqa=True,
         )  # [B, H, T, Dh]
         y = y.transpose(1, 2).reshape(B, T, D)  # [B, H, T, Dh] -> [B, T, D]
         return linear(self.out_proj, y)
@@ -183,10 +202,15 @@ class DecoderBlock(nn.Module):
         self.norm1 = RMSNorm(cfg.lm_hidden_dim, cfg.lm_rms_eps)
         self.norm2 = RMSNorm(cfg.lm_hidden_dim, cfg.lm_rms_eps)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
-                bias: torch.Tensor | None,
-                cache: tuple[torch.Tensor, torch.Tensor] | None = None,
-                start: int = 0) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        bias: torch.Tensor | None,
+        cache: tuple[torch.Tensor, torch.Tensor] | None = None,
+        start: int = 0,
+    ) -> torch.Tensor:
         x = x + self.attn(self.norm1(x), cos, sin, bias, cache, start)
         return x + self.mlp(self.norm2(x))
 
@@ -197,8 +221,10 @@ class Decoder(nn.Module):
     def __init__(self, cfg: SmolRGPTConfig) -> None:
         super().__init__()
         if not cfg.lm_tie_weights:
-            raise ValueError('SmolRGPT checkpoints tie the head to the token embedding; '
-                             'lm_tie_weights=False is not supported')
+            raise ValueError(
+                'SmolRGPT checkpoints tie the head to the token embedding; '
+                'lm_tie_weights=False is not supported'
+            )
         self.token_embedding = nn.Embedding(cfg.lm_vocab_size, cfg.lm_hidden_dim)
         self.rotary_embd = RotaryEmbedding(cfg)
         self.blocks = nn.ModuleList(DecoderBlock(cfg) for _ in range(cfg.lm_n_blocks))
@@ -209,9 +235,14 @@ class Decoder(nn.Module):
     def tie_weights(self) -> None:
         self.head.weight = self.token_embedding.weight
 
-    def forward(self, x: torch.Tensor, position_ids: torch.Tensor,
-                bias: torch.Tensor | None, cache: KVCache | None = None,
-                start: int = 0) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        position_ids: torch.Tensor,
+        bias: torch.Tensor | None,
+        cache: KVCache | None = None,
+        start: int = 0,
+    ) -> torch.Tensor:
         """x [B, T, D]; position_ids [B, T]; bias [B, 1, T, S] or None (plain causal)."""
         if cache is not None and bias is None and x.shape[1] > 1:
             # is_causal aligns the diagonal at the top-left, which is wrong once earlier

@@ -74,8 +74,13 @@ def resize_masks(masks: torch.Tensor, grid: int) -> torch.Tensor:
         raise ValueError(f'masks must be [M, H, W], got {list(masks.shape)}')
     if masks.shape[0] == 0:
         return masks.new_zeros(0, grid * grid, dtype=torch.float32)
-    resized = F.interpolate(masks[None].float(), size=(grid, grid), mode='bilinear',
-                            align_corners=False, antialias=False)  # [1, M, G, G]
+    resized = F.interpolate(
+        masks[None].float(),
+        size=(grid, grid),
+        mode='bilinear',
+        align_corners=False,
+        antialias=False,
+    )  # [1, M, G, G]
     return resized[0].flatten(1)  # [M, G, G] -> [M, G*G]
 
 
@@ -96,9 +101,7 @@ class MaskPooling(nn.Module):
         super().__init__()
         self.grid = cfg.mask_grid
 
-    def forward(self, features: torch.Tensor,
-                masks: list[torch.Tensor]) -> list[torch.Tensor]:
+    def forward(self, features: torch.Tensor, masks: list[torch.Tensor]) -> list[torch.Tensor]:
         if len(masks) != features.shape[0]:
-            raise ValueError(f'got {len(masks)} mask tensors for a batch of '
-                             f'{features.shape[0]}')
+            raise ValueError(f'got {len(masks)} mask tensors for a batch of {features.shape[0]}')
         return [pool_regions(f, resize_masks(m, self.grid)) for f, m in zip(features, masks)]

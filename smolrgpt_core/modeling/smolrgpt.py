@@ -69,8 +69,13 @@ class SmolRGPT(nn.Module):
 
     # loading / saving (implemented in weights.py) ----------------------------------------
     @classmethod
-    def from_pretrained(cls, path: str | Path, *, dtype: torch.dtype = torch.float32,
-                        device: str | torch.device = 'cpu') -> SmolRGPT:
+    def from_pretrained(
+        cls,
+        path: str | Path,
+        *,
+        dtype: torch.dtype = torch.float32,
+        device: str | torch.device = 'cpu',
+    ) -> SmolRGPT:
         from smolrgpt_core.weights import load_pretrained
 
         return load_pretrained(cls, path, dtype=dtype, device=device)
@@ -81,31 +86,35 @@ class SmolRGPT(nn.Module):
         save_pretrained(self, path)
 
     @classmethod
-    def from_backbones(cls, vision_dir: str | Path, lm_dir: str | Path,
-                       cfg: SmolRGPTConfig | None = None) -> SmolRGPT:
+    def from_backbones(
+        cls, vision_dir: str | Path, lm_dir: str | Path, cfg: SmolRGPTConfig | None = None
+    ) -> SmolRGPT:
         from smolrgpt_core.weights import load_backbones
 
         return load_backbones(cls, vision_dir, lm_dir, cfg)
 
     # vision side --------------------------------------------------------------------------
-    def encode_images(self, images: torch.Tensor, depths: torch.Tensor | None
-                      ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def encode_images(
+        self, images: torch.Tensor, depths: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """[B, 3, S, S] RGB (and depth) -> projected tokens [B, n, D] each."""
         dtype = self.MP.proj.weight.dtype
         if depths is None:
             return self.MP(self.vision_encoder(images.to(dtype))), None
         if depths.shape != images.shape:
-            raise ValueError(f'depths {list(depths.shape)} must match images '
-                             f'{list(images.shape)}')
+            raise ValueError(f'depths {list(depths.shape)} must match images {list(images.shape)}')
         B = images.shape[0]
         # one ViT call for both modalities (the reference makes two)
         feats = self.vision_encoder(torch.cat((images, depths)).to(dtype))  # [2B, N, D_vit]
         return self.MP(feats[:B]), self.MP_depth(feats[B:])
 
-    def region_features(self, image_tokens: torch.Tensor, depth_tokens: torch.Tensor,
-                        masks: Sequence[torch.Tensor],
-                        image_index: torch.Tensor | None = None,
-                        ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    def region_features(
+        self,
+        image_tokens: torch.Tensor,
+        depth_tokens: torch.Tensor,
+        masks: Sequence[torch.Tensor],
+        image_index: torch.Tensor | None = None,
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Per-sample pooled region vectors [M_b, D] for RGB and depth. With ``image_index``
         [B], the token maps are per distinct image [U, n, D] and sample b pools the refined
         map of image ``image_index[b]``."""
@@ -116,8 +125,12 @@ class SmolRGPT(nn.Module):
         return self.mask_pooling(rgb_map, list(masks)), self.mask_pooling(depth_map, list(masks))
 
     @torch.inference_mode()
-    def encode_frame(self, image: torch.Tensor, depth: torch.Tensor,
-                     masks: torch.Tensor | np.ndarray | None = None) -> EncodedFrame:
+    def encode_frame(
+        self,
+        image: torch.Tensor,
+        depth: torch.Tensor,
+        masks: torch.Tensor | np.ndarray | None = None,
+    ) -> EncodedFrame:
         """One frame: image/depth [3, S, S] (or [1, 3, S, S]), masks [M, Hi, Wi] or None."""
         image = image if image.dim() == 4 else image[None]
         depth = depth if depth.dim() == 4 else depth[None]
@@ -134,22 +147,30 @@ class SmolRGPT(nn.Module):
         weights = resize_masks(masks.to(image_tokens.device), self.cfg.mask_grid)  # [M, G*G]
         rgb_map = self.rgb_refiner(image_tokens)[0]  # [G*G, D]
         depth_map = self.depth_refiner(depth_tokens)[0]  # [G*G, D]
-        return EncodedFrame(image_tokens[0], pool_regions(rgb_map, weights),
-                            pool_regions(depth_map, weights))
+        return EncodedFrame(
+            image_tokens[0], pool_regions(rgb_map, weights), pool_regions(depth_map, weights)
+        )
 
     # splicing ------------------------------------------------------------------------------
-    def _check_counts(self, input_ids: torch.Tensor, token_id: int, expected: Sequence[int],
-                      what: str) -> torch.Tensor:
+    def _check_counts(
+        self, input_ids: torch.Tensor, token_id: int, expected: Sequence[int], what: str
+    ) -> torch.Tensor:
         is_token = input_ids == token_id  # [B, T]
         found = is_token.sum(-1).tolist()
         if found != list(expected):
-            raise ValueError(f'{what}: the prompts hold {found} placeholder tokens per sample '
-                             f'but {list(expected)} embeddings were given')
+            raise ValueError(
+                f'{what}: the prompts hold {found} placeholder tokens per sample '
+                f'but {list(expected)} embeddings were given'
+            )
         return is_token
 
-    def embed(self, input_ids: torch.Tensor, image_tokens: torch.Tensor,
-              rgb_regions: Sequence[torch.Tensor] | None = None,
-              depth_regions: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
+    def embed(
+        self,
+        input_ids: torch.Tensor,
+        image_tokens: torch.Tensor,
+        rgb_regions: Sequence[torch.Tensor] | None = None,
+        depth_regions: Sequence[torch.Tensor] | None = None,
+    ) -> torch.Tensor:
         """Token embeddings with image and region vectors spliced in: [B, T] -> [B, T, D].
 
         Out-of-place (masked_scatter fills row-major, batch then sequence), so gradients reach
@@ -172,13 +193,16 @@ class SmolRGPT(nn.Module):
         return emb
 
     # training / scoring ------------------------------------------------------------------
-    def forward(self, input_ids: torch.Tensor, images: torch.Tensor,
-                depths: torch.Tensor | None = None,
-                masks: Sequence[torch.Tensor] | None = None,
-                attention_mask: torch.Tensor | None = None,
-                targets: torch.Tensor | None = None,
-                image_index: torch.Tensor | None = None,
-                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        images: torch.Tensor,
+        depths: torch.Tensor | None = None,
+        masks: Sequence[torch.Tensor] | None = None,
+        attention_mask: torch.Tensor | None = None,
+        targets: torch.Tensor | None = None,
+        image_index: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """input_ids [B, T]; images/depths [B, 3, S, S]; masks: B tensors [M_b, Hi, Wi];
         attention_mask [B, T] (1 = real token, left padding); targets [B, T] already shifted
         (-100 = ignored). Returns logits [B, T, V] and the mean loss (or None).
@@ -190,17 +214,22 @@ class SmolRGPT(nn.Module):
         if masks is not None and depths is None:
             raise ValueError('region masks need the depth image (for <mask_depth>)')
         B = input_ids.shape[0]
-        if image_index is not None and (image_index.shape != (B,) or bool(
-                (image_index < 0).any() | (image_index >= images.shape[0]).any())):
-            raise ValueError(f'image_index must be [{B}] indices into {images.shape[0]} '
-                             f'images, got {image_index.tolist()}')
+        if image_index is not None and (
+            image_index.shape != (B,)
+            or bool((image_index < 0).any() | (image_index >= images.shape[0]).any())
+        ):
+            raise ValueError(
+                f'image_index must be [{B}] indices into {images.shape[0]} '
+                f'images, got {image_index.tolist()}'
+            )
         image_tokens, depth_tokens = self.encode_images(images, depths)  # [U, n, D] each
         rgb_regions = depth_regions = None
         if masks is not None:
             if len(masks) != B:
                 raise ValueError(f'got {len(masks)} mask tensors for a batch of {B}')
-            rgb_regions, depth_regions = self.region_features(image_tokens, depth_tokens, masks,
-                                                              image_index)
+            rgb_regions, depth_regions = self.region_features(
+                image_tokens, depth_tokens, masks, image_index
+            )
         if image_index is not None:
             image_tokens = image_tokens[image_index]  # [U, n, D] -> [B, n, D]
         emb = self.embed(input_ids, image_tokens, rgb_regions, depth_regions)
@@ -209,12 +238,14 @@ class SmolRGPT(nn.Module):
         loss = None
         if targets is not None:
             # targets come shifted by the collator, so position t is scored against t
-            loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(),  # [B*T, V], [B*T]
-                                   ignore_index=IGNORE_INDEX)
+            loss = F.cross_entropy(
+                logits.flatten(0, 1),
+                targets.flatten(),  # [B*T, V], [B*T]
+                ignore_index=IGNORE_INDEX,
+            )
         return logits, loss
 
-    def _decode_full(self, emb: torch.Tensor, attention_mask: torch.Tensor | None
-                     ) -> torch.Tensor:
+    def _decode_full(self, emb: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
         B, T, _ = emb.shape
         if attention_mask is None:
             positions = torch.arange(T, device=emb.device).expand(B, T)  # [B, T]
@@ -227,40 +258,62 @@ class SmolRGPT(nn.Module):
 
     # generation ------------------------------------------------------------------------------
     @torch.inference_mode()
-    def answer(self, frame: EncodedFrame, prompts: Sequence[Prompt], *,
-               eos_token_id: int, max_new_tokens: int = 120,
-               sampling: SamplingParams | None = None,
-               generator: torch.Generator | None = None) -> list[list[int]]:
+    def answer(
+        self,
+        frame: EncodedFrame,
+        prompts: Sequence[Prompt],
+        *,
+        eos_token_id: int,
+        max_new_tokens: int = 120,
+        sampling: SamplingParams | None = None,
+        generator: torch.Generator | None = None,
+    ) -> list[list[int]]:
         """Batched questions about one encoded frame -> new token ids per question (no EOS)."""
-        return generate(self.decoder, self.prompt_embeddings(frame, prompts),
-                        eos_token_id=eos_token_id, max_new_tokens=max_new_tokens,
-                        sampling=sampling, generator=generator)
+        return generate(
+            self.decoder,
+            self.prompt_embeddings(frame, prompts),
+            eos_token_id=eos_token_id,
+            max_new_tokens=max_new_tokens,
+            sampling=sampling,
+            generator=generator,
+        )
 
-    def prompt_embeddings(self, frame: EncodedFrame, prompts: Sequence[Prompt]
-                          ) -> list[torch.Tensor]:
+    def prompt_embeddings(
+        self, frame: EncodedFrame, prompts: Sequence[Prompt]
+    ) -> list[torch.Tensor]:
         """Each prompt's embeddings [T, D] with the frame's image and region vectors spliced."""
         embeds = []
         for prompt in prompts:
             bad = [r for r in prompt.regions if not 0 <= r < frame.n_regions]
             if bad:
-                raise ValueError(f'prompt refers to regions {bad} but the frame has '
-                                 f'{frame.n_regions} masks')
-            index = torch.tensor(prompt.regions, dtype=torch.long,
-                                 device=frame.rgb_regions.device)
+                raise ValueError(
+                    f'prompt refers to regions {bad} but the frame has {frame.n_regions} masks'
+                )
+            index = torch.tensor(prompt.regions, dtype=torch.long, device=frame.rgb_regions.device)
             ids = torch.tensor([prompt.ids], device=frame.image_embeds.device)  # [1, T]
-            emb = self.embed(ids, frame.image_embeds[None], [frame.rgb_regions[index]],
-                             [frame.depth_regions[index]])  # [1, T, D]
+            emb = self.embed(
+                ids,
+                frame.image_embeds[None],
+                [frame.rgb_regions[index]],
+                [frame.depth_regions[index]],
+            )  # [1, T, D]
             embeds.append(emb[0])
         return embeds
 
     @torch.inference_mode()
-    def generate(self, input_ids: torch.Tensor, images: torch.Tensor,
-                 depths: torch.Tensor | None = None,
-                 masks: Sequence[torch.Tensor] | None = None,
-                 attention_mask: torch.Tensor | None = None, *,
-                 eos_token_id: int, max_new_tokens: int = 120,
-                 sampling: SamplingParams | None = None,
-                 generator: torch.Generator | None = None) -> list[list[int]]:
+    def generate(
+        self,
+        input_ids: torch.Tensor,
+        images: torch.Tensor,
+        depths: torch.Tensor | None = None,
+        masks: Sequence[torch.Tensor] | None = None,
+        attention_mask: torch.Tensor | None = None,
+        *,
+        eos_token_id: int,
+        max_new_tokens: int = 120,
+        sampling: SamplingParams | None = None,
+        generator: torch.Generator | None = None,
+    ) -> list[list[int]]:
         """Reference-style batch generation (one frame per row, left-padded prompts)."""
         image_tokens, depth_tokens = self.encode_images(images, depths)
         rgb_regions = depth_regions = None
@@ -269,11 +322,20 @@ class SmolRGPT(nn.Module):
                 raise ValueError('region masks need the depth image (for <mask_depth>)')
             rgb_regions, depth_regions = self.region_features(image_tokens, depth_tokens, masks)
         emb = self.embed(input_ids, image_tokens, rgb_regions, depth_regions)  # [B, T, D]
-        valid = (torch.ones_like(input_ids, dtype=torch.bool) if attention_mask is None
-                 else attention_mask.bool())
+        valid = (
+            torch.ones_like(input_ids, dtype=torch.bool)
+            if attention_mask is None
+            else attention_mask.bool()
+        )
         embeds = [e[v] for e, v in zip(emb, valid)]  # B x [T_b, D], pads dropped
-        return generate(self.decoder, embeds, eos_token_id=eos_token_id,
-                        max_new_tokens=max_new_tokens, sampling=sampling, generator=generator)
+        return generate(
+            self.decoder,
+            embeds,
+            eos_token_id=eos_token_id,
+            max_new_tokens=max_new_tokens,
+            sampling=sampling,
+            generator=generator,
+        )
 
     def num_parameters(self) -> int:
         """Unique parameters (the tied embedding/head counted once)."""

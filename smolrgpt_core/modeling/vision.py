@@ -22,12 +22,15 @@ class PatchEmbedding(nn.Module):
         self.conv = nn.Conv2d(3, cfg.vit_hidden_dim, cfg.vit_patch_size, cfg.vit_patch_size)
         # learned absolute positions, one per patch, added (not concatenated)
         self.position_embedding = nn.Parameter(
-            torch.zeros(1, cfg.vit_n_patches, cfg.vit_hidden_dim))
+            torch.zeros(1, cfg.vit_n_patches, cfg.vit_hidden_dim)
+        )
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         if pixels.shape[1:] != (3, self.img_size, self.img_size):
-            raise ValueError(f'expected images [B, 3, {self.img_size}, {self.img_size}], '
-                             f'got {list(pixels.shape)}')
+            raise ValueError(
+                f'expected images [B, 3, {self.img_size}, {self.img_size}], '
+                f'got {list(pixels.shape)}'
+            )
         x = self.conv(pixels)  # [B, 3, Hi, Wi] -> [B, D, h, w]
         x = x.flatten(2).transpose(1, 2)  # [B, D, h, w] -> [B, N, D], row-major patches
         return x + self.position_embedding

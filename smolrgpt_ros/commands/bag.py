@@ -9,8 +9,11 @@ HELP = 'write rosbag2 files from a dataset split (RGB, depth, region masks, ques
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest='bag_command', metavar='ACTION', required=True)
-    make = sub.add_parser('from-dataset', help='warehouse split (NVIDIA layout) -> rosbag2',
-                          description='warehouse split (NVIDIA layout) -> rosbag2')
+    make = sub.add_parser(
+        'from-dataset',
+        help='warehouse split (NVIDIA layout) -> rosbag2',
+        description='warehouse split (NVIDIA layout) -> rosbag2',
+    )
     make.add_argument('--data-root', required=True, help='folder with train/val/test.json')
     make.add_argument('--split', default='val')
     make.add_argument('--out', required=True, help='new bag directory')
@@ -25,10 +28,14 @@ def run(args: argparse.Namespace) -> int:
     from smolrgpt_ros.dataset_bag import frames_from_dataset
 
     try:
-        count = write_bag(args.out, frames_from_dataset(args.data_root, args.split, args.rate,
-                                                        args.limit), storage=args.storage)
+        count = write_bag(
+            args.out,
+            frames_from_dataset(args.data_root, args.split, args.rate, args.limit),
+            storage=args.storage,
+        )
     except (BagError, FileNotFoundError, ValueError) as exc:
         raise CommandError(str(exc)) from exc
-    print(f'wrote {count} frames from {args.data_root} ({args.split}) to {args.out} '
-          f'({args.storage})')
+    print(
+        f'wrote {count} frames from {args.data_root} ({args.split}) to {args.out} ({args.storage})'
+    )
     return 0

@@ -14,10 +14,18 @@ HELP = 'end-to-end demo: synthetic scenes -> bag -> node (embedded model) -> sco
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--out', default='demo_output', help='working directory (re-created)')
-    parser.add_argument('--scenes', type=int, default=20,
-                        help='synthetic scenes to generate (10%% become the replayed split)')
-    parser.add_argument('--seed', type=int, default=2026, help='scene seed (held out from '
-                        'the embedded model\'s training seeds)')
+    parser.add_argument(
+        '--scenes',
+        type=int,
+        default=20,
+        help='synthetic scenes to generate (10%% become the replayed split)',
+    )
+    parser.add_argument(
+        '--seed',
+        type=int,
+        default=2026,
+        help="scene seed (held out from the embedded model's training seeds)",
+    )
     parser.add_argument('--checkpoint', default='', help='default: the embedded model')
     parser.add_argument('--rate', default='1.0', help='replay speed factor or "max"')
 
@@ -49,12 +57,31 @@ def run(args: argparse.Namespace) -> int:
         shutil.rmtree(out)
     data, bag = out / 'synthetic', out / 'demo.bag'
     print(f'[1/4] generating {args.scenes} synthetic warehouse scenes (seed {args.seed})')
-    if smolrgpt(['synth', '--out', str(data), '--scenes', str(args.scenes), '--seed',
-                 str(args.seed), '--format', 'nvidia', '--no-progress']) != 0:
+    if (
+        smolrgpt(
+            [
+                'synth',
+                '--out',
+                str(data),
+                '--scenes',
+                str(args.scenes),
+                '--seed',
+                str(args.seed),
+                '--format',
+                'nvidia',
+                '--no-progress',
+            ]
+        )
+        != 0
+    ):
         return 1
     print('[2/4] writing the val split into a rosbag2')
-    if smolrgpt(['bag', 'from-dataset', '--data-root', str(data), '--split', 'val',
-                 '--out', str(bag)]) != 0:
+    if (
+        smolrgpt(
+            ['bag', 'from-dataset', '--data-root', str(data), '--split', 'val', '--out', str(bag)]
+        )
+        != 0
+    ):
         return 1
     print(f'[3/4] starting spatial_query_node with {checkpoint}')
     from smolrgpt_ros.node_process import NodeProcess
@@ -84,13 +111,17 @@ def run(args: argparse.Namespace) -> int:
         except UnparsablePrediction:
             ok = False
         answer = row['answer'] if row['success'] else f'error: {row["error"]}'
-        print(f'{_short(row["question"], 58):<58} {_short(answer, 40):<40} '
-              f'{_short(pred, 6):>6} {_short(truth, 6):>6}  {"yes" if ok else "no"}')
+        print(
+            f'{_short(row["question"], 58):<58} {_short(answer, 40):<40} '
+            f'{_short(pred, 6):>6} {_short(truth, 6):>6}  {"yes" if ok else "no"}'
+        )
     print()
     lat = report['latency_ms']
-    print(f'{report["questions"]} questions on {report["frames"]} frames: {report["answered"]} '
-          f'answered, {report["rejected_busy"]} rejected, {report["frames_dropped"]} frames '
-          f'dropped; latency p50 {lat["p50"]:.0f} ms, p95 {lat["p95"]:.0f} ms')
+    print(
+        f'{report["questions"]} questions on {report["frames"]} frames: {report["answered"]} '
+        f'answered, {report["rejected_busy"]} rejected, {report["frames_dropped"]} frames '
+        f'dropped; latency p50 {lat["p50"]:.0f} ms, p95 {lat["p95"]:.0f} ms'
+    )
     if 'score' in report:
         for name, entry in report['score']['per_category'].items():
             print(f'  {name:<11} {entry["accuracy"]:6.2f}  ({entry["correct"]}/{entry["total"]})')

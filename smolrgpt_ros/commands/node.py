@@ -13,12 +13,25 @@ HELP = 'start the spatial-query node with a parameters YAML (like ros2 run / ros
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('--params', default=None,
-                        help='ROS 2 parameters YAML (default: config/warehouse.yaml)')
-    parser.add_argument('-p', '--param', action='append', default=[], metavar='NAME:=VALUE',
-                        help='override one parameter, e.g. -p model.backend:=onnxruntime')
-    parser.add_argument('-r', '--remap', action='append', default=[], metavar='FROM:=TO',
-                        help='remap a topic, e.g. -r rgb/image:=/camera/color/image_raw')
+    parser.add_argument(
+        '--params', default=None, help='ROS 2 parameters YAML (default: config/warehouse.yaml)'
+    )
+    parser.add_argument(
+        '-p',
+        '--param',
+        action='append',
+        default=[],
+        metavar='NAME:=VALUE',
+        help='override one parameter, e.g. -p model.backend:=onnxruntime',
+    )
+    parser.add_argument(
+        '-r',
+        '--remap',
+        action='append',
+        default=[],
+        metavar='FROM:=TO',
+        help='remap a topic, e.g. -r rgb/image:=/camera/color/image_raw',
+    )
     parser.add_argument('--namespace', default='', help='node namespace')
 
 
@@ -28,8 +41,7 @@ def ros_args(args: argparse.Namespace) -> list[str]:
     from smolrgpt_core.cli import CommandError
     from smolrgpt_ros.node_config import NodeConfigError, load_params_file
 
-    params = args.params or str(Path(__file__).resolve().parents[2] / 'config' /
-                                'warehouse.yaml')
+    params = args.params or str(Path(__file__).resolve().parents[2] / 'config' / 'warehouse.yaml')
     if not Path(params).is_file():
         raise CommandError(f'{params}: no such parameters file')
     try:

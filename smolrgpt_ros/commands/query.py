@@ -15,10 +15,16 @@ HELP = 'ask the running node a question over /spatial_query (like ros2 service c
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('question', help='regions as <mask> (with --region-ids) or <regionN>')
-    parser.add_argument('--region-ids', type=int, nargs='*', default=[],
-                        help='region ids for the <mask> placeholders, in order')
-    parser.add_argument('--stamp', default='0',
-                        help='frame stamp as SEC[.NANOSEC] (default 0: the latest frame)')
+    parser.add_argument(
+        '--region-ids',
+        type=int,
+        nargs='*',
+        default=[],
+        help='region ids for the <mask> placeholders, in order',
+    )
+    parser.add_argument(
+        '--stamp', default='0', help='frame stamp as SEC[.NANOSEC] (default 0: the latest frame)'
+    )
     parser.add_argument('--max-new-tokens', type=int, default=0)
     parser.add_argument('--service', default='spatial_query', help='service name')
     parser.add_argument('--timeout', type=float, default=30.0, help='seconds to wait')
@@ -52,10 +58,13 @@ def run(args: argparse.Namespace) -> int:
         if not client.wait_for_service(timeout_sec=0.5):
             print('waiting for service to become available...')
             if not client.wait_for_service(timeout_sec=args.timeout):
-                raise CommandError(f'service {args.service} not available after '
-                                   f'{args.timeout} s (is the node running?)')
-        request = SpatialQuery.Request(question=args.question, region_ids=args.region_ids,
-                                       max_new_tokens=args.max_new_tokens)
+                raise CommandError(
+                    f'service {args.service} not available after '
+                    f'{args.timeout} s (is the node running?)'
+                )
+        request = SpatialQuery.Request(
+            question=args.question, region_ids=args.region_ids, max_new_tokens=args.max_new_tokens
+        )
         request.stamp.sec, request.stamp.nanosec = sec, nanosec
         print(f'requester: making request: {request!r}\n')
         future = client.call_async(request)

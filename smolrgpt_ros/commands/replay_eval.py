@@ -11,14 +11,21 @@ HELP = 'replay a bag into the spatial-query node over DDS and score its answers'
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--bag', required=True, help='bag written by `smolrgpt bag`')
-    parser.add_argument('--rate', default='1.0',
-                        help='playback speed factor, or "max" (as fast as the node answers)')
+    parser.add_argument(
+        '--rate',
+        default='1.0',
+        help='playback speed factor, or "max" (as fast as the node answers)',
+    )
     parser.add_argument('--out', default='replay_eval', help='output directory')
     parser.add_argument('--service', default='spatial_query')
-    parser.add_argument('--start-node', action='store_true',
-                        help='start a node for the run (else one must be running)')
-    parser.add_argument('--checkpoint', default='',
-                        help='with --start-node: checkpoint (default: embedded model)')
+    parser.add_argument(
+        '--start-node',
+        action='store_true',
+        help='start a node for the run (else one must be running)',
+    )
+    parser.add_argument(
+        '--checkpoint', default='', help='with --start-node: checkpoint (default: embedded model)'
+    )
     parser.add_argument('--backend', default='torch', help='with --start-node')
     parser.add_argument('--timeout', type=float, default=120.0)
 
@@ -61,9 +68,11 @@ def run(args: argparse.Namespace) -> int:
             node.stop()
     report = write_outputs(result, args.bag, args.out)
     lat = report['latency_ms']
-    print(f'{report["frames"]} frames, {report["questions"]} questions: {report["answered"]} '
-          f'answered, {report["rejected_busy"]} rejected (busy), {report["frames_dropped"]} '
-          f'frames dropped, {report["wall_s"]:.1f} s')
+    print(
+        f'{report["frames"]} frames, {report["questions"]} questions: {report["answered"]} '
+        f'answered, {report["rejected_busy"]} rejected (busy), {report["frames_dropped"]} '
+        f'frames dropped, {report["wall_s"]:.1f} s'
+    )
     if not math.isnan(lat['p50']):
         print(f'latency ms: p50 {lat["p50"]:.0f}  p95 {lat["p95"]:.0f}  max {lat["max"]:.0f}')
     if 'score' in report:
@@ -71,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
         for name, entry in score['per_category'].items():
             print(f'  {name:<11} {entry["accuracy"]:6.2f}  ({entry["correct"]}/{entry["total"]})')
         print(f'official warehouse score: {score["final_score"]:.2f}')
-    print(f'outputs: {args.out}/predictions.json, answers.jsonl, report.json, '
-          f'latency_histogram.png')
+    print(
+        f'outputs: {args.out}/predictions.json, answers.jsonl, report.json, latency_histogram.png'
+    )
     return 0

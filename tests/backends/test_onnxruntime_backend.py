@@ -49,8 +49,7 @@ def test_manifest_describes_graphs(onnx_fp32: Path, tiny_checkpoint: Path) -> No
             assert max(diffs.values()) < 1e-4
 
 
-def test_vision_outputs_match_torch(onnx_fp32: Path, tiny_checkpoint: Path,
-                                    torch_backend) -> None:
+def test_vision_outputs_match_torch(onnx_fp32: Path, tiny_checkpoint: Path, torch_backend) -> None:
     ort_backend = load_backend('onnxruntime', tiny_checkpoint, engine_dir=onnx_fp32)
     for n_masks in (3, 1, 0):
         image, depth, masks = frame_inputs(torch_backend.cfg, n_masks)
@@ -62,8 +61,9 @@ def test_vision_outputs_match_torch(onnx_fp32: Path, tiny_checkpoint: Path,
             torch.testing.assert_close(b, a, atol=1e-4, rtol=1e-4)
 
 
-def test_mask_vanishing_on_the_grid_pools_to_zero(onnx_fp32: Path, tiny_checkpoint: Path,
-                                                  torch_backend) -> None:
+def test_mask_vanishing_on_the_grid_pools_to_zero(
+    onnx_fp32: Path, tiny_checkpoint: Path, torch_backend
+) -> None:
     # one pixel between the bilinear sample points of a 160 -> 16 resize: weight sum 0. The
     # exporter's optimizer once dropped the pooling's `+ 1e-8` and made this NaN.
     ort_backend = load_backend('onnxruntime', tiny_checkpoint, engine_dir=onnx_fp32)
@@ -78,27 +78,32 @@ def test_mask_vanishing_on_the_grid_pools_to_zero(onnx_fp32: Path, tiny_checkpoi
 
 
 @pytest.mark.parametrize('fixture', ['onnx_fp32', 'onnx_fp16'])
-def test_greedy_tokens_equal_torch(fixture: str, request: pytest.FixtureRequest,
-                                   tiny_checkpoint: Path, torch_backend) -> None:
+def test_greedy_tokens_equal_torch(
+    fixture: str, request: pytest.FixtureRequest, tiny_checkpoint: Path, torch_backend
+) -> None:
     directory = request.getfixturevalue(fixture)
     dtype = 'float32' if fixture == 'onnx_fp32' else 'float16'
-    ort_backend = load_backend('onnxruntime', tiny_checkpoint, dtype=dtype,
-                               engine_dir=directory)
+    ort_backend = load_backend('onnxruntime', tiny_checkpoint, dtype=dtype, engine_dir=directory)
     image, depth, masks = frame_inputs(torch_backend.cfg)
     prompts = question_set(torch_backend.cfg)
-    want = torch_backend.answer(torch_backend.encode_frame(image, depth, masks), prompts,
-                                eos_token_id=EOS, max_new_tokens=MAX_NEW)
+    want = torch_backend.answer(
+        torch_backend.encode_frame(image, depth, masks),
+        prompts,
+        eos_token_id=EOS,
+        max_new_tokens=MAX_NEW,
+    )
     frame = ort_backend.encode_frame(image, depth, masks)
     batched = ort_backend.answer(frame, prompts, eos_token_id=EOS, max_new_tokens=MAX_NEW)
-    one_by_one = [ort_backend.answer(frame, [p], eos_token_id=EOS, max_new_tokens=MAX_NEW)[0]
-                  for p in prompts]
+    one_by_one = [
+        ort_backend.answer(frame, [p], eos_token_id=EOS, max_new_tokens=MAX_NEW)[0]
+        for p in prompts
+    ]
     assert sum(len(t) for t in want) > 3 * len(prompts)  # answers of real length compared
     assert batched == want
     assert one_by_one == want
 
 
-def test_eos_stops_like_torch(onnx_fp32: Path, tiny_checkpoint: Path,
-                              torch_backend) -> None:
+def test_eos_stops_like_torch(onnx_fp32: Path, tiny_checkpoint: Path, torch_backend) -> None:
     # use the first greedy token of question 0 as "EOS": both must stop at once there
     ort_backend = load_backend('onnxruntime', tiny_checkpoint, engine_dir=onnx_fp32)
     image, depth, masks = frame_inputs(torch_backend.cfg)
@@ -106,8 +111,12 @@ def test_eos_stops_like_torch(onnx_fp32: Path, tiny_checkpoint: Path,
     frame = torch_backend.encode_frame(image, depth, masks)
     eos = torch_backend.answer(frame, prompts[:1], eos_token_id=EOS, max_new_tokens=1)[0][0]
     want = torch_backend.answer(frame, prompts, eos_token_id=eos, max_new_tokens=MAX_NEW)
-    got = ort_backend.answer(ort_backend.encode_frame(image, depth, masks), prompts,
-                             eos_token_id=eos, max_new_tokens=MAX_NEW)
+    got = ort_backend.answer(
+        ort_backend.encode_frame(image, depth, masks),
+        prompts,
+        eos_token_id=eos,
+        max_new_tokens=MAX_NEW,
+    )
     assert got == want and got[0] == []
 
 
@@ -116,25 +125,33 @@ def test_engine_runs_on_onnxruntime(onnx_fp32: Path, tiny_checkpoint: Path) -> N
     masks = np.zeros((2, 40, 56), dtype=bool)
     masks[0, 5:20, 5:25] = True
     masks[1, 18:38, 30:50] = True
-    frame = Frame(rgb=rng.integers(0, 256, (40, 56, 3), dtype=np.uint8),
-                  depth=rng.integers(0, 256, (40, 56), dtype=np.uint8), masks=masks,
-                  region_ids=[4, 9])
-    queries = [Query('How far is the pallet <mask> from the pallet <mask>?', [4, 9]),
-               Query('Is the pallet <region9> to the left of the pallet <region4>?')]
+    frame = Frame(
+        rgb=rng.integers(0, 256, (40, 56, 3), dtype=np.uint8),
+        depth=rng.integers(0, 256, (40, 56), dtype=np.uint8),
+        masks=masks,
+        region_ids=[4, 9],
+    )
+    queries = [
+        Query('How far is the pallet <mask> from the pallet <mask>?', [4, 9]),
+        Query('Is the pallet <region9> to the left of the pallet <region4>?'),
+    ]
     answers = {}
     for backend in ('torch', 'onnxruntime'):
         engine = SpatialQueryEngine.from_checkpoint(
-            tiny_checkpoint, backend=backend, max_new_tokens=10,
-            engine_dir=onnx_fp32 if backend == 'onnxruntime' else None)
+            tiny_checkpoint,
+            backend=backend,
+            max_new_tokens=10,
+            engine_dir=onnx_fp32 if backend == 'onnxruntime' else None,
+        )
         answers[backend] = [a.text for a in engine.ask_many(frame, queries)]
     assert answers['onnxruntime'] == answers['torch']
 
 
-def test_load_errors_are_one_line(onnx_fp32: Path, tiny_checkpoint: Path,
-                                  tmp_path: Path) -> None:
+def test_load_errors_are_one_line(onnx_fp32: Path, tiny_checkpoint: Path, tmp_path: Path) -> None:
     with pytest.raises(EngineError, match=r'holds no manifest\.json') as info:
-        SpatialQueryEngine.from_checkpoint(tiny_checkpoint, backend='onnxruntime',
-                                           engine_dir=tmp_path)
+        SpatialQueryEngine.from_checkpoint(
+            tiny_checkpoint, backend='onnxruntime', engine_dir=tmp_path
+        )
     assert '\n' not in str(info.value)
     with pytest.raises(BackendError, match='are float32, not float16'):
         load_backend('onnxruntime', tiny_checkpoint, dtype='float16', engine_dir=onnx_fp32)

@@ -35,8 +35,16 @@ from smolrgpt_core.inference.backends.tensorrt_backend import TensorRTBackend
 from smolrgpt_core.testing import tiny_config
 
 NO_TENSORRT = importlib.util.find_spec('tensorrt') is None
-SETTINGS = BuildSettings(max_batch=4, max_prompt=64, max_context=128, max_regions=8,
-                         opt_prompt=32, opt_context=48, opt_regions=3, workspace_mib=512)
+SETTINGS = BuildSettings(
+    max_batch=4,
+    max_prompt=64,
+    max_context=128,
+    max_regions=8,
+    opt_prompt=32,
+    opt_context=48,
+    opt_regions=3,
+    workspace_mib=512,
+)
 
 
 def test_profiles_cover_prefill_and_decode() -> None:
@@ -76,25 +84,34 @@ def test_strong_typing_by_version() -> None:
     assert uses_strong_typing('10.13.3') and uses_strong_typing('11.0.0.114')
 
 
-def _key(trt: str = '10.13.3', gpu: str = 'NVIDIA H100', onnx: str = 'a' * 64,
-         settings: BuildSettings = SETTINGS) -> dict:
+def _key(
+    trt: str = '10.13.3',
+    gpu: str = 'NVIDIA H100',
+    onnx: str = 'a' * 64,
+    settings: BuildSettings = SETTINGS,
+) -> dict:
     cfg = tiny_config()
-    return engine_key('decoder', onnx, 'float16', trt, gpu, (9, 0), settings,
-                      decoder_profiles(cfg, settings))
+    return engine_key(
+        'decoder', onnx, 'float16', trt, gpu, (9, 0), settings, decoder_profiles(cfg, settings)
+    )
 
 
 def test_cache_key_changes_with_tensorrt_gpu_graph_and_settings() -> None:
     base = key_digest(_key())
     assert key_digest(_key()) == base  # deterministic
     assert json.loads(json.dumps(_key())) == _key()  # the sidecar round-trips
-    others = {key_digest(_key(trt='11.4.0.106')), key_digest(_key(gpu='Orin')),
-              key_digest(_key(onnx='b' * 64)),
-              key_digest(_key(settings=BuildSettings(max_context=2048)))}
+    others = {
+        key_digest(_key(trt='11.4.0.106')),
+        key_digest(_key(gpu='Orin')),
+        key_digest(_key(onnx='b' * 64)),
+        key_digest(_key(settings=BuildSettings(max_context=2048))),
+    }
     assert base not in others and len(others) == 4
 
 
-def test_engine_cache_reuses_and_rebuilds_on_mismatch(tmp_path: Path,
-                                                      caplog: pytest.LogCaptureFixture) -> None:
+def test_engine_cache_reuses_and_rebuilds_on_mismatch(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     builds = []
 
     def build() -> bytes:
@@ -135,9 +152,9 @@ def test_manifest_checks(onnx_fp32: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not NO_TENSORRT, reason='TensorRT is installed here')
-def test_selecting_tensorrt_without_it_fails_with_one_line(tiny_checkpoint: Path,
-                                                           capsys: pytest.CaptureFixture[str]
-                                                           ) -> None:
+def test_selecting_tensorrt_without_it_fails_with_one_line(
+    tiny_checkpoint: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(BackendError, match='TensorRT is not installed') as info:
         load_backend('tensorrt', tiny_checkpoint, device='cuda', dtype='float16')
     assert '\n' not in str(info.value)
@@ -156,8 +173,9 @@ class OrtStandIn:
         self.session = ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])
         self.profiles_used: list[int] = []
 
-    def run(self, inputs: dict[str, torch.Tensor], outputs: dict[str, torch.Tensor],
-            profile: int) -> None:
+    def run(
+        self, inputs: dict[str, torch.Tensor], outputs: dict[str, torch.Tensor], profile: int
+    ) -> None:
         self.profiles_used.append(profile)
         results = self.session.run(list(outputs), {k: v.numpy() for k, v in inputs.items()})
         for (name, buffer), value in zip(outputs.items(), results):
@@ -165,19 +183,24 @@ class OrtStandIn:
             buffer.copy_(torch.from_numpy(np.asarray(value)))
 
 
-def test_tensorrt_backend_host_logic_with_stand_in_engines(onnx_fp32: Path,
-                                                           tiny_checkpoint: Path) -> None:
+def test_tensorrt_backend_host_logic_with_stand_in_engines(
+    onnx_fp32: Path, tiny_checkpoint: Path
+) -> None:
     pytest.importorskip('onnxruntime')
-    engines = {'vision': OrtStandIn(onnx_fp32 / 'vision.onnx'),
-               'decoder': OrtStandIn(onnx_fp32 / 'decoder.onnx')}
+    engines = {
+        'vision': OrtStandIn(onnx_fp32 / 'vision.onnx'),
+        'decoder': OrtStandIn(onnx_fp32 / 'decoder.onnx'),
+    }
     backend = TensorRTBackend(onnx_fp32, settings=SETTINGS, engines=engines, device='cpu')
     reference = load_backend('torch', tiny_checkpoint)
     image, depth, masks = frame_inputs(reference.cfg)
     prompts = question_set(reference.cfg, n=4)
-    want = reference.answer(reference.encode_frame(image, depth, masks), prompts,
-                            eos_token_id=2, max_new_tokens=10)
-    got = backend.answer(backend.encode_frame(image, depth, masks), prompts, eos_token_id=2,
-                         max_new_tokens=10)
+    want = reference.answer(
+        reference.encode_frame(image, depth, masks), prompts, eos_token_id=2, max_new_tokens=10
+    )
+    got = backend.answer(
+        backend.encode_frame(image, depth, masks), prompts, eos_token_id=2, max_new_tokens=10
+    )
     assert got == want
     used = engines['decoder'].profiles_used
     assert used[0] == PREFILL and used[-1] == DECODE

@@ -18,8 +18,9 @@ MAX_NEW = 12
 def _answers(backend, checkpoint_cfg, n=6):
     image, depth, masks = frame_inputs(checkpoint_cfg)
     frame = backend.encode_frame(image, depth, masks)
-    return backend.answer(frame, question_set(checkpoint_cfg, n), eos_token_id=2,
-                          max_new_tokens=MAX_NEW)
+    return backend.answer(
+        frame, question_set(checkpoint_cfg, n), eos_token_id=2, max_new_tokens=MAX_NEW
+    )
 
 
 def test_int8_decoder_on_cpu(tiny_checkpoint: Path) -> None:
@@ -32,9 +33,16 @@ def test_int8_decoder_on_cpu(tiny_checkpoint: Path) -> None:
     assert all(isinstance(m, Int8Linear) for m in linears)
     assert type(int8.MP.proj) is torch.nn.Linear  # the vision side stays fp32
     image, depth, masks = frame_inputs(reference.cfg)
-    stats = greedy_agreement(reference, int8, image, depth, masks,
-                             question_set(reference.cfg), eos_token_id=2,
-                             max_new_tokens=MAX_NEW)
+    stats = greedy_agreement(
+        reference,
+        int8,
+        image,
+        depth,
+        masks,
+        question_set(reference.cfg),
+        eos_token_id=2,
+        max_new_tokens=MAX_NEW,
+    )
     # the tiny model's wide random weights give near-tied logits: a loose floor, the real
     # numbers (full size, embedded model) are in the benchmark report
     assert stats['teacher_forced'] >= 0.7
@@ -48,8 +56,11 @@ def test_static_cache_decoding_equals_eager_on_cpu(tiny_checkpoint: Path) -> Non
     assert _answers(fast, model.cfg) == _answers(model, model.cfg)
     with pytest.raises(ValueError, match='max_len=16'):
         FastTorchBackend(model, max_len=16, graph=False).answer(
-            model.encode_frame(*frame_inputs(model.cfg)), question_set(model.cfg, 1),
-            eos_token_id=2, max_new_tokens=MAX_NEW)
+            model.encode_frame(*frame_inputs(model.cfg)),
+            question_set(model.cfg, 1),
+            eos_token_id=2,
+            max_new_tokens=MAX_NEW,
+        )
 
 
 @pytest.mark.gpu

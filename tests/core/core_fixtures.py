@@ -42,8 +42,9 @@ def tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return testing.save_tokenizer(tmp_path_factory.mktemp('tokenizer'), TINY_VOCAB, CORPUS)
 
 
-def random_frame(cfg: SmolRGPTConfig, n_masks: int, seed: int = 0,
-                 hw: tuple[int, int] = (24, 40)) -> tuple[torch.Tensor, ...]:
+def random_frame(
+    cfg: SmolRGPTConfig, n_masks: int, seed: int = 0, hw: tuple[int, int] = (24, 40)
+) -> tuple[torch.Tensor, ...]:
     """image, depth [3, S, S] and masks [M, Hi, Wi] (non-empty boxes)."""
     g = torch.Generator().manual_seed(seed)
     image = torch.rand(3, cfg.vit_img_size, cfg.vit_img_size, generator=g) * 2 - 1
@@ -51,5 +52,5 @@ def random_frame(cfg: SmolRGPTConfig, n_masks: int, seed: int = 0,
     masks = torch.zeros(n_masks, *hw)
     for m in range(n_masks):
         y0, x0 = (int(v) for v in torch.randint(0, hw[0] // 2, (2,), generator=g))
-        masks[m, y0:y0 + hw[0] // 2, x0:x0 + hw[1] // 2] = 1.0
+        masks[m, y0 : y0 + hw[0] // 2, x0 : x0 + hw[1] // 2] = 1.0
     return image, depth, masks

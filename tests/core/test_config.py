@@ -10,15 +10,44 @@ import pytest
 from smolrgpt_core.config import SmolRGPTConfig
 
 OFFICIAL_KEYS = [
-    'vit_hidden_dim', 'vit_inter_dim', 'vit_patch_size', 'vit_img_size', 'vit_n_heads',
-    'vit_dropout', 'vit_n_blocks', 'vit_ln_eps', 'vit_cls_flag', 'vit_model_type',
-    'lm_hidden_dim', 'lm_inter_dim', 'lm_rms_eps', 'lm_re_base', 'lm_max_position_embeddings',
-    'lm_base_vocab_size', 'extra_token_amount', 'lm_vocab_size', 'lm_n_heads', 'lm_n_kv_heads',
-    'lm_dropout', 'lm_n_blocks', 'lm_attn_scaling', 'lm_max_length', 'lm_use_tokens',
-    'lm_tie_weights', 'lm_model_type', 'lm_tokenizer', 'lm_chat_template', 'lm_eos_token_id',
-    'mp_pixel_shuffle_factor', 'mp_image_token_length', 'vlm_extra_tokens',
-    'vlm_load_backbone_weights', 'vlm_restore_previous_state', 'vlm_checkpoint_path',
-    'hf_repo_name', 'stage',
+    'vit_hidden_dim',
+    'vit_inter_dim',
+    'vit_patch_size',
+    'vit_img_size',
+    'vit_n_heads',
+    'vit_dropout',
+    'vit_n_blocks',
+    'vit_ln_eps',
+    'vit_cls_flag',
+    'vit_model_type',
+    'lm_hidden_dim',
+    'lm_inter_dim',
+    'lm_rms_eps',
+    'lm_re_base',
+    'lm_max_position_embeddings',
+    'lm_base_vocab_size',
+    'extra_token_amount',
+    'lm_vocab_size',
+    'lm_n_heads',
+    'lm_n_kv_heads',
+    'lm_dropout',
+    'lm_n_blocks',
+    'lm_attn_scaling',
+    'lm_max_length',
+    'lm_use_tokens',
+    'lm_tie_weights',
+    'lm_model_type',
+    'lm_tokenizer',
+    'lm_chat_template',
+    'lm_eos_token_id',
+    'mp_pixel_shuffle_factor',
+    'mp_image_token_length',
+    'vlm_extra_tokens',
+    'vlm_load_backbone_weights',
+    'vlm_restore_previous_state',
+    'vlm_checkpoint_path',
+    'hf_repo_name',
+    'stage',
 ]
 
 
@@ -30,13 +59,17 @@ def test_defaults_are_the_full_size_checkpoint() -> None:
     assert cfg.lm_re_base == 100000 and cfg.lm_rms_eps == 1e-5 and cfg.vit_ln_eps == 1e-6
     assert cfg.lm_vocab_size == 49155
     assert (cfg.image_token_id, cfg.mask_rgb_token_id, cfg.mask_depth_token_id) == (
-        49152, 49153, 49154)
+        49152,
+        49153,
+        49154,
+    )
     assert (cfg.image_grid, cfg.mask_grid, cfg.region_width) == (8, 64, 960)
 
 
 def test_derived_values_follow_their_sources() -> None:
-    cfg = SmolRGPTConfig(lm_base_vocab_size=1000, lm_hidden_dim=640, lm_n_heads=10,
-                         lm_n_kv_heads=5)
+    cfg = SmolRGPTConfig(
+        lm_base_vocab_size=1000, lm_hidden_dim=640, lm_n_heads=10, lm_n_kv_heads=5
+    )
     assert cfg.lm_vocab_size == 1003
     assert cfg.region_width == 640
     assert cfg.lm_head_dim == 64
@@ -47,21 +80,29 @@ def test_default_file_has_exactly_the_official_keys(tmp_path: Path) -> None:
     data = json.loads((tmp_path / 'config.json').read_text())
     assert list(data) == OFFICIAL_KEYS
     assert data['lm_vocab_size'] == 49155
-    assert data['vlm_extra_tokens'] == {'image_token': '<|image|>',
-                                        'mask_rgb_token': '<mask_rgb>',
-                                        'mask_depth_token': '<mask_depth>'}
+    assert data['vlm_extra_tokens'] == {
+        'image_token': '<|image|>',
+        'mask_rgb_token': '<mask_rgb>',
+        'mask_depth_token': '<mask_depth>',
+    }
 
 
 def test_round_trip_keeps_product_fields(tmp_path: Path) -> None:
-    cfg = SmolRGPTConfig(depth_input='metric', depth_max_m=12.5, depth_near_is_dark=False,
-                         stage='sft', prompt_region_labels=True)
+    cfg = SmolRGPTConfig(
+        depth_input='metric',
+        depth_max_m=12.5,
+        depth_near_is_dark=False,
+        stage='sft',
+        prompt_region_labels=True,
+    )
     cfg.to_json(tmp_path / 'c.json')
     assert json.loads((tmp_path / 'c.json').read_text())['prompt_region_labels'] is True
     assert SmolRGPTConfig.from_json(tmp_path / 'c.json') == cfg
 
 
-def test_official_file_quirks_are_tolerated(tmp_path: Path,
-                                            caplog: pytest.LogCaptureFixture) -> None:
+def test_official_file_quirks_are_tolerated(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     data = SmolRGPTConfig().to_dict()
     data['stage'] = ['connector_alignment']  # the reference's accidental 1-tuple, via JSON
     data['some_future_key'] = 1
@@ -86,10 +127,16 @@ def test_inconsistent_vocab_size_is_an_error() -> None:
         SmolRGPTConfig.from_dict(data)
 
 
-@pytest.mark.parametrize('change', [
-    {'lm_n_kv_heads': 4}, {'stage': 'pretrain'}, {'depth_input': 'raw'},
-    {'depth_min_m': 5.0, 'depth_max_m': 1.0}, {'mp_image_token_length': 63},
-])
+@pytest.mark.parametrize(
+    'change',
+    [
+        {'lm_n_kv_heads': 4},
+        {'stage': 'pretrain'},
+        {'depth_input': 'raw'},
+        {'depth_min_m': 5.0, 'depth_max_m': 1.0},
+        {'mp_image_token_length': 63},
+    ],
+)
 def test_invalid_values_are_rejected(change: dict) -> None:
     with pytest.raises(ValueError):
         dataclasses.replace(SmolRGPTConfig(), **change)

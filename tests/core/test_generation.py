@@ -22,8 +22,14 @@ def make_ids(model: SmolRGPT, words: list[int], n_regions: int) -> list[int]:
     return [*ids, 2, 10, 1, 33, 10]
 
 
-def uncached_greedy(model: SmolRGPT, ids: list[int], image: torch.Tensor,
-                    depth: torch.Tensor, masks: torch.Tensor, steps: int) -> list[int]:
+def uncached_greedy(
+    model: SmolRGPT,
+    ids: list[int],
+    image: torch.Tensor,
+    depth: torch.Tensor,
+    masks: torch.Tensor,
+    steps: int,
+) -> list[int]:
     """Oracle: recompute the whole sequence with forward() for every new token."""
     out: list[int] = []
     seq = list(ids)
@@ -44,11 +50,13 @@ def test_forward_shapes_and_loss(tiny_model: SmolRGPT) -> None:
     ids = torch.tensor([make_ids(tiny_model, [50, 51], 2)] * 2)
     targets = torch.full_like(ids, -100)
     targets[:, -3:] = ids[:, -3:]
-    logits, loss = tiny_model(ids, torch.stack([image] * 2), torch.stack([depth] * 2),
-                              [masks, masks], targets=targets)
+    logits, loss = tiny_model(
+        ids, torch.stack([image] * 2), torch.stack([depth] * 2), [masks, masks], targets=targets
+    )
     assert logits.shape == (2, ids.shape[1], cfg.lm_vocab_size)
-    expected = torch.nn.functional.cross_entropy(logits[:, -3:].reshape(-1, logits.shape[-1]),
-                                                 ids[:, -3:].reshape(-1))
+    expected = torch.nn.functional.cross_entropy(
+        logits[:, -3:].reshape(-1, logits.shape[-1]), ids[:, -3:].reshape(-1)
+    )
     torch.testing.assert_close(loss, expected)
     loss.backward()
     assert tiny_model.rgb_refiner.refiner[0].weight.grad.abs().sum() > 0
@@ -61,16 +69,22 @@ def test_shared_images_equal_per_sample_copies(tiny_model: SmolRGPT) -> None:
     cfg = tiny_model.cfg
     a, da, ma = random_frame(cfg, 2, seed=1)
     b, db, mb = random_frame(cfg, 1, seed=2)
-    ids = torch.tensor([make_ids(tiny_model, [50, 51], 2), make_ids(tiny_model, [52, 53], 2),
-                        make_ids(tiny_model, [54, 55, 56, 57, 58], 1)])
+    ids = torch.tensor(
+        [
+            make_ids(tiny_model, [50, 51], 2),
+            make_ids(tiny_model, [52, 53], 2),
+            make_ids(tiny_model, [54, 55, 56, 57, 58], 1),
+        ]
+    )
     masks = [ma, ma.flip(0), mb]
 
     def run(images, depths, index):
         tiny_model.zero_grad()
         logits, _ = tiny_model(ids, images, depths, masks, image_index=index)
         (logits * torch.linspace(-1, 1, logits.shape[-1])).sum().backward()
-        return logits, {n: p.grad.clone() for n, p in tiny_model.named_parameters()
-                        if p.grad is not None}
+        return logits, {
+            n: p.grad.clone() for n, p in tiny_model.named_parameters() if p.grad is not None
+        }
 
     calls = []
     hook = tiny_model.rgb_refiner.register_forward_hook(lambda m, i, o: calls.append(len(o)))
@@ -82,8 +96,9 @@ def test_shared_images_equal_per_sample_copies(tiny_model: SmolRGPT) -> None:
     assert shared_grads.keys() == copy_grads.keys()
     assert 'rgb_refiner.refiner.0.weight' in shared_grads
     for name, grad in copy_grads.items():
-        torch.testing.assert_close(shared_grads[name], grad, atol=1e-4, rtol=1e-3,
-                                   msg=lambda m, name=name: f'{name}: {m}')
+        torch.testing.assert_close(
+            shared_grads[name], grad, atol=1e-4, rtol=1e-3, msg=lambda m, name=name: f'{name}: {m}'
+        )
 
 
 def test_image_index_out_of_range_is_an_error(tiny_model: SmolRGPT) -> None:
@@ -108,8 +123,9 @@ def test_regions_are_spliced_in_mask_order(tiny_model: SmolRGPT) -> None:
     b, _ = tiny_model(ids, image[None], depth[None], [masks.flip(0)])
     assert not torch.allclose(a[0, -1], b[0, -1])
     frame = tiny_model.encode_frame(image, depth, masks)
-    emb = tiny_model.embed(ids, frame.image_embeds[None], [frame.rgb_regions],
-                           [frame.depth_regions])
+    emb = tiny_model.embed(
+        ids, frame.image_embeds[None], [frame.rgb_regions], [frame.depth_regions]
+    )
     rgb_at = (ids[0] == tiny_model.cfg.mask_rgb_token_id).nonzero()[:, 0]
     torch.testing.assert_close(emb[0, rgb_at], frame.rgb_regions)
     img_at = (ids[0] == tiny_model.cfg.image_token_id).nonzero()[:, 0]
@@ -129,8 +145,7 @@ def test_batch_mismatch_never_shifts_regions_between_samples(tiny_model: SmolRGP
     image, depth, masks = random_frame(tiny_model.cfg, 3)
     ids = torch.tensor([make_ids(tiny_model, [50], 2), make_ids(tiny_model, [50, 51, 52, 53], 1)])
     with pytest.raises(ValueError, match='placeholder'):
-        tiny_model(ids, torch.stack([image] * 2), torch.stack([depth] * 2),
-                   [masks[:1], masks[1:]])
+        tiny_model(ids, torch.stack([image] * 2), torch.stack([depth] * 2), [masks[:1], masks[1:]])
 
 
 def test_left_padding_does_not_change_real_logits(tiny_model: SmolRGPT) -> None:
@@ -148,8 +163,9 @@ def test_cached_generation_equals_uncached_recomputation(tiny_model: SmolRGPT) -
     image, depth, masks = random_frame(tiny_model.cfg, 2, seed=3)
     ids = make_ids(tiny_model, [50, 60], 2)
     frame = tiny_model.encode_frame(image, depth, masks)
-    cached = tiny_model.answer(frame, [Prompt(tuple(ids), (0, 1))], eos_token_id=EOS,
-                               max_new_tokens=12)[0]
+    cached = tiny_model.answer(
+        frame, [Prompt(tuple(ids), (0, 1))], eos_token_id=EOS, max_new_tokens=12
+    )[0]
     assert len(cached) >= 6  # the random model produces a real sequence to compare
     assert cached == uncached_greedy(tiny_model, ids, image, depth, masks, 12)
 
@@ -164,8 +180,9 @@ def test_batched_answers_equal_one_by_one(tiny_model: SmolRGPT) -> None:
         Prompt(tuple(make_ids(tiny_model, [55, 56], 3)), (0, 2, 1)),
     ]
     batched = tiny_model.answer(frame, prompts, eos_token_id=EOS, max_new_tokens=10)
-    single = [tiny_model.answer(frame, [p], eos_token_id=EOS, max_new_tokens=10)[0]
-              for p in prompts]
+    single = [
+        tiny_model.answer(frame, [p], eos_token_id=EOS, max_new_tokens=10)[0] for p in prompts
+    ]
     assert batched == single
     assert len({tuple(s) for s in single}) > 1
     # the region selection is real: prompt 1 with the masks it names, by forward()
@@ -178,13 +195,23 @@ def test_reference_style_generate_matches_answer(tiny_model: SmolRGPT) -> None:
     a, b = make_ids(tiny_model, [50], 2), make_ids(tiny_model, [51, 52, 53], 1)
     width = max(len(a), len(b))
     ids = torch.tensor([[2] * (width - len(a)) + a, [2] * (width - len(b)) + b])
-    attention = (torch.arange(width) >= torch.tensor([[width - len(a)], [width - len(b)]]))
-    out = tiny_model.generate(ids, torch.stack([image] * 2), torch.stack([depth] * 2),
-                              [masks, masks[1:]], attention.long(), eos_token_id=EOS,
-                              max_new_tokens=8)
+    attention = torch.arange(width) >= torch.tensor([[width - len(a)], [width - len(b)]])
+    out = tiny_model.generate(
+        ids,
+        torch.stack([image] * 2),
+        torch.stack([depth] * 2),
+        [masks, masks[1:]],
+        attention.long(),
+        eos_token_id=EOS,
+        max_new_tokens=8,
+    )
     frame = tiny_model.encode_frame(image, depth, masks)
-    expected = tiny_model.answer(frame, [Prompt(tuple(a), (0, 1)), Prompt(tuple(b), (1,))],
-                                 eos_token_id=EOS, max_new_tokens=8)
+    expected = tiny_model.answer(
+        frame,
+        [Prompt(tuple(a), (0, 1)), Prompt(tuple(b), (1,))],
+        eos_token_id=EOS,
+        max_new_tokens=8,
+    )
     assert out == expected
 
 
@@ -205,8 +232,9 @@ def test_region_index_out_of_range(tiny_model: SmolRGPT) -> None:
     image, depth, masks = random_frame(tiny_model.cfg, 2)
     frame = tiny_model.encode_frame(image, depth, masks)
     with pytest.raises(ValueError, match='frame has 2 masks'):
-        tiny_model.answer(frame, [Prompt(tuple(make_ids(tiny_model, [], 1)), (2,))],
-                          eos_token_id=EOS)
+        tiny_model.answer(
+            frame, [Prompt(tuple(make_ids(tiny_model, [], 1)), (2,))], eos_token_id=EOS
+        )
 
 
 def test_top_k_and_top_p_follow_the_reference() -> None:
@@ -233,7 +261,15 @@ def test_sampling_is_seeded_and_respects_filters(tiny_model: SmolRGPT) -> None:
     image, depth, masks = random_frame(tiny_model.cfg, 1)
     frame = tiny_model.encode_frame(image, depth, masks)
     prompts = [Prompt(tuple(make_ids(tiny_model, [50], 1)), (0,))] * 2
-    run = [tiny_model.answer(frame, prompts, eos_token_id=EOS, max_new_tokens=6,
-                             sampling=params, generator=torch.Generator().manual_seed(1))
-           for _ in range(2)]
+    run = [
+        tiny_model.answer(
+            frame,
+            prompts,
+            eos_token_id=EOS,
+            max_new_tokens=6,
+            sampling=params,
+            generator=torch.Generator().manual_seed(1),
+        )
+        for _ in range(2)
+    ]
     assert run[0] == run[1]

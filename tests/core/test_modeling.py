@@ -103,8 +103,9 @@ def test_rotary_embedding_rotate_half_convention() -> None:
     cfg = make_tiny_config()
     rope = RotaryEmbedding(cfg)
     dim = cfg.lm_head_dim
-    torch.testing.assert_close(rope.inv_freq,
-                               1.0 / cfg.lm_re_base ** (torch.arange(0, dim, 2) / dim))
+    torch.testing.assert_close(
+        rope.inv_freq, 1.0 / cfg.lm_re_base ** (torch.arange(0, dim, 2) / dim)
+    )
     assert rotate_half(torch.tensor([1.0, 2.0, 3.0, 4.0])).tolist() == [-3, -4, 1, 2]
     cos, sin = rope(torch.tensor([[0, 3]]))
     x = torch.randn(1, 2, 2, dim)
@@ -135,8 +136,9 @@ def test_rmsnorm_matches_formula() -> None:
     torch.testing.assert_close(norm(x), expected)
 
 
-def eager_gqa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-              bias: torch.Tensor) -> torch.Tensor:
+def eager_gqa(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor
+) -> torch.Tensor:
     group = q.shape[1] // k.shape[1]
     k, v = k.repeat_interleave(group, 1), v.repeat_interleave(group, 1)
     scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]) + bias

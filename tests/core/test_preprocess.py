@@ -24,8 +24,9 @@ def test_rgb_scaling_is_exact_without_resize() -> None:
     out = preprocess_rgb(image)
     assert out.shape == (3, 256, 256) and out.dtype == torch.float32
     assert out[:, 0, 0].tolist() == pytest.approx([-1.0, 51 / 255 * 2 - 1, 1.0])
-    assert out[:, 5, 7].tolist() == pytest.approx([102 / 255 * 2 - 1, 204 / 255 * 2 - 1,
-                                                    153 / 255 * 2 - 1])
+    assert out[:, 5, 7].tolist() == pytest.approx(
+        [102 / 255 * 2 - 1, 204 / 255 * 2 - 1, 153 / 255 * 2 - 1]
+    )
 
 
 def test_rgb_squashes_with_antialiased_bilinear() -> None:
@@ -67,8 +68,7 @@ def test_metric_millimetres_to_8bit() -> None:
     mm = np.array([[0, 1000, 5000, 30000]], dtype=np.uint16)
     out = metric_to_depth8(mm, min_m=0.0, max_m=10.0, near_is_dark=True, invalid_value=0)
     assert out.tolist() == [[0, 26, 128, 255]]  # 25.5 and 127.5 round half to even
-    far_dark = metric_to_depth8(mm, min_m=0.0, max_m=10.0, near_is_dark=False,
-                                invalid_value=7)
+    far_dark = metric_to_depth8(mm, min_m=0.0, max_m=10.0, near_is_dark=False, invalid_value=7)
     assert far_dark.tolist() == [[7, 230, 128, 0]]
 
 
@@ -79,9 +79,11 @@ def test_metric_metres_invalid_values() -> None:
 
 
 def test_metric_mode_through_config_and_image_mode_guard() -> None:
-    cfg = dataclasses.replace(SmolRGPTConfig(vit_img_size=32, vit_patch_size=8,
-                                             mp_image_token_length=4),
-                              depth_input='metric', depth_max_m=10.0)
+    cfg = dataclasses.replace(
+        SmolRGPTConfig(vit_img_size=32, vit_patch_size=8, mp_image_token_length=4),
+        depth_input='metric',
+        depth_max_m=10.0,
+    )
     mm = np.full((8, 8), 5000, dtype=np.uint16)
     assert torch.allclose(preprocess_depth(mm, cfg), torch.tensor(128 / 255))
     with pytest.raises(ValueError, match='depth_input="metric"'):

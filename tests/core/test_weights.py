@@ -34,23 +34,37 @@ def official_key_shapes() -> dict[str, tuple[int, ...]]:
     }
     for i in range(12):
         p = f'vision_encoder.blocks.{i}.'
-        shapes.update({
-            p + 'ln1.weight': (768,), p + 'ln1.bias': (768,),
-            p + 'attn.qkv_proj.weight': (2304, 768), p + 'attn.qkv_proj.bias': (2304,),
-            p + 'attn.out_proj.weight': (768, 768), p + 'attn.out_proj.bias': (768,),
-            p + 'ln2.weight': (768,), p + 'ln2.bias': (768,),
-            p + 'mlp.fc1.weight': (3072, 768), p + 'mlp.fc1.bias': (3072,),
-            p + 'mlp.fc2.weight': (768, 3072), p + 'mlp.fc2.bias': (768,),
-        })
+        shapes.update(
+            {
+                p + 'ln1.weight': (768,),
+                p + 'ln1.bias': (768,),
+                p + 'attn.qkv_proj.weight': (2304, 768),
+                p + 'attn.qkv_proj.bias': (2304,),
+                p + 'attn.out_proj.weight': (768, 768),
+                p + 'attn.out_proj.bias': (768,),
+                p + 'ln2.weight': (768,),
+                p + 'ln2.bias': (768,),
+                p + 'mlp.fc1.weight': (3072, 768),
+                p + 'mlp.fc1.bias': (3072,),
+                p + 'mlp.fc2.weight': (768, 3072),
+                p + 'mlp.fc2.bias': (768,),
+            }
+        )
     for j in range(32):
         p = f'decoder.blocks.{j}.'
-        shapes.update({
-            p + 'mlp.gate_proj.weight': (2560, 960), p + 'mlp.up_proj.weight': (2560, 960),
-            p + 'mlp.down_proj.weight': (960, 2560),
-            p + 'attn.q_proj.weight': (960, 960), p + 'attn.k_proj.weight': (320, 960),
-            p + 'attn.v_proj.weight': (320, 960), p + 'attn.out_proj.weight': (960, 960),
-            p + 'norm1.weight': (960,), p + 'norm2.weight': (960,),
-        })
+        shapes.update(
+            {
+                p + 'mlp.gate_proj.weight': (2560, 960),
+                p + 'mlp.up_proj.weight': (2560, 960),
+                p + 'mlp.down_proj.weight': (960, 2560),
+                p + 'attn.q_proj.weight': (960, 960),
+                p + 'attn.k_proj.weight': (320, 960),
+                p + 'attn.v_proj.weight': (320, 960),
+                p + 'attn.out_proj.weight': (960, 960),
+                p + 'norm1.weight': (960,),
+                p + 'norm2.weight': (960,),
+            }
+        )
     for r in ('rgb_refiner', 'depth_refiner'):
         for idx in (0, 3, 6):
             shapes[f'{r}.refiner.{idx}.weight'] = (960, 960, 2, 2)
@@ -118,7 +132,8 @@ def test_bf16_load_casts_after_reading(tiny_model: SmolRGPT, tmp_path: Path) -> 
 
 
 def test_file_with_embedding_instead_of_head_and_no_inv_freq_loads(
-        tiny_model: SmolRGPT, tmp_path: Path) -> None:
+    tiny_model: SmolRGPT, tmp_path: Path
+) -> None:
     save_tiny(tiny_model, tmp_path / 'ckpt')
     tensors = load_file(tmp_path / 'ckpt' / 'model.safetensors')
     tensors['decoder.token_embedding.weight'] = tensors.pop('decoder.head.weight')
@@ -126,17 +141,22 @@ def test_file_with_embedding_instead_of_head_and_no_inv_freq_loads(
     save_file(tensors, tmp_path / 'ckpt' / 'model.safetensors')
     loaded = SmolRGPT.from_pretrained(tmp_path / 'ckpt')
     assert torch.equal(loaded.decoder.head.weight, tiny_model.decoder.head.weight)
-    assert torch.equal(loaded.decoder.rotary_embd.inv_freq,
-                       tiny_model.decoder.rotary_embd.inv_freq)
+    assert torch.equal(
+        loaded.decoder.rotary_embd.inv_freq, tiny_model.decoder.rotary_embd.inv_freq
+    )
 
 
-@pytest.mark.parametrize('damage, message', [
-    ('drop', 'missing 1: MP.proj.weight'),
-    ('extra', 'unexpected 1: decoder.extra'),
-    ('shape', 'shape mismatch 1: MP_depth.proj.weight'),
-])
-def test_bad_checkpoints_raise_with_a_listing(tiny_model: SmolRGPT, damage: str,
-                                              message: str) -> None:
+@pytest.mark.parametrize(
+    'damage, message',
+    [
+        ('drop', 'missing 1: MP.proj.weight'),
+        ('extra', 'unexpected 1: decoder.extra'),
+        ('shape', 'shape mismatch 1: MP_depth.proj.weight'),
+    ],
+)
+def test_bad_checkpoints_raise_with_a_listing(
+    tiny_model: SmolRGPT, damage: str, message: str
+) -> None:
     tensors = {k: v.clone() for k, v in tiny_model.state_dict().items()}
     if damage == 'drop':
         del tensors['MP.proj.weight']
@@ -149,7 +169,8 @@ def test_bad_checkpoints_raise_with_a_listing(tiny_model: SmolRGPT, damage: str,
 
 
 def test_missing_directory_tries_the_hub_and_fails_clearly(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import huggingface_hub.constants
 
     monkeypatch.setattr(huggingface_hub.constants, 'HF_HUB_OFFLINE', True)
@@ -164,12 +185,15 @@ def hf_backbone_dirs(source: SmolRGPT, root: Path) -> tuple[Path, Path]:
     cfg = source.cfg
     sd = source.state_dict()
     vision = {
-        'vision_model.embeddings.patch_embedding.weight':
-            sd['vision_encoder.patch_embedding.conv.weight'],
-        'vision_model.embeddings.patch_embedding.bias':
-            sd['vision_encoder.patch_embedding.conv.bias'],
-        'vision_model.embeddings.position_embedding.weight':
-            sd['vision_encoder.patch_embedding.position_embedding'][0],
+        'vision_model.embeddings.patch_embedding.weight': sd[
+            'vision_encoder.patch_embedding.conv.weight'
+        ],
+        'vision_model.embeddings.patch_embedding.bias': sd[
+            'vision_encoder.patch_embedding.conv.bias'
+        ],
+        'vision_model.embeddings.position_embedding.weight': sd[
+            'vision_encoder.patch_embedding.position_embedding'
+        ][0],
         'vision_model.post_layernorm.weight': sd['vision_encoder.layer_norm.weight'],
         'vision_model.post_layernorm.bias': sd['vision_encoder.layer_norm.bias'],
         'vision_model.head.probe': torch.zeros(1, 1, cfg.vit_hidden_dim),  # ignored
@@ -177,8 +201,13 @@ def hf_backbone_dirs(source: SmolRGPT, root: Path) -> tuple[Path, Path]:
     }
     for i in range(cfg.vit_n_blocks):
         ours, theirs = f'vision_encoder.blocks.{i}.', f'vision_model.encoder.layers.{i}.'
-        for a, b in (('ln1', 'layer_norm1'), ('ln2', 'layer_norm2'), ('mlp.fc1', 'mlp.fc1'),
-                     ('mlp.fc2', 'mlp.fc2'), ('attn.out_proj', 'self_attn.out_proj')):
+        for a, b in (
+            ('ln1', 'layer_norm1'),
+            ('ln2', 'layer_norm2'),
+            ('mlp.fc1', 'mlp.fc1'),
+            ('mlp.fc2', 'mlp.fc2'),
+            ('attn.out_proj', 'self_attn.out_proj'),
+        ):
             for kind in ('weight', 'bias'):
                 vision[f'{theirs}{b}.{kind}'] = sd[f'{ours}{a}.{kind}']
         for kind in ('weight', 'bias'):
@@ -186,33 +215,64 @@ def hf_backbone_dirs(source: SmolRGPT, root: Path) -> tuple[Path, Path]:
             for name, t in zip('qkv', (q, k, v)):
                 vision[f'{theirs}self_attn.{name}_proj.{kind}'] = t.clone()
     base = cfg.lm_base_vocab_size
-    lm = {'model.embed_tokens.weight': sd['decoder.token_embedding.weight'][:base],
-          'model.norm.weight': sd['decoder.norm.weight']}
+    lm = {
+        'model.embed_tokens.weight': sd['decoder.token_embedding.weight'][:base],
+        'model.norm.weight': sd['decoder.norm.weight'],
+    }
     for j in range(cfg.lm_n_blocks):
         ours, theirs = f'decoder.blocks.{j}.', f'model.layers.{j}.'
-        for a, b in (('attn.q_proj', 'self_attn.q_proj'), ('attn.k_proj', 'self_attn.k_proj'),
-                     ('attn.v_proj', 'self_attn.v_proj'), ('attn.out_proj', 'self_attn.o_proj'),
-                     ('mlp.gate_proj', 'mlp.gate_proj'), ('mlp.up_proj', 'mlp.up_proj'),
-                     ('mlp.down_proj', 'mlp.down_proj'), ('norm1', 'input_layernorm'),
-                     ('norm2', 'post_attention_layernorm')):
+        for a, b in (
+            ('attn.q_proj', 'self_attn.q_proj'),
+            ('attn.k_proj', 'self_attn.k_proj'),
+            ('attn.v_proj', 'self_attn.v_proj'),
+            ('attn.out_proj', 'self_attn.o_proj'),
+            ('mlp.gate_proj', 'mlp.gate_proj'),
+            ('mlp.up_proj', 'mlp.up_proj'),
+            ('mlp.down_proj', 'mlp.down_proj'),
+            ('norm1', 'input_layernorm'),
+            ('norm2', 'post_attention_layernorm'),
+        ):
             lm[f'{theirs}{b}.weight'] = sd[f'{ours}{a}.weight']
     vdir, ldir = root / 'siglip2', root / 'smollm2'
     vdir.mkdir()
     ldir.mkdir()
-    save_file({k: v.contiguous().clone() for k, v in vision.items()},
-              vdir / 'model.safetensors')
-    save_file({k: v.to(torch.bfloat16).contiguous().clone() for k, v in lm.items()},
-              ldir / 'model.safetensors')
-    (vdir / 'config.json').write_text(json.dumps({'model_type': 'siglip', 'vision_config': {
-        'hidden_size': cfg.vit_hidden_dim, 'intermediate_size': cfg.vit_inter_dim,
-        'num_hidden_layers': cfg.vit_n_blocks, 'num_attention_heads': cfg.vit_n_heads,
-        'image_size': cfg.vit_img_size, 'patch_size': cfg.vit_patch_size}}))
-    (ldir / 'config.json').write_text(json.dumps({
-        'hidden_size': cfg.lm_hidden_dim, 'intermediate_size': cfg.lm_inter_dim,
-        'num_hidden_layers': cfg.lm_n_blocks, 'num_attention_heads': cfg.lm_n_heads,
-        'num_key_value_heads': cfg.lm_n_kv_heads, 'rms_norm_eps': cfg.lm_rms_eps,
-        'rope_theta': cfg.lm_re_base, 'max_position_embeddings': 512,
-        'vocab_size': base, 'tie_word_embeddings': True, 'hidden_act': 'silu'}))
+    save_file({k: v.contiguous().clone() for k, v in vision.items()}, vdir / 'model.safetensors')
+    save_file(
+        {k: v.to(torch.bfloat16).contiguous().clone() for k, v in lm.items()},
+        ldir / 'model.safetensors',
+    )
+    (vdir / 'config.json').write_text(
+        json.dumps(
+            {
+                'model_type': 'siglip',
+                'vision_config': {
+                    'hidden_size': cfg.vit_hidden_dim,
+                    'intermediate_size': cfg.vit_inter_dim,
+                    'num_hidden_layers': cfg.vit_n_blocks,
+                    'num_attention_heads': cfg.vit_n_heads,
+                    'image_size': cfg.vit_img_size,
+                    'patch_size': cfg.vit_patch_size,
+                },
+            }
+        )
+    )
+    (ldir / 'config.json').write_text(
+        json.dumps(
+            {
+                'hidden_size': cfg.lm_hidden_dim,
+                'intermediate_size': cfg.lm_inter_dim,
+                'num_hidden_layers': cfg.lm_n_blocks,
+                'num_attention_heads': cfg.lm_n_heads,
+                'num_key_value_heads': cfg.lm_n_kv_heads,
+                'rms_norm_eps': cfg.lm_rms_eps,
+                'rope_theta': cfg.lm_re_base,
+                'max_position_embeddings': 512,
+                'vocab_size': base,
+                'tie_word_embeddings': True,
+                'hidden_act': 'silu',
+            }
+        )
+    )
     return vdir, ldir
 
 
@@ -220,22 +280,25 @@ def test_from_backbones_maps_every_tensor(tiny_model: SmolRGPT, tmp_path: Path) 
     vdir, ldir = hf_backbone_dirs(tiny_model, tmp_path)
     model = SmolRGPT.from_backbones(vdir, ldir)
     cfg = tiny_model.cfg
-    assert dataclasses.replace(model.cfg, vit_model_type='', lm_model_type='',
-                               lm_tokenizer='') == dataclasses.replace(
-        cfg, vit_model_type='', lm_model_type='', lm_tokenizer='')
+    assert dataclasses.replace(
+        model.cfg, vit_model_type='', lm_model_type='', lm_tokenizer=''
+    ) == dataclasses.replace(cfg, vit_model_type='', lm_model_type='', lm_tokenizer='')
     ours, theirs = model.state_dict(), tiny_model.state_dict()
     for k, v in theirs.items():
         if k.startswith('vision_encoder.'):
             assert torch.equal(ours[k], v), k
         elif k == 'decoder.rotary_embd.inv_freq':
             assert torch.equal(ours[k], v)  # computed from rope_theta, not read
-        elif k.startswith('decoder.') and k not in ('decoder.head.weight',
-                                                     'decoder.token_embedding.weight'):
+        elif k.startswith('decoder.') and k not in (
+            'decoder.head.weight',
+            'decoder.token_embedding.weight',
+        ):
             assert torch.equal(ours[k], v.to(torch.bfloat16).float()), k
     base = cfg.lm_base_vocab_size
     emb = model.decoder.token_embedding.weight
-    assert torch.equal(emb[:base], theirs['decoder.token_embedding.weight'][:base]
-                       .to(torch.bfloat16).float())
+    assert torch.equal(
+        emb[:base], theirs['decoder.token_embedding.weight'][:base].to(torch.bfloat16).float()
+    )
     assert 0.005 < emb[base:].std() < 0.05  # new special-token rows: N(0, 0.02)
     assert model.decoder.head.weight is emb
 
@@ -254,6 +317,5 @@ def test_tiny_config_keeps_the_real_structure() -> None:
     with torch.device('meta'):
         model = SmolRGPT(cfg)
     names = {k.split('.')[0] for k in model.state_dict()}
-    assert names == {'vision_encoder', 'decoder', 'MP', 'MP_depth', 'rgb_refiner',
-                     'depth_refiner'}
+    assert names == {'vision_encoder', 'decoder', 'MP', 'MP_depth', 'rgb_refiner', 'depth_refiner'}
     assert model.rgb_refiner.refiner[0].in_channels == cfg.lm_hidden_dim

@@ -35,23 +35,66 @@ def files(tmp_path: Path) -> dict[str, Path]:
     return {p.stem: p for p in tmp_path.iterdir()}
 
 
-def _ask(files: dict[str, Path], ckpt: Path, depth: str, *masks: str,
-         capsys: pytest.CaptureFixture[str]) -> list[dict]:
-    argv = ['ask', '--checkpoint', str(ckpt), '--rgb', str(files['rgb']),
-            '--depth', str(files[depth]), '--max-new-tokens', '4', '--json',
-            '--question', 'Is the pallet <mask> left of the pallet <mask>?', *masks]
+def _ask(
+    files: dict[str, Path], ckpt: Path, depth: str, *masks: str, capsys: pytest.CaptureFixture[str]
+) -> list[dict]:
+    argv = [
+        'ask',
+        '--checkpoint',
+        str(ckpt),
+        '--rgb',
+        str(files['rgb']),
+        '--depth',
+        str(files[depth]),
+        '--max-new-tokens',
+        '4',
+        '--json',
+        '--question',
+        'Is the pallet <mask> left of the pallet <mask>?',
+        *masks,
+    ]
     assert main(argv) == 0
     return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
 
 
-def test_mask_inputs_agree(files: dict[str, Path], tiny_checkpoint: Path,
-                           capsys: pytest.CaptureFixture[str]) -> None:
-    pngs = _ask(files, tiny_checkpoint, 'mm', '--masks', str(files['mask0']),
-                str(files['mask1']), '--ask-ids', '0', '1', capsys=capsys)
-    rle = _ask(files, tiny_checkpoint, 'mm', '--masks', str(files['rle']),
-               '--ask-ids', '0', '1', capsys=capsys)
-    inst = _ask(files, tiny_checkpoint, 'mm', '--instances', str(files['ids']),
-                '--ask-ids', '5', '8', capsys=capsys)
+def test_mask_inputs_agree(
+    files: dict[str, Path], tiny_checkpoint: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pngs = _ask(
+        files,
+        tiny_checkpoint,
+        'mm',
+        '--masks',
+        str(files['mask0']),
+        str(files['mask1']),
+        '--ask-ids',
+        '0',
+        '1',
+        capsys=capsys,
+    )
+    rle = _ask(
+        files,
+        tiny_checkpoint,
+        'mm',
+        '--masks',
+        str(files['rle']),
+        '--ask-ids',
+        '0',
+        '1',
+        capsys=capsys,
+    )
+    inst = _ask(
+        files,
+        tiny_checkpoint,
+        'mm',
+        '--instances',
+        str(files['ids']),
+        '--ask-ids',
+        '5',
+        '8',
+        capsys=capsys,
+    )
+
     def strip(rows: list[dict]) -> list[dict]:
         return [{k: v for k, v in r.items() if k != 'latency_ms'} for r in rows]
 
@@ -61,18 +104,42 @@ def test_mask_inputs_agree(files: dict[str, Path], tiny_checkpoint: Path,
 
 
 @pytest.mark.parametrize('depth', ['d8', 'm'])
-def test_depth_formats(files: dict[str, Path], tiny_checkpoint: Path, depth: str,
-                       capsys: pytest.CaptureFixture[str]) -> None:
-    out = _ask(files, tiny_checkpoint, depth, '--instances', str(files['ids']),
-               '--ask-ids', '5', '8', capsys=capsys)
+def test_depth_formats(
+    files: dict[str, Path], tiny_checkpoint: Path, depth: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = _ask(
+        files,
+        tiny_checkpoint,
+        depth,
+        '--instances',
+        str(files['ids']),
+        '--ask-ids',
+        '5',
+        '8',
+        capsys=capsys,
+    )
     assert len(out) == 1 and isinstance(out[0]['answer'], str)
 
 
-def test_errors_are_one_line(files: dict[str, Path], tiny_checkpoint: Path,
-                             capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ['ask', '--checkpoint', str(tiny_checkpoint), '--rgb', str(files['rgb']),
-            '--depth', str(files['mm']), '--instances', str(files['ids']),
-            '--question', 'Is <mask> left of <mask>?', '--ask-ids', '5', '6']
+def test_errors_are_one_line(
+    files: dict[str, Path], tiny_checkpoint: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [
+        'ask',
+        '--checkpoint',
+        str(tiny_checkpoint),
+        '--rgb',
+        str(files['rgb']),
+        '--depth',
+        str(files['mm']),
+        '--instances',
+        str(files['ids']),
+        '--question',
+        'Is <mask> left of <mask>?',
+        '--ask-ids',
+        '5',
+        '6',
+    ]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ['smolrgpt ask: error: unknown region ids [6]; the frame has [5, 8]']

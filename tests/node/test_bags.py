@@ -21,10 +21,19 @@ def _frame(stamp_ns: int, seed: int) -> BagFrame:
         stamp_ns=stamp_ns,
         rgb=rng.integers(0, 256, (h, w, 3), dtype=np.uint8),
         depth=rng.integers(0, 20000, (h, w), dtype=np.uint16),
-        masks=masks, region_ids=[5, 9], labels=['pallet', 'buffer'],
-        questions=[Question(id=f'q{seed}', question='Is the pallet <mask> left of <mask>?',
-                            region_ids=[5, 9], category='left_right', answer='Yes.',
-                            normalized_answer='left')],
+        masks=masks,
+        region_ids=[5, 9],
+        labels=['pallet', 'buffer'],
+        questions=[
+            Question(
+                id=f'q{seed}',
+                question='Is the pallet <mask> left of <mask>?',
+                region_ids=[5, 9],
+                category='left_right',
+                answer='Yes.',
+                normalized_answer='left',
+            )
+        ],
     )
 
 
@@ -101,8 +110,9 @@ def test_rclpy_reads_the_custom_type_and_hash_matches(tmp_path: Path) -> None:
 
     meta = yaml.safe_load((bag / 'metadata.yaml').read_text())
     topics = meta['rosbag2_bagfile_information']['topics_with_message_count']
-    written = {t['topic_metadata']['name']: t['topic_metadata']['type_description_hash']
-               for t in topics}
+    written = {
+        t['topic_metadata']['name']: t['topic_metadata']['type_description_hash'] for t in topics
+    }
     from smolrgpt_ros.msg._region_mask_array import RegionMaskArray as Generated
 
     assert written[bags.REGIONS_TOPIC] == _rihs01(Generated)
@@ -115,10 +125,16 @@ def _rihs01(msg_cls: type) -> str:
 
     # the venv prefix (make setup) or any sourced ROS prefix (colcon)
     prefixes = [sys.prefix, *os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep)]
-    candidates = [Path(p) / 'share' / 'smolrgpt_ros' / 'msg' / f'{msg_cls.__name__}.json'
-                  for p in prefixes if p]
+    candidates = [
+        Path(p) / 'share' / 'smolrgpt_ros' / 'msg' / f'{msg_cls.__name__}.json'
+        for p in prefixes
+        if p
+    ]
     found = [c for c in candidates if c.is_file()]
     assert found, f'no generated type description among {candidates}'
     data = _json.loads(found[0].read_text())
-    return next(h['hash_string'] for h in data['type_hashes']
-                if h['type_name'] == 'smolrgpt_ros/msg/RegionMaskArray')
+    return next(
+        h['hash_string']
+        for h in data['type_hashes']
+        if h['type_name'] == 'smolrgpt_ros/msg/RegionMaskArray'
+    )

@@ -51,8 +51,14 @@ def test_16uc1_little_and_big_endian() -> None:
     little = numpy_to_imgmsg(depth, '16UC1', msg_type=FakeImage)
     assert little.is_bigendian == 0 and little.step == 4
     assert np.array_equal(imgmsg_to_numpy(little), depth)
-    big = FakeImage(height=2, width=2, encoding='16UC1', is_bigendian=1, step=4,
-                    data=depth.astype('>u2').tobytes())
+    big = FakeImage(
+        height=2,
+        width=2,
+        encoding='16UC1',
+        is_bigendian=1,
+        step=4,
+        data=depth.astype('>u2').tobytes(),
+    )
     out = imgmsg_to_numpy(big)
     assert out.dtype == np.uint16 and out.dtype.isnative and np.array_equal(out, depth)
 
@@ -96,8 +102,10 @@ def test_bad_messages_raise_clear_errors(msg: FakeImage, message: str) -> None:
 
 
 def test_encoding_must_fit_the_array() -> None:
-    with pytest.raises(ImageConversionError, match='encoding specified as rgb8, but image has '
-                                                   'incompatible type 16UC1'):
+    with pytest.raises(
+        ImageConversionError,
+        match='encoding specified as rgb8, but image has incompatible type 16UC1',
+    ):
         numpy_to_imgmsg(np.zeros((2, 2), np.uint16), 'rgb8', msg_type=FakeImage)
     with pytest.raises(ImageConversionError, match='no image encoding'):
         numpy_to_imgmsg(np.zeros((2, 2), np.float16), msg_type=FakeImage)
@@ -117,8 +125,9 @@ def test_depth_to_metres_rep118() -> None:
 
 
 @pytest.mark.ros
-@pytest.mark.skipif(importlib.util.find_spec('sensor_msgs') is None,
-                    reason='sensor_msgs (ROS 2) not installed')
+@pytest.mark.skipif(
+    importlib.util.find_spec('sensor_msgs') is None, reason='sensor_msgs (ROS 2) not installed'
+)
 def test_real_sensor_msgs_image_round_trip() -> None:
     from sensor_msgs.msg import Image
 
@@ -138,8 +147,9 @@ def test_stored_frame_converts_once() -> None:
     rgb = FakeImage(2, 2, 'rgb8', 0, 6, bytes(range(12)), header)
     depth = FakeImage(2, 2, '16UC1', 0, 4, np.full((2, 2), 900, np.uint16).tobytes(), header)
     mask = FakeImage(2, 2, 'mono8', 0, 2, bytes([255, 0, 0, 0]), header)
-    regions = SimpleNamespace(header=header, regions=[
-        SimpleNamespace(id=3, label='pallet', mask=mask)])
+    regions = SimpleNamespace(
+        header=header, regions=[SimpleNamespace(id=3, label='pallet', mask=mask)]
+    )
     stored = StoredFrame(rgb, depth, regions)
     first = stored.frame()
     assert stored.frame() is first and stored.header is header

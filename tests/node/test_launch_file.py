@@ -32,16 +32,28 @@ def _module_constants() -> dict[str, object]:
 
 def _calls(name: str) -> list[ast.Call]:
     tree = ast.parse(LAUNCH.read_text())
-    return [n for n in ast.walk(tree) if isinstance(n, ast.Call)
-            and getattr(n.func, 'id', None) == name]
+    return [
+        n
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call) and getattr(n.func, 'id', None) == name
+    ]
 
 
 def test_only_launch_modules_are_imported() -> None:
     tree = ast.parse(LAUNCH.read_text())
-    modules = {n.module if isinstance(n, ast.ImportFrom) else n.names[0].name
-               for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))}
-    assert modules <= {'os', 'ament_index_python.packages', 'launch', 'launch.actions',
-                       'launch.substitutions', 'launch_ros.actions'}
+    modules = {
+        n.module if isinstance(n, ast.ImportFrom) else n.names[0].name
+        for n in ast.walk(tree)
+        if isinstance(n, (ast.Import, ast.ImportFrom))
+    }
+    assert modules <= {
+        'os',
+        'ament_index_python.packages',
+        'launch',
+        'launch.actions',
+        'launch.substitutions',
+        'launch_ros.actions',
+    }
 
 
 def test_arguments_map_to_real_parameters_and_topics() -> None:
@@ -49,8 +61,11 @@ def test_arguments_map_to_real_parameters_and_topics() -> None:
     params = set(NodeConfig().to_params()) | {'use_sim_time'}
     assert set(constants['PARAMETER_ARGUMENTS'].values()) <= params
     cfg = NodeConfig()
-    assert set(constants['TOPIC_ARGUMENTS']) == {cfg.topics_rgb, cfg.topics_depth,
-                                                 cfg.topics_regions}
+    assert set(constants['TOPIC_ARGUMENTS']) == {
+        cfg.topics_rgb,
+        cfg.topics_depth,
+        cfg.topics_regions,
+    }
     declared = {c.args[0].value for c in _calls('DeclareLaunchArgument')}
     used = set(constants['PARAMETER_ARGUMENTS']) | set(constants['TOPIC_ARGUMENTS'].values())
     assert used | {'namespace', 'params_file'} == declared
@@ -66,8 +81,10 @@ def test_node_action_names_the_installed_executable() -> None:
     assert 'scripts/spatial_query_node' in cmake and 'install(DIRECTORY launch config' in cmake
 
 
-@pytest.mark.skipif(importlib.util.find_spec('launch_ros') is None,
-                    reason='launch_ros is not on PyPI; present only with a ROS 2 install')
+@pytest.mark.skipif(
+    importlib.util.find_spec('launch_ros') is None,
+    reason='launch_ros is not on PyPI; present only with a ROS 2 install',
+)
 def test_generate_launch_description_on_a_ros_install() -> None:
     spec = importlib.util.spec_from_file_location('warehouse_launch', LAUNCH)
     module = importlib.util.module_from_spec(spec)

@@ -31,8 +31,9 @@ def test_every_parameter_has_a_description() -> None:
 
 
 def test_from_params_round_trip_and_int_to_float() -> None:
-    cfg = NodeConfig.from_params({'model.backend': 'onnxruntime', 'sync.slop_s': 1,
-                                  'depth.min_m': 0.5, 'depth.max_m': 20})
+    cfg = NodeConfig.from_params(
+        {'model.backend': 'onnxruntime', 'sync.slop_s': 1, 'depth.min_m': 0.5, 'depth.max_m': 20}
+    )
     assert cfg.model_backend == 'onnxruntime' and cfg.sync_slop_s == 1.0
     assert cfg.depth_range_m == (0.5, 20.0)
     assert NodeConfig.from_params(cfg.to_params()) == cfg
@@ -65,10 +66,14 @@ def test_bad_values_name_the_parameter(params: dict, message: str) -> None:
 
 def test_params_file_for_named_node_and_other_nodes(tmp_path: Path) -> None:
     path = tmp_path / 'p.yaml'
-    path.write_text(yaml.safe_dump({
-        'spatial_query_node': {'ros__parameters': {'model': {'device': 'cuda:1'}}},
-        'some_camera': {'ros__parameters': {'fps': 30}},
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                'spatial_query_node': {'ros__parameters': {'model': {'device': 'cuda:1'}}},
+                'some_camera': {'ros__parameters': {'fps': 30}},
+            }
+        )
+    )
     assert load_params_file(str(path)).model_device == 'cuda:1'
     path.write_text(yaml.safe_dump({'/**': {'params': {}}}))
     with pytest.raises(NodeConfigError, match='no ros__parameters'):
@@ -81,10 +86,18 @@ def test_declared_on_a_real_node_with_overrides() -> None:
     from rclpy.node import Node
 
     context = rclpy.Context()
-    rclpy.init(context=context, args=[
-        '--ros-args', '--params-file', str(YAML), '-p', 'sync.slop_s:=0.2',
-        '-p', 'model.backend:=onnxruntime',
-    ])
+    rclpy.init(
+        context=context,
+        args=[
+            '--ros-args',
+            '--params-file',
+            str(YAML),
+            '-p',
+            'sync.slop_s:=0.2',
+            '-p',
+            'model.backend:=onnxruntime',
+        ],
+    )
     try:
         node = Node('spatial_query_node', context=context)
         cfg = declare_and_read(node)
@@ -97,8 +110,9 @@ def test_declared_on_a_real_node_with_overrides() -> None:
         rclpy.shutdown(context=context)
 
 
-def test_node_command_validates_before_starting(tmp_path: Path,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_node_command_validates_before_starting(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from smolrgpt_core.cli import main
 
     bad = tmp_path / 'bad.yaml'
@@ -106,7 +120,8 @@ def test_node_command_validates_before_starting(tmp_path: Path,
     assert main(['node', '--params', str(bad)]) == 2
     assert capsys.readouterr().err.strip() == (
         "smolrgpt node: error: parameter model.backend: 'x' is not one of torch, torch-fast, "
-        'onnxruntime, tensorrt')
+        'onnxruntime, tensorrt'
+    )
     assert main(['node', '--params', str(tmp_path / 'missing.yaml')]) == 2
     assert 'no such parameters file' in capsys.readouterr().err
     assert main(['node', '-p', 'model.backend=torch']) == 2
@@ -118,10 +133,23 @@ def test_node_command_builds_ros_args() -> None:
 
     from smolrgpt_ros.commands.node import ros_args
 
-    args = argparse.Namespace(params=str(YAML), param=['sync.slop_s:=0.1'],
-                              remap=['rgb/image:=/cam/rgb'], namespace='robot1')
-    assert ros_args(args) == ['--ros-args', '--params-file', str(YAML), '-p', 'sync.slop_s:=0.1',
-                              '-r', 'rgb/image:=/cam/rgb', '-r', '__ns:=robot1']
+    args = argparse.Namespace(
+        params=str(YAML),
+        param=['sync.slop_s:=0.1'],
+        remap=['rgb/image:=/cam/rgb'],
+        namespace='robot1',
+    )
+    assert ros_args(args) == [
+        '--ros-args',
+        '--params-file',
+        str(YAML),
+        '-p',
+        'sync.slop_s:=0.1',
+        '-r',
+        'rgb/image:=/cam/rgb',
+        '-r',
+        '__ns:=robot1',
+    ]
 
 
 def test_readme_documents_every_parameter() -> None:

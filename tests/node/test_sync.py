@@ -70,9 +70,13 @@ def test_shuffled_sequences_recombine_pairwise() -> None:
     for m0, m1 in zip(seq0, seq1):
         a.push(m0)
         b.push(m1)
-    expected = {(stamp_to_ns(x.header.stamp), stamp_to_ns(y.header.stamp))
-                for x, y in zip(sorted(seq0, key=lambda m: stamp_to_ns(m.header.stamp)),
-                                sorted(seq1, key=lambda m: stamp_to_ns(m.header.stamp)))}
+    expected = {
+        (stamp_to_ns(x.header.stamp), stamp_to_ns(y.header.stamp))
+        for x, y in zip(
+            sorted(seq0, key=lambda m: stamp_to_ns(m.header.stamp)),
+            sorted(seq1, key=lambda m: stamp_to_ns(m.header.stamp)),
+        )
+    }
     got = {(stamp_to_ns(x.header.stamp), stamp_to_ns(y.header.stamp)) for x, y in out}
     assert got == expected and len(out) == n
 
@@ -146,8 +150,10 @@ def test_one_set_per_incoming_message_under_threads() -> None:
         for t in range(n):
             src.push(msg_at(t, name))
 
-    threads = [threading.Thread(target=feed, args=(a, 'a')),
-               threading.Thread(target=feed, args=(b, 'b'))]
+    threads = [
+        threading.Thread(target=feed, args=(a, 'a')),
+        threading.Thread(target=feed, args=(b, 'b')),
+    ]
     for th in threads:
         th.start()
     for th in threads:

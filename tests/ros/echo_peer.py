@@ -30,8 +30,9 @@ class EchoPeer(Node):
         self._last = msg
         self._echo.publish(msg)
 
-    def _on_query(self, request: SpatialQuery.Request,
-                  response: SpatialQuery.Response) -> SpatialQuery.Response:
+    def _on_query(
+        self, request: SpatialQuery.Request, response: SpatialQuery.Response
+    ) -> SpatialQuery.Response:
         if self._last is None:
             response.success = False
             response.error = 'no regions received yet'

@@ -34,15 +34,22 @@ class Peer:
         self.answers: list = []
         from smolrgpt_ros.msg import SpatialAnswer
 
-        self.node.create_subscription(SpatialAnswer, 'spatial_query_node/answers',
-                                      self.answers.append, 10)
+        self.node.create_subscription(
+            SpatialAnswer, 'spatial_query_node/answers', self.answers.append, 10
+        )
         self.executor = MultiThreadedExecutor(num_threads=4, context=self.context)
         self.executor.add_node(self.node)
         self.thread = threading.Thread(target=self.executor.spin, daemon=True)
         self.thread.start()
 
-    def publish(self, stamp_ns: int, *, depth_encoding: str = '16UC1',
-                mask_hw: tuple[int, int] = (H, W), empty_region: bool = False) -> None:
+    def publish(
+        self,
+        stamp_ns: int,
+        *,
+        depth_encoding: str = '16UC1',
+        mask_hw: tuple[int, int] = (H, W),
+        empty_region: bool = False,
+    ) -> None:
         from sensor_msgs.msg import Image
 
         from smolrgpt_ros.image_conversion import numpy_to_imgmsg
@@ -62,20 +69,23 @@ class Peer:
         for rid, box in ((4, (2, 12, 3, 20)), (9, (15, 30, 25, 45))):
             mask = np.zeros(mask_hw, np.uint8)
             if not (empty_region and rid == 9):
-                mask[box[0]:box[1], box[2]:box[3]] = 255
-            regions.regions.append(RegionMask(id=rid, label='pallet', score=1.0,
-                                              mask=numpy_to_imgmsg(mask, 'mono8')))
+                mask[box[0] : box[1], box[2] : box[3]] = 255
+            regions.regions.append(
+                RegionMask(id=rid, label='pallet', score=1.0, mask=numpy_to_imgmsg(mask, 'mono8'))
+            )
         assert isinstance(rgb, Image)
         self.rgb.publish(rgb)
         self.depth.publish(depth)
         self.regions.publish(regions)
 
-    def call(self, question: str, region_ids: list[int], stamp_ns: int = 0,
-             max_new_tokens: int = 0) -> object:
+    def call(
+        self, question: str, region_ids: list[int], stamp_ns: int = 0, max_new_tokens: int = 0
+    ) -> object:
         from smolrgpt_ros.srv import SpatialQuery
 
-        request = SpatialQuery.Request(question=question, region_ids=region_ids,
-                                       max_new_tokens=max_new_tokens)
+        request = SpatialQuery.Request(
+            question=question, region_ids=region_ids, max_new_tokens=max_new_tokens
+        )
         request.stamp.sec, request.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
         response = self.client.call(request, timeout_sec=TIMEOUT_S)
         assert response is not None, 'service call timed out'
@@ -96,9 +106,12 @@ def publish_until_answered(peer: Peer, stamp_ns: int, **kwargs: object) -> objec
     while time.monotonic() < deadline:
         peer.publish(stamp_ns, **kwargs)
         time.sleep(0.2)
-        response = peer.call('Is the pallet <mask> left of the pallet <mask>?', [4, 9],
-                             stamp_ns=stamp_ns)
-        if response.success or ('no frame with stamp' not in response.error \
-                and 'no synchronised frame' not in response.error):
+        response = peer.call(
+            'Is the pallet <mask> left of the pallet <mask>?', [4, 9], stamp_ns=stamp_ns
+        )
+        if response.success or (
+            'no frame with stamp' not in response.error
+            and 'no synchronised frame' not in response.error
+        ):
             return response
     raise AssertionError(f'the node never received frame {stamp_ns}')

@@ -11,13 +11,25 @@ import pytest
 pytestmark = pytest.mark.ros
 
 
-def test_demo_command_end_to_end(tiny_checkpoint: Path, tmp_path: Path,
-                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_demo_command_end_to_end(
+    tiny_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """`make demo`'s command on a tiny model (the embedded one is tested elsewhere)."""
     from smolrgpt_core.cli import main
 
-    code = main(['demo', '--out', str(tmp_path / 'demo'), '--checkpoint', str(tiny_checkpoint),
-                 '--scenes', '10', '--rate', 'max'])
+    code = main(
+        [
+            'demo',
+            '--out',
+            str(tmp_path / 'demo'),
+            '--checkpoint',
+            str(tiny_checkpoint),
+            '--scenes',
+            '10',
+            '--rate',
+            'max',
+        ]
+    )
     out = capsys.readouterr().out
     log = (tmp_path / 'demo' / 'node.log').read_text()[-2000:]
     assert code == 0, f'{out}\n--- node log ---\n{log}'

@@ -26,8 +26,11 @@ TIMEOUT_S = 30.0
 @pytest.fixture
 def peer() -> Iterator[subprocess.Popen[str]]:
     proc = subprocess.Popen(
-        [sys.executable, str(PEER)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, env=os.environ.copy(),
+        [sys.executable, str(PEER)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
     )
     try:
         assert proc.stdout is not None
@@ -97,15 +100,22 @@ def _make_regions(stamp_sec: int) -> object:
     msg.header.stamp.sec = stamp_sec
     msg.header.stamp.nanosec = 250_000_000
     msg.header.frame_id = 'camera_color_optical_frame'
-    for rid, (label, pixels) in enumerate([('pallet', [0, 255, 255, 0, 0, 0]),
-                                           ('buffer', [255, 255, 255, 255, 0, 255])], start=3):
-        mask = Image(height=2, width=3, encoding='mono8', is_bigendian=0, step=3,
-                     data=bytes(pixels))
+    for rid, (label, pixels) in enumerate(
+        [('pallet', [0, 255, 255, 0, 0, 0]), ('buffer', [255, 255, 255, 255, 0, 255])], start=3
+    ):
+        mask = Image(
+            height=2, width=3, encoding='mono8', is_bigendian=0, step=3, data=bytes(pixels)
+        )
         mask.header = msg.header
-        msg.regions.append(RegionMask(
-            id=rid, label=label, score=0.5 + rid / 10,
-            bbox=RegionOfInterest(x_offset=0, y_offset=0, height=2, width=3), mask=mask,
-        ))
+        msg.regions.append(
+            RegionMask(
+                id=rid,
+                label=label,
+                score=0.5 + rid / 10,
+                bbox=RegionOfInterest(x_offset=0, y_offset=0, height=2, width=3),
+                mask=mask,
+            )
+        )
     return msg
 
 

@@ -33,10 +33,26 @@ def node_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[subproces
     with open(log, 'w') as out:
         proc = subprocess.Popen(
             # `smolrgpt node` = the node's main() with the shipped parameters file
-            [sys.executable, '-m', 'smolrgpt_core.cli', 'node', '--params', str(PARAMS),
-             '-p', f'model.checkpoint_dir:={checkpoint}', '-p', 'generation.max_new_tokens:=4',
-             '-p', 'requests.queue_limit:=2', '-p', 'cache.frames:=3'],
-            stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy())
+            [
+                sys.executable,
+                '-m',
+                'smolrgpt_core.cli',
+                'node',
+                '--params',
+                str(PARAMS),
+                '-p',
+                f'model.checkpoint_dir:={checkpoint}',
+                '-p',
+                'generation.max_new_tokens:=4',
+                '-p',
+                'requests.queue_limit:=2',
+                '-p',
+                'cache.frames:=3',
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=os.environ.copy(),
+        )
     try:
         yield proc
     finally:
@@ -70,8 +86,7 @@ def test_2_answers_on_a_published_frame(peer: Peer) -> None:
     response = publish_until_answered(peer, stamp)
     assert response.success, response.error
     assert response.category == 'left_right'
-    assert (response.frame_stamp.sec, response.frame_stamp.nanosec) == divmod(stamp,
-                                                                              1_000_000_000)
+    assert (response.frame_stamp.sec, response.frame_stamp.nanosec) == divmod(stamp, 1_000_000_000)
     assert response.latency_ms > 0
     latest = peer.call('How far is <region9> from <region4>?', [])
     assert latest.success and latest.category == 'distance'
@@ -91,8 +106,9 @@ def test_2_answers_on_a_published_frame(peer: Peer) -> None:
         ('Is <region4> left of <region9>?', [], 123, 'no frame with stamp 123 ns'),
     ],
 )
-def test_3_bad_requests_get_clear_errors(peer: Peer, question: str, ids: list[int],
-                                         stamp_ns: int, error: str) -> None:
+def test_3_bad_requests_get_clear_errors(
+    peer: Peer, question: str, ids: list[int], stamp_ns: int, error: str
+) -> None:
     response = peer.call(question, ids, stamp_ns=stamp_ns)
     assert not response.success and error in response.error
 
@@ -111,8 +127,7 @@ def test_4_bad_frames_get_clear_errors(peer: Peer, kwargs: dict, error: str) -> 
     assert not response.success and error in response.error
 
 
-def test_5_node_still_serves_after_errors(peer: Peer,
-                                          node_process: subprocess.Popen) -> None:
+def test_5_node_still_serves_after_errors(peer: Peer, node_process: subprocess.Popen) -> None:
     assert node_process.poll() is None
     stamp = 1_700_000_002_000_000_000
     assert publish_until_answered(peer, stamp).success
@@ -126,8 +141,9 @@ def test_6_concurrent_calls_are_answered_or_rejected(peer: Peer) -> None:
 
     def worker() -> None:
         for _ in range(50):
-            response = peer.call('Is <region4> left of <region9>?', [], stamp_ns=stamp,
-                                 max_new_tokens=2)
+            response = peer.call(
+                'Is <region4> left of <region9>?', [], stamp_ns=stamp, max_new_tokens=2
+            )
             with lock:
                 results.append(response)
 
@@ -148,13 +164,28 @@ def test_7_query_command_prints_like_ros2_service_call(peer: Peer) -> None:
     stamp = 1_700_000_004_000_000_000
     assert publish_until_answered(peer, stamp).success
     proc = subprocess.run(
-        [sys.executable, '-m', 'smolrgpt_core.cli', 'query', 'Is <region4> left of <region9>?',
-         '--stamp', '1700000004.0'],
-        capture_output=True, text=True, timeout=120, env=os.environ.copy())
+        [
+            sys.executable,
+            '-m',
+            'smolrgpt_core.cli',
+            'query',
+            'Is <region4> left of <region9>?',
+            '--stamp',
+            '1700000004.0',
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=os.environ.copy(),
+    )
     assert proc.returncode == 0, proc.stderr
     assert 'requester: making request: smolrgpt_ros.srv.SpatialQuery_Request(' in proc.stdout
     assert 'response:\nsmolrgpt_ros.srv.SpatialQuery_Response(success=True' in proc.stdout
     bad = subprocess.run(
         [sys.executable, '-m', 'smolrgpt_core.cli', 'query', 'Is <region5> left?'],
-        capture_output=True, text=True, timeout=120, env=os.environ.copy())
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=os.environ.copy(),
+    )
     assert bad.returncode == 1 and "error='unknown region ids [5]" in bad.stdout

@@ -17,8 +17,25 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     out = tmp_path_factory.mktemp('synth') / 'data'
     # 10 scenes -> 1 val scene; enough for 8 questions over one frame
-    assert main(['synth', '--out', str(out), '--scenes', '10', '--seed', '3',
-                 '--size', '160x90', '--format', 'nvidia', '--no-progress']) == 0
+    assert (
+        main(
+            [
+                'synth',
+                '--out',
+                str(out),
+                '--scenes',
+                '10',
+                '--seed',
+                '3',
+                '--size',
+                '160x90',
+                '--format',
+                'nvidia',
+                '--no-progress',
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -26,8 +43,9 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def node(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: Path) -> Iterator[object]:
     from smolrgpt_ros.node_process import NodeProcess
 
-    proc = NodeProcess(checkpoint=str(tiny_checkpoint),
-                       extra_params={'generation.max_new_tokens': '6'})
+    proc = NodeProcess(
+        checkpoint=str(tiny_checkpoint), extra_params={'generation.max_new_tokens': '6'}
+    )
     proc.start()
     try:
         yield proc
@@ -35,23 +53,43 @@ def node(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: Path) -> Ite
         proc.stop()
 
 
-def test_replay_matches_the_engine(dataset: Path, node: object, tiny_checkpoint: Path,
-                                   tmp_path: Path) -> None:
+def test_replay_matches_the_engine(
+    dataset: Path, node: object, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
     from smolrgpt_core.cli import main
     from smolrgpt_core.inference.engine import Frame, SpatialQueryEngine
     from smolrgpt_ros.dataset_bag import frames_from_dataset
     from smolrgpt_ros.replay import replay, write_outputs
 
     bag = tmp_path / 'bag'
-    assert main(['bag', 'from-dataset', '--data-root', str(dataset), '--split', 'val',
-                 '--out', str(bag), '--rate', '5']) == 0
+    assert (
+        main(
+            [
+                'bag',
+                'from-dataset',
+                '--data-root',
+                str(dataset),
+                '--split',
+                'val',
+                '--out',
+                str(bag),
+                '--rate',
+                '5',
+            ]
+        )
+        == 0
+    )
     result = replay(bag, rate=1.0, timeout_s=60)
     engine = SpatialQueryEngine.from_checkpoint(tiny_checkpoint, max_new_tokens=6)
     direct = {}
     for frame in frames_from_dataset(dataset, 'val', rate_hz=5):
-        f = Frame(rgb=frame.rgb, depth=frame.depth, masks=frame.masks,
-                  region_ids=frame.region_ids,
-                  depth_encoding='16UC1' if frame.depth.dtype.name == 'uint16' else 'mono8')
+        f = Frame(
+            rgb=frame.rgb,
+            depth=frame.depth,
+            masks=frame.masks,
+            region_ids=frame.region_ids,
+            depth_encoding='16UC1' if frame.depth.dtype.name == 'uint16' else 'mono8',
+        )
         for q in frame.questions:
             direct[q.id] = engine.ask(f, q.question, q.region_ids).text
     assert result.frames == 1 and len(result.answers) == len(direct) >= 4
@@ -65,16 +103,33 @@ def test_replay_matches_the_engine(dataset: Path, node: object, tiny_checkpoint:
     assert (tmp_path / 'out' / 'latency_histogram.png').stat().st_size > 1000
 
 
-def test_replay_eval_command_reports(dataset: Path, node: object, tmp_path: Path,
-                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_replay_eval_command_reports(
+    dataset: Path, node: object, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from smolrgpt_core.cli import main
 
     bag = tmp_path / 'bag'
-    assert main(['bag', 'from-dataset', '--data-root', str(dataset), '--split', 'val',
-                 '--out', str(bag), '--storage', 'sqlite3']) == 0
-    assert main(['replay-eval', '--bag', str(bag), '--rate', 'max',
-                 '--out', str(tmp_path / 'o')]) == 0
+    assert (
+        main(
+            [
+                'bag',
+                'from-dataset',
+                '--data-root',
+                str(dataset),
+                '--split',
+                'val',
+                '--out',
+                str(bag),
+                '--storage',
+                'sqlite3',
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(['replay-eval', '--bag', str(bag), '--rate', 'max', '--out', str(tmp_path / 'o')])
+        == 0
+    )
     out = capsys.readouterr().out
     assert 'official warehouse score:' in out and '0 rejected (busy)' in out
     assert main(['replay-eval', '--bag', str(bag), '--rate', 'fast']) == 2
-

@@ -17,8 +17,9 @@ from training.synth.generate import generate
 def warehouse_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """5 tiny scenes, NVIDIA layout: train 11 questions on 3 images, val 3, test 4."""
     out = tmp_path_factory.mktemp('submission') / 'warehouse'
-    generate(out, 5, seed=5, width=128, height=72, formats={'nvidia'}, per_category=1,
-             progress=False)
+    generate(
+        out, 5, seed=5, width=128, height=72, formats={'nvidia'}, per_category=1, progress=False
+    )
     return out
 
 
@@ -31,15 +32,26 @@ def classifier_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 BENCH_ITEMS = [  # (category, type, question, ground truth)
-    ('left_predicate', 'qualitative', 'Is <mask> to the left of <mask>?',
-     'Yes, Region [0] is to the left of Region [1].'),
-    ('tall_choice', 'qualitative', 'Which is taller, <mask> or <mask>?',
-     'Region [1] is taller.'),
-    ('distance_data', 'quantitative', 'How far apart are <mask> and <mask>?',
-     'They are 2.5 meters apart.'),
+    (
+        'left_predicate',
+        'qualitative',
+        'Is <mask> to the left of <mask>?',
+        'Yes, Region [0] is to the left of Region [1].',
+    ),
+    ('tall_choice', 'qualitative', 'Which is taller, <mask> or <mask>?', 'Region [1] is taller.'),
+    (
+        'distance_data',
+        'quantitative',
+        'How far apart are <mask> and <mask>?',
+        'They are 2.5 meters apart.',
+    ),
     ('width_data', 'quantitative', 'How wide is <mask>?', 'It is 45 inches wide.'),
-    ('direction', 'quantitative', 'If you are at <mask>, where will you find <mask>?',
-     "Region [1] is roughly at 3 o'clock from Region [0]."),
+    (
+        'direction',
+        'quantitative',
+        'If you are at <mask>, where will you find <mask>?',
+        "Region [1] is roughly at 3 o'clock from Region [0].",
+    ),
 ]
 
 
@@ -56,21 +68,29 @@ def bench_root(tmp_path: Path) -> Path:
         image = f'scene{index % 2}.jpg'
         if not (root / 'images' / image).exists():
             Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(
-                root / 'images' / image)
+                root / 'images' / image
+            )
             Image.fromarray(rng.integers(0, 255, (h, w), dtype=np.uint8)).save(
-                root / 'depths' / image.replace('.jpg', '.png'))
+                root / 'depths' / image.replace('.jpg', '.png')
+            )
         masks = []
         for k in range(question.count('<mask>')):
             mask = np.zeros((h, w), dtype=bool)
-            mask[5 + 10 * k: 15 + 10 * k, 5 + 20 * k: 25 + 20 * k] = True
+            mask[5 + 10 * k : 15 + 10 * k, 5 + 20 * k : 25 + 20 * k] = True
             masks.append(rle_encode(mask))
-        records.append({
-            'id': f'{kind}_{index}', 'image_info': {'file_path': f'images/{image}',
-                                                    'height': h, 'width': w},
-            'text_q': question.replace('<mask>', 'Region [k]'),
-            'qa_info': {'type': kind, 'category': category},
-            'conversations': [{'from': 'human', 'value': f'<image>\n{question}'},
-                              {'from': 'gpt', 'value': answer}],
-            'rle': masks, 'bbox': [[0, 0, 10, 10]] * len(masks)})
+        records.append(
+            {
+                'id': f'{kind}_{index}',
+                'image_info': {'file_path': f'images/{image}', 'height': h, 'width': w},
+                'text_q': question.replace('<mask>', 'Region [k]'),
+                'qa_info': {'type': kind, 'category': category},
+                'conversations': [
+                    {'from': 'human', 'value': f'<image>\n{question}'},
+                    {'from': 'gpt', 'value': answer},
+                ],
+                'rle': masks,
+                'bbox': [[0, 0, 10, 10]] * len(masks),
+            }
+        )
     (root / 'SpatialRGPT-Bench_v1.json').write_text(json.dumps(records))
     return root

@@ -13,13 +13,29 @@ from smolrgpt_core.cli import main
 
 
 def _bench(root: Path, ckpt: Path, out: Path, *extra: str) -> int:
-    return main(['bench', 'spatialrgpt', '--checkpoint', str(ckpt), '--data-root', str(root),
-                 '--out', str(out), '--device', 'cpu', '--max-new-tokens', '8',
-                 '--no-progress', *extra])
+    return main(
+        [
+            'bench',
+            'spatialrgpt',
+            '--checkpoint',
+            str(ckpt),
+            '--data-root',
+            str(root),
+            '--out',
+            str(out),
+            '--device',
+            'cpu',
+            '--max-new-tokens',
+            '8',
+            '--no-progress',
+            *extra,
+        ]
+    )
 
 
-def test_bench_runs_scores_and_reports(bench_root: Path, tiny_checkpoint: Path,
-                                       tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_bench_runs_scores_and_reports(
+    bench_root: Path, tiny_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     out = tmp_path / 'bench'
     assert _bench(bench_root, tiny_checkpoint, out) == 0
     printed = capsys.readouterr().out
@@ -33,16 +49,22 @@ def test_bench_runs_scores_and_reports(bench_root: Path, tiny_checkpoint: Path,
     assert sorted(r[0] for r in rows[1:]) == sorted(r['id'] for r in records)
     report = json.loads((out / 'score.json').read_text())
     assert report['complete'] is True
-    assert set(report['per_category']) == {'left_right', 'tall_short', 'direct_distance',
-                                           'width', 'direction'}
+    assert set(report['per_category']) == {
+        'left_right',
+        'tall_short',
+        'direct_distance',
+        'width',
+        'direction',
+    }
     assert (out / 'score.png').stat().st_size > 0
     # a rerun finds every answer done and only re-scores
     assert _bench(bench_root, tiny_checkpoint, out, '--no-chart') == 0
     assert '0 answered' in capsys.readouterr().out
 
 
-def test_bench_without_depth(bench_root: Path, tiny_checkpoint: Path, tmp_path: Path,
-                             capsys: pytest.CaptureFixture) -> None:
+def test_bench_without_depth(
+    bench_root: Path, tiny_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     shutil.rmtree(bench_root / 'depths')
     assert _bench(bench_root, tiny_checkpoint, tmp_path / 'a') == 2
     assert '--flat-depth' in capsys.readouterr().err

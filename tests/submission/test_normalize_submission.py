@@ -24,23 +24,57 @@ from training.submission.raw_csv import (
 # questions and answers in the real data's phrasing (spatial-benchmarks §4.1, §5.1-5.2),
 # including an LLM-rephrasing typo
 REAL = [
-    ('q1', 'distance', '<image>\nWhat is the distance between the pallet <mask> and the pallet '
-     '<mask>?', 'The distance of the pallet [Region 0] from the pallet [Region 1] is 2.32 '
-     'meters.', '2.32'),
-    ('q2', 'distance', 'How far is the pallet <mask> from the buffer region <mask>?',
-     'The pallet [Region 0] is inside the buffer region [Region 1].', '0.0'),
-    ('q3', 'count', 'How many pallets <mask> <mask> <mask> are in the leftmost buffer region '
-     '<mask> <mask>?', 'The leftmost buffer region [Region 3] has three pallets, namely '
-     '[Region 0], [Region 1] and [Region 2].', '3'),
-    ('q4', 'left_right', 'Is the pallet <mask> to the left of the pallet <mask>?',
-     'The pallet [Region 0] is on the right-hand side of the pallet [Region 1].', 'right'),
-    ('q5', 'mcq', 'Which pallet is the leftmostthe among <mask> <mask> <mask>?',
-     'The leftmost pallet is [Region 2].', '2'),
-    ('q6', 'mcq', 'Which pallet among <mask> <mask> <mask> should the empty transporter <mask> '
-     'pick up?', 'The empty transporter [Region 3] should pick up the pallet [Region 1], '
-     'which is the closest.', '1'),
-    ('q7', 'distance', 'Could you tell me how far apart the pallet <mask> and the pallet <mask> '
-     'are?', 'They are 150 cm apart.', '1.5'),
+    (
+        'q1',
+        'distance',
+        '<image>\nWhat is the distance between the pallet <mask> and the pallet <mask>?',
+        'The distance of the pallet [Region 0] from the pallet [Region 1] is 2.32 meters.',
+        '2.32',
+    ),
+    (
+        'q2',
+        'distance',
+        'How far is the pallet <mask> from the buffer region <mask>?',
+        'The pallet [Region 0] is inside the buffer region [Region 1].',
+        '0.0',
+    ),
+    (
+        'q3',
+        'count',
+        'How many pallets <mask> <mask> <mask> are in the leftmost buffer region <mask> <mask>?',
+        'The leftmost buffer region [Region 3] has three pallets, namely '
+        '[Region 0], [Region 1] and [Region 2].',
+        '3',
+    ),
+    (
+        'q4',
+        'left_right',
+        'Is the pallet <mask> to the left of the pallet <mask>?',
+        'The pallet [Region 0] is on the right-hand side of the pallet [Region 1].',
+        'right',
+    ),
+    (
+        'q5',
+        'mcq',
+        'Which pallet is the leftmostthe among <mask> <mask> <mask>?',
+        'The leftmost pallet is [Region 2].',
+        '2',
+    ),
+    (
+        'q6',
+        'mcq',
+        'Which pallet among <mask> <mask> <mask> should the empty transporter <mask> pick up?',
+        'The empty transporter [Region 3] should pick up the pallet [Region 1], '
+        'which is the closest.',
+        '1',
+    ),
+    (
+        'q7',
+        'distance',
+        'Could you tell me how far apart the pallet <mask> and the pallet <mask> are?',
+        'They are 150 cm apart.',
+        '1.5',
+    ),
 ]
 
 
@@ -67,12 +101,18 @@ class _Fixed:
 
 
 def test_every_id_gets_an_answer_and_fallbacks_are_counted() -> None:
-    questions = [Question('a', 'Is the pallet <mask> left or right of the pallet <mask>?'),
-                 Question('b', 'How many pallets are in the buffer <mask>?'),
-                 Question('c', 'What about <mask> and <mask>?'),  # no category words
-                 Question('d', 'Which pallet among <mask> <mask> is the rightmost?')]
-    outputs = {'a': 'I am not sure.', 'b': '', 'c': 'The pallet [Region 1].',
-               'x': 'an id that is not a question'}  # d: no row at all
+    questions = [
+        Question('a', 'Is the pallet <mask> left or right of the pallet <mask>?'),
+        Question('b', 'How many pallets are in the buffer <mask>?'),
+        Question('c', 'What about <mask> and <mask>?'),  # no category words
+        Question('d', 'Which pallet among <mask> <mask> is the rightmost?'),
+    ]
+    outputs = {
+        'a': 'I am not sure.',
+        'b': '',
+        'c': 'The pallet [Region 1].',
+        'x': 'an id that is not a question',
+    }  # d: no row at all
     submission, stats = build_submission(questions, outputs, classifier=_Fixed('mcq'))
     answers = {s['id']: s['normalized_answer'] for s in submission}
     assert list(answers) == ['a', 'b', 'c', 'd']
@@ -87,8 +127,9 @@ def test_every_id_gets_an_answer_and_fallbacks_are_counted() -> None:
 
 
 def test_category_from_output_when_nothing_else_tells() -> None:
-    submission, stats = build_submission([Question('c', 'And <mask>, <mask>?')],
-                                         {'c': 'They are 3.5 meters apart.'})
+    submission, stats = build_submission(
+        [Question('c', 'And <mask>, <mask>?')], {'c': 'They are 3.5 meters apart.'}
+    )
     assert submission == [{'id': 'c', 'normalized_answer': '3.5'}]
     assert stats.category_from_output == 1
 
@@ -109,20 +150,34 @@ def test_raw_csv_round_trip_and_repair(tmp_path: Path) -> None:
     assert open_for_resume(path) == {'1', '2'}
     assert path.read_text().endswith('\n')
     rows = read_rows(path)
-    assert rows == [{'id': '1', 'image_id': 'a.png', 'output': 'left; then right'},
-                    {'id': '2', 'image_id': 'b.png', 'output': '"quoted"'}]
+    assert rows == [
+        {'id': '1', 'image_id': 'a.png', 'output': 'left; then right'},
+        {'id': '2', 'image_id': 'b.png', 'output': '"quoted"'},
+    ]
     path.write_text('id;image;answer\n')
     with pytest.raises(RawCsvError, match='header'):
         open_for_resume(path)
 
 
-def test_normalize_cli_errors_are_one_line(tmp_path: Path,
-                                           capsys: pytest.CaptureFixture) -> None:
+def test_normalize_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from smolrgpt_core.cli import main
 
     questions = tmp_path / 'test.json'
     questions.write_text(json.dumps([{'id': '1', 'conversations': [{'value': 'q <mask>'}]}]))
-    assert main(['submission', 'normalize', '--raw', str(tmp_path / 'none.csv'),
-                 '--questions', str(questions), '--out', str(tmp_path / 's.json')]) == 2
+    assert (
+        main(
+            [
+                'submission',
+                'normalize',
+                '--raw',
+                str(tmp_path / 'none.csv'),
+                '--questions',
+                str(questions),
+                '--out',
+                str(tmp_path / 's.json'),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert 'no such file' in err and len(err.strip().splitlines()) == 1

@@ -61,13 +61,20 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path != '/api/chat':
             return self._send(404, {'error': f'unknown path {self.path}'})
         if body.get('model') not in self.server.models:
-            return self._send(404, {'error': f'model "{body.get("model")}" not found, try '
-                                    'pulling it first'})
-        self._send(200, {
-            'model': body['model'], 'created_at': '2025-06-30T00:00:00Z',
-            'message': {'role': 'assistant', 'content': _fake_extract(body)},
-            'done': True, 'done_reason': 'stop', 'total_duration': 1000,
-        })
+            return self._send(
+                404, {'error': f'model "{body.get("model")}" not found, try pulling it first'}
+            )
+        self._send(
+            200,
+            {
+                'model': body['model'],
+                'created_at': '2025-06-30T00:00:00Z',
+                'message': {'role': 'assistant', 'content': _fake_extract(body)},
+                'done': True,
+                'done_reason': 'stop',
+                'total_duration': 1000,
+            },
+        )
 
     def _send(self, status: int, payload: dict[str, Any]) -> None:
         data = json.dumps(payload).encode()
@@ -113,7 +120,12 @@ def test_ollama_route_with_fake_server_no_real_llm(fake_ollama: FakeOllama) -> N
     extractor = OllamaExtractor('fake-extractor', fake_ollama.url)
     submission, stats = build_submission(QUESTIONS, OUTPUTS, extractor=extractor)
     assert {s['id']: s['normalized_answer'] for s in submission} == {
-        'lr': 'left', 'ct': '3', 'ds': '1.5', 'mc': '2', 'bad': '4.2'}
+        'lr': 'left',
+        'ct': '3',
+        'ds': '1.5',
+        'mc': '2',
+        'bad': '4.2',
+    }
     assert stats.extractor_misses == 1 and stats.answer_default == 0  # 'bad': the rules
     assert (extractor.calls, extractor.bad_replies) == (5, 1)
     sent = fake_ollama.requests
@@ -126,17 +138,41 @@ def test_ollama_route_with_fake_server_no_real_llm(fake_ollama: FakeOllama) -> N
     assert '<mask>' not in sent[3]['messages'][1]['content']
 
 
-def test_ollama_cli_with_fake_server_no_real_llm(fake_ollama: FakeOllama, tmp_path: Path,
-                                                 capsys: pytest.CaptureFixture) -> None:
+def test_ollama_cli_with_fake_server_no_real_llm(
+    fake_ollama: FakeOllama, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     questions = tmp_path / 'test.json'
-    questions.write_text(json.dumps([{'id': q.id, 'image': 'x.png', 'conversations': [
-        {'from': 'human', 'value': q.question}]} for q in QUESTIONS]))
+    questions.write_text(
+        json.dumps(
+            [
+                {
+                    'id': q.id,
+                    'image': 'x.png',
+                    'conversations': [{'from': 'human', 'value': q.question}],
+                }
+                for q in QUESTIONS
+            ]
+        )
+    )
     raw = tmp_path / 'raw_output.csv'
-    raw.write_text('id;image_id;output\n' + ''.join(f'{i};x.png;{o}\n'
-                                                    for i, o in OUTPUTS.items()))
+    raw.write_text(
+        'id;image_id;output\n' + ''.join(f'{i};x.png;{o}\n' for i, o in OUTPUTS.items())
+    )
     out = tmp_path / 'submission.json'
-    args = ['submission', 'normalize', '--raw', str(raw), '--questions', str(questions),
-            '--out', str(out), '--extractor', 'ollama', '--ollama-host', fake_ollama.url]
+    args = [
+        'submission',
+        'normalize',
+        '--raw',
+        str(raw),
+        '--questions',
+        str(questions),
+        '--out',
+        str(out),
+        '--extractor',
+        'ollama',
+        '--ollama-host',
+        fake_ollama.url,
+    ]
     assert main([*args, '--ollama-model', 'fake-extractor']) == 0
     assert len(json.loads(out.read_text())) == len(QUESTIONS)
     stats = json.loads((tmp_path / 'submission.stats.json').read_text())

@@ -14,9 +14,28 @@ from training.submission.raw_csv import RAW_COLUMNS
 
 
 def _generate(root: Path, ckpt: Path, out: Path, *extra: str, split: str = 'val') -> int:
-    return main(['submission', 'generate', '--checkpoint', str(ckpt), '--data-root', str(root),
-                 '--split', split, '--out', str(out), '--device', 'cpu', '--batch', '2',
-                 '--max-new-tokens', '12', '--no-progress', *extra])
+    return main(
+        [
+            'submission',
+            'generate',
+            '--checkpoint',
+            str(ckpt),
+            '--data-root',
+            str(root),
+            '--split',
+            split,
+            '--out',
+            str(out),
+            '--device',
+            'cpu',
+            '--batch',
+            '2',
+            '--max-new-tokens',
+            '12',
+            '--no-progress',
+            *extra,
+        ]
+    )
 
 
 def _rows(path: Path) -> list[list[str]]:
@@ -24,8 +43,9 @@ def _rows(path: Path) -> list[list[str]]:
         return list(csv.reader(f, delimiter=';'))
 
 
-def test_chain_generate_normalize_score(warehouse_root: Path, tiny_checkpoint: Path,
-                                        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_chain_generate_normalize_score(
+    warehouse_root: Path, tiny_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     raw, sub = tmp_path / 'raw_output.csv', tmp_path / 'submission.json'
     assert _generate(warehouse_root, tiny_checkpoint, raw) == 0
     rows = _rows(raw)
@@ -34,8 +54,21 @@ def test_chain_generate_normalize_score(warehouse_root: Path, tiny_checkpoint: P
     assert [r[0] for r in rows[1:]] == [r['id'] for r in val]
     assert [r[1] for r in rows[1:]] == [r['image'] for r in val]
 
-    assert main(['submission', 'normalize', '--raw', str(raw), '--questions',
-                 str(warehouse_root / 'val.json'), '--out', str(sub)]) == 0
+    assert (
+        main(
+            [
+                'submission',
+                'normalize',
+                '--raw',
+                str(raw),
+                '--questions',
+                str(warehouse_root / 'val.json'),
+                '--out',
+                str(sub),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert 'needed a fallback' in out
     submission = json.loads(sub.read_text())
@@ -51,21 +84,35 @@ def test_chain_generate_normalize_score(warehouse_root: Path, tiny_checkpoint: P
     stats = json.loads((tmp_path / 'submission.stats.json').read_text())
     assert stats['total'] == len(val)
 
-    assert main(['score', 'warehouse', '--gt', str(warehouse_root / 'val.json'), '--pred',
-                 str(sub), '--no-chart']) == 0
+    assert (
+        main(
+            [
+                'score',
+                'warehouse',
+                '--gt',
+                str(warehouse_root / 'val.json'),
+                '--pred',
+                str(sub),
+                '--no-chart',
+            ]
+        )
+        == 0
+    )
     assert 'final score' in capsys.readouterr().out
     score_warehouse(val, submission)  # the official rule: same id set, parsable values
 
 
-def test_generate_resumes_to_the_same_file(warehouse_root: Path, tiny_checkpoint: Path,
-                                           tmp_path: Path) -> None:
+def test_generate_resumes_to_the_same_file(
+    warehouse_root: Path, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
     """Stopped after k answers, then killed in the middle of a write, then resumed: the final
     file equals an uninterrupted run's, byte for byte."""
     full, part = tmp_path / 'full.csv', tmp_path / 'part.csv'
     assert _generate(warehouse_root, tiny_checkpoint, full, split='train') == 0
     assert len(_rows(full)) - 1 == len(json.loads((warehouse_root / 'train.json').read_text()))
-    assert _generate(warehouse_root, tiny_checkpoint, part, '--max-samples', '3',
-                     split='train') == 0
+    assert (
+        _generate(warehouse_root, tiny_checkpoint, part, '--max-samples', '3', split='train') == 0
+    )
     first = len(_rows(part)) - 1
     assert 3 <= first <= 4  # whole batches of <= 2: stops after the one reaching 3
     # a kill during the next write: half of the next row reached the disk
@@ -76,8 +123,9 @@ def test_generate_resumes_to_the_same_file(warehouse_root: Path, tiny_checkpoint
     assert part.read_bytes() == full.read_bytes()
 
 
-def test_generate_refuses_a_foreign_csv(warehouse_root: Path, tiny_checkpoint: Path,
-                                        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_generate_refuses_a_foreign_csv(
+    warehouse_root: Path, tiny_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     other = tmp_path / 'other.csv'
     other.write_text('id,answer\n1,left\n')
     assert _generate(warehouse_root, tiny_checkpoint, other) == 2
@@ -85,8 +133,9 @@ def test_generate_refuses_a_foreign_csv(warehouse_root: Path, tiny_checkpoint: P
     assert other.read_text() == 'id,answer\n1,left\n'  # untouched
 
 
-def test_reference_depth_quirk(warehouse_root: Path, tiny_checkpoint: Path,
-                               tmp_path: Path) -> None:
+def test_reference_depth_quirk(
+    warehouse_root: Path, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
     """The quirk sends depth through the RGB pipeline: a different vision input, still runs."""
     from smolrgpt_core.inference.engine import SpatialQueryEngine
     from training.data.image_groups import group_by_image
@@ -101,6 +150,7 @@ def test_reference_depth_quirk(warehouse_root: Path, tiny_checkpoint: Path,
     a, b = default.encode(frame), quirk.encode(frame)
     assert (a.image_embeds == b.image_embeds).all()  # RGB untouched
     assert not (a.depth_regions == b.depth_regions).all()
-    assert _generate(warehouse_root, tiny_checkpoint, tmp_path / 'q.csv',
-                     '--reference-depth-quirk') == 0
-
+    assert (
+        _generate(warehouse_root, tiny_checkpoint, tmp_path / 'q.csv', '--reference-depth-quirk')
+        == 0
+    )

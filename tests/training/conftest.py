@@ -13,11 +13,20 @@ def make_synth(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
     """Writes a small `smolrgpt synth` set (train/val/test, NVIDIA layout, scene files)."""
     from training.synth.generate import generate
 
-    def make(scenes: int, seed: int, width: int = 128, height: int = 72,
-             per_category: int = 1) -> Path:
+    def make(
+        scenes: int, seed: int, width: int = 128, height: int = 72, per_category: int = 1
+    ) -> Path:
         out = tmp_path_factory.mktemp('synth') / 'warehouse'
-        generate(out, scenes, seed=seed, width=width, height=height, formats={'nvidia'},
-                 per_category=per_category, progress=False)
+        generate(
+            out,
+            scenes,
+            seed=seed,
+            width=width,
+            height=height,
+            formats={'nvidia'},
+            per_category=per_category,
+            progress=False,
+        )
         return out
 
     return make

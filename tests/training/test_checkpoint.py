@@ -11,7 +11,8 @@ from training.checkpoint import save_checkpoint
 
 
 def test_failed_write_leaves_nothing_and_keeps_the_old_checkpoint(
-        tiny_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tiny_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     model = SmolRGPT.from_pretrained(tiny_dir)
     target = tmp_path / 'final'
     save_checkpoint(target, model, tokenizer_dir=tiny_dir)

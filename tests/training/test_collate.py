@@ -28,15 +28,16 @@ def test_batch_is_left_padded_to_the_longest_sample(tiny_dir: Path, synth_root: 
     assert batch['image_index'].shape == (ids.shape[0],) and len(batch['masks']) == ids.shape[0]
 
 
-def test_targets_are_the_answer_and_its_end_shifted_by_one(tiny_dir: Path,
-                                                           synth_root: Path) -> None:
+def test_targets_are_the_answer_and_its_end_shifted_by_one(
+    tiny_dir: Path, synth_root: Path
+) -> None:
     cfg = SmolRGPT.from_pretrained(tiny_dir).cfg
     tok = SmolRGPTTokenizer.from_dir(tiny_dir, cfg)
     ex = load_examples('warehouse', synth_root, 'train')[0]
     ids, target = encode_example(ex, tok)
     answer_ids = tok.encode(f'{ex.answer}<|im_end|>\n')
     assert [i for i, t in zip(ids, target) if t] == answer_ids
-    assert ids[-len(answer_ids):] == answer_ids
+    assert ids[-len(answer_ids) :] == answer_ids
     # the prompt part is exactly what inference builds
     prompt = tok.build_prompt(ex.question.replace('<image>', ''), len(ex.rle))
     assert ids[: len(prompt.ids)] == list(prompt.ids)
@@ -83,8 +84,9 @@ def test_an_image_shared_by_samples_is_stacked_once(tiny_dir: Path, synth_root: 
         assert torch.equal(batch['depths'][index[b]], item['depth'])
 
 
-def test_labelled_training_prompts_are_the_inference_prompts(tiny_dir: Path,
-                                                              synth_root: Path) -> None:
+def test_labelled_training_prompts_are_the_inference_prompts(
+    tiny_dir: Path, synth_root: Path
+) -> None:
     cfg = SmolRGPT.from_pretrained(tiny_dir).cfg
     cfg.prompt_region_labels = True
     tok = SmolRGPTTokenizer.from_dir(tiny_dir, cfg)

@@ -14,25 +14,37 @@ from training.stages import STAGES, Stage
 from training.trainer import sincos_table, stage_examples
 
 
-def test_repeats_multiply_one_category_and_keep_the_others(tiny_dir: Path,
-                                                           synth_root: Path) -> None:
+def test_repeats_multiply_one_category_and_keep_the_others(
+    tiny_dir: Path, synth_root: Path
+) -> None:
     plain = tiny_config('sft', tiny_dir, Path('unused'), data_root=str(synth_root))
     base = Counter(ex.category for ex in stage_examples(plain, STAGES[Stage.SFT], 'train'))
-    cfg = tiny_config('sft', tiny_dir, Path('unused'), data_root=str(synth_root),
-                      category_repeats={'left_right': 3})
+    cfg = tiny_config(
+        'sft',
+        tiny_dir,
+        Path('unused'),
+        data_root=str(synth_root),
+        category_repeats={'left_right': 3},
+    )
     got = Counter(ex.category for ex in stage_examples(cfg, STAGES[Stage.SFT], 'train'))
     assert base['left_right'] > 0
     assert got['left_right'] == 3 * base['left_right']
-    assert {c: n for c, n in got.items() if c != 'left_right'} == \
-        {c: n for c, n in base.items() if c != 'left_right'}
+    assert {c: n for c, n in got.items() if c != 'left_right'} == {
+        c: n for c, n in base.items() if c != 'left_right'
+    }
     # validation data is never repeated
     val = Counter(ex.category for ex in stage_examples(cfg, STAGES[Stage.SFT], 'val'))
     assert val == Counter(ex.category for ex in stage_examples(plain, STAGES[Stage.SFT], 'val'))
 
 
 def test_repeating_an_absent_category_is_an_error(tiny_dir: Path, synth_root: Path) -> None:
-    cfg = tiny_config('sft', tiny_dir, Path('unused'), data_root=str(synth_root),
-                      category_repeats={'left_rigth': 2})
+    cfg = tiny_config(
+        'sft',
+        tiny_dir,
+        Path('unused'),
+        data_root=str(synth_root),
+        category_repeats={'left_rigth': 2},
+    )
     with pytest.raises(ValueError, match=r"\['left_rigth'\], which no training example has"):
         stage_examples(cfg, STAGES[Stage.SFT], 'train')
 
@@ -48,8 +60,9 @@ def test_cli_and_json_spellings(tmp_path: Path) -> None:
 
     parser = argparse.ArgumentParser()
     add_override_arguments(parser)
-    args = parser.parse_args(['--category_repeats', 'left_right=3', 'count=2',
-                              '--vit-sincos-base', '8'])
+    args = parser.parse_args(
+        ['--category_repeats', 'left_right=3', 'count=2', '--vit-sincos-base', '8']
+    )
     overrides = overrides_from_args(args)
     assert overrides['category_repeats'] == {'left_right': 3, 'count': 2}
     assert overrides['vit_sincos_base'] == 8.0
@@ -63,8 +76,8 @@ def test_cli_and_json_spellings(tmp_path: Path) -> None:
 
 def test_small_base_makes_every_x_channel_vary_over_a_small_grid() -> None:
     grid, dim = 12, 64
-    xs = sincos_table(grid, dim, base=8.0).view(grid, grid, dim)[0, :, :dim // 2]  # row 0
-    mae = sincos_table(grid, dim).view(grid, grid, dim)[0, :, :dim // 2]
+    xs = sincos_table(grid, dim, base=8.0).view(grid, grid, dim)[0, :, : dim // 2]  # row 0
+    mae = sincos_table(grid, dim).view(grid, grid, dim)[0, :, : dim // 2]
     # spread of each x channel across the 12 columns of one row
     assert (xs.amax(0) - xs.amin(0)).min() > 0.5
     assert (mae.amax(0) - mae.amin(0)).min() < 0.01  # MAE's base: some channels ~constant

@@ -24,8 +24,15 @@ def _grads(trainer: Trainer, indices: list[int]) -> dict[str, torch.Tensor]:
 
 
 def _worker(rank: int, port: int, tiny_dir: str, synth_root: str, out: str) -> None:
-    os.environ.update({'MASTER_ADDR': '127.0.0.1', 'MASTER_PORT': str(port), 'RANK': str(rank),
-                       'WORLD_SIZE': '2', 'LOCAL_RANK': str(rank)})
+    os.environ.update(
+        {
+            'MASTER_ADDR': '127.0.0.1',
+            'MASTER_PORT': str(port),
+            'RANK': str(rank),
+            'WORLD_SIZE': '2',
+            'LOCAL_RANK': str(rank),
+        }
+    )
     torch.set_num_threads(1)
     examples = load_examples('warehouse', Path(synth_root), 'train')[:GLOBAL_BATCH]
     cfg = tiny_config('sft', Path(tiny_dir), Path(out) / 'run', device='cpu')
@@ -44,12 +51,17 @@ def _free_port() -> int:
 
 
 def test_two_processes_match_one(tiny_dir: Path, synth_root: Path, tmp_path: Path) -> None:
-    mp.spawn(_worker, args=(_free_port(), str(tiny_dir), str(synth_root), str(tmp_path)),
-             nprocs=2, join=True)
+    mp.spawn(
+        _worker,
+        args=(_free_port(), str(tiny_dir), str(synth_root), str(tmp_path)),
+        nprocs=2,
+        join=True,
+    )
     ddp = torch.load(tmp_path / 'ddp.pt')
     examples = load_examples('warehouse', synth_root, 'train')[:GLOBAL_BATCH]
-    single = Trainer(tiny_config('sft', tiny_dir, tmp_path / 'single'),
-                     examples={'train': examples, 'val': []})
+    single = Trainer(
+        tiny_config('sft', tiny_dir, tmp_path / 'single'), examples={'train': examples, 'val': []}
+    )
     ref = _grads(single, list(range(GLOBAL_BATCH)))
     assert ddp.keys() == ref.keys()
     for name in ref:

@@ -16,8 +16,13 @@ MODEL = Path(__file__).resolve().parents[2] / 'models' / 'smolrgpt-tiny-syntheti
 
 def test_files_and_size() -> None:
     names = {p.name for p in MODEL.iterdir()}
-    assert {'config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json',
-            'MODEL_CARD.md'} <= names
+    assert {
+        'config.json',
+        'model.safetensors',
+        'tokenizer.json',
+        'tokenizer_config.json',
+        'MODEL_CARD.md',
+    } <= names
     assert sum(p.stat().st_size for p in MODEL.iterdir()) < 30e6
     assert 'majority' in (MODEL / 'MODEL_CARD.md').read_text()
 
@@ -28,8 +33,9 @@ def test_loads_and_answers_a_synthetic_question(synth_root: Path) -> None:
     model = SmolRGPT.from_pretrained(MODEL)
     assert model.cfg.lm_vocab_size == model.decoder.token_embedding.weight.shape[0]
     engine = SpatialQueryEngine.from_checkpoint(MODEL)
-    ex = next(e for e in load_examples('warehouse', synth_root, 'train')
-              if e.category == 'left_right')
+    ex = next(
+        e for e in load_examples('warehouse', synth_root, 'train') if e.category == 'left_right'
+    )
     from smolrgpt_core.masks import rles_decode
 
     rgb = np.asarray(Image.open(ex.rgb_path).convert('RGB'))
@@ -50,9 +56,10 @@ def test_answers_metric_depth_frames(synth_root: Path, size: tuple[int, int]) ->
     rgb = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
     depth = rng.uniform(2.0, 20.0, (h, w)).astype(np.float32)
     masks = np.zeros((2, h, w), bool)
-    masks[0, h // 2:, : w // 4] = True
-    masks[1, h // 2:, -w // 4:] = True
+    masks[0, h // 2 :, : w // 4] = True
+    masks[1, h // 2 :, -w // 4 :] = True
     frame = Frame(rgb, depth, masks, [0, 1], depth_encoding='32FC1')
-    answer = engine.ask(frame, 'What is the distance between the pallet <mask> and the pallet '
-                        '<mask>?', [0, 1])
+    answer = engine.ask(
+        frame, 'What is the distance between the pallet <mask> and the pallet <mask>?', [0, 1]
+    )
     assert answer.category == 'distance'

@@ -11,23 +11,45 @@ from training.embedded import CATEGORIES, main
 
 def test_smoke_rebuild_writes_a_scored_model_and_its_card(tmp_path: Path, capsys) -> None:
     work, out = tmp_path / 'work', tmp_path / 'model'
-    rc = main(['--work', str(work), '--out', str(out), '--train-scenes', '20',
-               '--heldout-scenes', '6', '--size', '128x72', '--step-scale', '0.004',
-               '--threads', '1'])
+    rc = main(
+        [
+            '--work',
+            str(work),
+            '--out',
+            str(out),
+            '--train-scenes',
+            '20',
+            '--heldout-scenes',
+            '6',
+            '--size',
+            '128x72',
+            '--step-scale',
+            '0.004',
+            '--threads',
+            '1',
+        ]
+    )
     assert rc in (0, 1)
-    assert {p.name for p in out.iterdir()} >= {'config.json', 'model.safetensors',
-                                               'tokenizer.json', 'MODEL_CARD.md'}
+    assert {p.name for p in out.iterdir()} >= {
+        'config.json',
+        'model.safetensors',
+        'tokenizer.json',
+        'MODEL_CARD.md',
+    }
     scores = json.loads((work / 'heldout_scores.json').read_text('utf-8'))
     val = json.loads((work / 'val_scores.json').read_text('utf-8'))
     for result in (scores, val):
         assert set(result['model']['per_category']) >= set(CATEGORIES)
-    beaten = all(scores['model']['per_category'][c]['accuracy']
-                 > scores['baseline']['per_category'][c]['accuracy'] for c in CATEGORIES)
+    beaten = all(
+        scores['model']['per_category'][c]['accuracy']
+        > scores['baseline']['per_category'][c]['accuracy']
+        for c in CATEGORIES
+    )
     assert rc == (0 if beaten else 1)
     card = (out / 'MODEL_CARD.md').read_text('utf-8')
     assert ('It beats the majority baseline in every category.' in card) == beaten
-    assert f"| final (mean) | {scores['n_questions']} |" in card
-    assert f"| final (mean) | {val['n_questions']} |" in card  # the val table too
+    assert f'| final (mean) | {scores["n_questions"]} |' in card
+    assert f'| final (mean) | {val["n_questions"]} |' in card  # the val table too
     assert 'refiner_nearest_init' in card
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last.startswith('beats' if beaten else 'DOES NOT beat')

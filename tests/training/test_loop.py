@@ -14,8 +14,9 @@ from training.trainer import Trainer, apply_freeze, loss_sum
 
 
 @pytest.mark.parametrize('stage', list(KIND))
-def test_one_step_lowers_the_loss_on_a_fixed_batch(stage: str, tiny_dir: Path,
-                                                   synth_root: Path) -> None:
+def test_one_step_lowers_the_loss_on_a_fixed_batch(
+    stage: str, tiny_dir: Path, synth_root: Path
+) -> None:
     torch.manual_seed(0)
     model, batch = batch_for(stage, tiny_dir, synth_root)
     apply_freeze(model, STAGES[Stage(stage)])
@@ -34,18 +35,23 @@ def _examples(synth_root: Path) -> dict[str, list]:
 
 
 @pytest.mark.parametrize('examples_per_image', [1, 3])
-def test_resume_gives_the_uninterrupted_loss_curve(tiny_dir: Path, synth_root: Path,
-                                                   tmp_path: Path, examples_per_image: int
-                                                   ) -> None:
+def test_resume_gives_the_uninterrupted_loss_curve(
+    tiny_dir: Path, synth_root: Path, tmp_path: Path, examples_per_image: int
+) -> None:
     # 10 examples, batch 2, accum 2 -> 3 steps per epoch; 7 steps cross two epoch borders
     kw = {'grad_accum': 2, 'max_steps': 7, 'examples_per_image': examples_per_image}
-    full = Trainer(tiny_config('sft', tiny_dir, tmp_path / 'full', **kw),
-                   examples=_examples(synth_root)).train()
-    part = Trainer(tiny_config('sft', tiny_dir, tmp_path / 'part', **kw),
-                   examples=_examples(synth_root)).train(stop_after=4)
+    full = Trainer(
+        tiny_config('sft', tiny_dir, tmp_path / 'full', **kw), examples=_examples(synth_root)
+    ).train()
+    part = Trainer(
+        tiny_config('sft', tiny_dir, tmp_path / 'part', **kw), examples=_examples(synth_root)
+    ).train(stop_after=4)
     assert part.final_dir is not None and (part.final_dir / 'trainer_state.pt').is_file()
-    rest = Trainer(tiny_config('sft', tiny_dir, tmp_path / 'part', **kw), resume=part.final_dir,
-                   examples=_examples(synth_root)).train()
+    rest = Trainer(
+        tiny_config('sft', tiny_dir, tmp_path / 'part', **kw),
+        resume=part.final_dir,
+        examples=_examples(synth_root),
+    ).train()
     assert len(full.losses) == 7
     assert part.losses + rest.losses == pytest.approx(full.losses, rel=1e-5, abs=1e-6)
     assert rest.val_loss == pytest.approx(full.val_loss, rel=1e-5)

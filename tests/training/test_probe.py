@@ -49,7 +49,8 @@ def test_region_positions_are_the_mask_centroids(tiny_dir: Path, synth_root: Pat
 
 
 def test_too_few_regions_is_a_one_line_error(tiny_dir: Path, synth_root: Path, capsys) -> None:
-    assert main(['--checkpoint', str(tiny_dir), '--data-root', str(synth_root),
-                 '--limit', '10']) == 2
+    assert (
+        main(['--checkpoint', str(tiny_dir), '--data-root', str(synth_root), '--limit', '10']) == 2
+    )
     err = capsys.readouterr().err.strip()
     assert err.startswith('probe: the probe needs at least 32 regions') and '\n' not in err

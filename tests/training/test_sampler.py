@@ -13,7 +13,7 @@ def _batches(sampler: EpochSampler, epoch: int, start: int = 0) -> list[list[int
     sampler.set_epoch(epoch, start)
     order = list(sampler)
     b = sampler.batch_size
-    return [order[i:i + b] for i in range(0, len(order), b)]
+    return [order[i : i + b] for i in range(0, len(order), b)]
 
 
 @pytest.mark.parametrize('group_size', [1, 4])

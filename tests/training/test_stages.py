@@ -29,30 +29,36 @@ TRAINS = {
 
 
 @pytest.mark.parametrize('stage', list(TRAINS))
-def test_gradients_reach_exactly_the_stage_modules(stage: str, tiny_dir: Path,
-                                                   synth_root: Path) -> None:
+def test_gradients_reach_exactly_the_stage_modules(
+    stage: str, tiny_dir: Path, synth_root: Path
+) -> None:
     # a region batch exercises every module, so "no gradient" can only come from freezing
     model, batch = batch_for('sft', tiny_dir, synth_root)
     apply_freeze(model, STAGES[Stage(stage)])
     loss, _ = loss_sum(model, batch, autocast=False)
     loss.backward()
-    got = {name.split('.')[0] for name, p in model.named_parameters()
-           if p.grad is not None and p.grad.abs().sum() > 0}
+    got = {
+        name.split('.')[0]
+        for name, p in model.named_parameters()
+        if p.grad is not None and p.grad.abs().sum() > 0
+    }
     assert got == TRAINS[stage]
     frozen = {name.split('.')[0] for name, p in model.named_parameters() if not p.requires_grad}
     assert 'vision_encoder' in frozen
 
 
 def test_unfreeze_adds_prefixes(tiny_dir: Path) -> None:
-    cfg = tiny_config('connector_alignment', tiny_dir, Path('unused'),
-                      unfreeze=['vision_encoder.'])
+    cfg = tiny_config(
+        'connector_alignment', tiny_dir, Path('unused'), unfreeze=['vision_encoder.']
+    )
     model, _ = build_model(cfg)
     names = apply_freeze(model, STAGES[Stage.CONNECTOR_ALIGNMENT], cfg.unfreeze)
     assert {n.split('.')[0] for n in names} == {'MP', 'vision_encoder'}
 
 
-def test_freeze_keeps_prefixes_out_of_the_step(tiny_dir: Path, synth_root: Path,
-                                               tmp_path: Path) -> None:
+def test_freeze_keeps_prefixes_out_of_the_step(
+    tiny_dir: Path, synth_root: Path, tmp_path: Path
+) -> None:
     vision = ['MP.', 'MP_depth.', 'rgb_refiner.', 'depth_refiner.']
     cfg = tiny_config('sft', tiny_dir, tmp_path / 'run', freeze=vision, max_steps=2)
     examples = load_examples('warehouse', synth_root, 'train')[:4]
@@ -67,9 +73,18 @@ def test_freeze_keeps_prefixes_out_of_the_step(tiny_dir: Path, synth_root: Path,
 
 
 def test_optimizer_groups_carry_the_stage_learning_rates(tiny_dir: Path) -> None:
-    cfg = tiny_config('refiner_alignment', tiny_dir, Path('unused'),
-                      lr={'MP': 5e-5, 'MP_depth': 5e-5, 'rgb_refiner': 1e-4,
-                          'depth_refiner': 1e-4, 'backbones': 5e-5})
+    cfg = tiny_config(
+        'refiner_alignment',
+        tiny_dir,
+        Path('unused'),
+        lr={
+            'MP': 5e-5,
+            'MP_depth': 5e-5,
+            'rgb_refiner': 1e-4,
+            'depth_refiner': 1e-4,
+            'backbones': 5e-5,
+        },
+    )
     model, _ = build_model(cfg)
     apply_freeze(model, STAGES[Stage.REFINER_ALIGNMENT])
     groups = {g['name']: g['lr'] for g in build_optimizer(model, cfg).param_groups}
@@ -100,9 +115,15 @@ def test_fresh_model_with_sincos_vit_positions(tiny_dir: Path, tmp_path: Path) -
 
     model_json = tmp_path / 'model.json'
     SmolRGPTConfig.from_json(tiny_dir / 'config.json').to_json(model_json)
-    cfg = tiny_config('connector_alignment', tiny_dir, tmp_path, last_stage_checkpoint=None,
-                      model_config=str(model_json), tokenizer=str(tiny_dir),
-                      vit_sincos_positions=True)
+    cfg = tiny_config(
+        'connector_alignment',
+        tiny_dir,
+        tmp_path,
+        last_stage_checkpoint=None,
+        model_config=str(model_json),
+        tokenizer=str(tiny_dir),
+        vit_sincos_positions=True,
+    )
     model, tokenizer_dir = build_model(cfg)
     assert tokenizer_dir == tiny_dir
     table = model.vision_encoder.patch_embedding.position_embedding[0]  # [N, D]
@@ -116,11 +137,13 @@ def test_fresh_model_with_nearest_refiner_init(tiny_dir: Path, tmp_path: Path) -
 
     model_json = tmp_path / 'model.json'
     SmolRGPTConfig.from_json(tiny_dir / 'config.json').to_json(model_json)
-    kwargs = dict(last_stage_checkpoint=None, model_config=str(model_json),
-                  tokenizer=str(tiny_dir))
+    kwargs = dict(
+        last_stage_checkpoint=None, model_config=str(model_json), tokenizer=str(tiny_dir)
+    )
     plain, _ = build_model(tiny_config('connector_alignment', tiny_dir, tmp_path, **kwargs))
-    model, _ = build_model(tiny_config('connector_alignment', tiny_dir, tmp_path,
-                                       refiner_nearest_init=True, **kwargs))
+    model, _ = build_model(
+        tiny_config('connector_alignment', tiny_dir, tmp_path, refiner_nearest_init=True, **kwargs)
+    )
     cfg = model.cfg
     tokens = torch.randn(1, cfg.mp_image_token_length, cfg.lm_hidden_dim)
     side = math.isqrt(cfg.mp_image_token_length)
@@ -133,6 +156,7 @@ def test_fresh_model_with_nearest_refiner_init(tiny_dir: Path, tmp_path: Path) -
         else:
             assert spread < 1e-5
     # the same random draw elsewhere: only the refiners' transposed convs differ
-    changed = {n for n, p in model.state_dict().items()
-               if not torch.equal(p, plain.state_dict()[n])}
+    changed = {
+        n for n, p in model.state_dict().items() if not torch.equal(p, plain.state_dict()[n])
+    }
     assert changed and all('refiner' in n and n.endswith('weight') for n in changed)

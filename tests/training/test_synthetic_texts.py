@@ -23,8 +23,7 @@ from training.datasets import (
 from training.synth.templates import number_word
 
 
-def _obj(kind: str, centre: tuple[float, float, float], rect: list[float] | None = None
-         ) -> dict:
+def _obj(kind: str, centre: tuple[float, float, float], rect: list[float] | None = None) -> dict:
     return {'kind': kind, 'center_m': list(centre), 'floor_rect_m': rect}
 
 
@@ -41,8 +40,10 @@ def test_where_a_pallet_stands_and_how_many_a_buffer_holds() -> None:
     assert where_text(outside, scene) == 'It stands outside the buffer regions.'
     assert where_text(_obj('shelf', (0.0, 2.0, 20.0)), scene) == ''
     text = region_text(left, np.eye(4), 0.1, where_text(left, scene))
-    assert text == ('A buffer region, 8.25 meters from the camera, on the left of the image. '
-                    'It holds two pallets.')
+    assert text == (
+        'A buffer region, 8.25 meters from the camera, on the left of the image. '
+        'It holds two pallets.'
+    )
 
 
 @pytest.fixture(scope='module')
@@ -73,7 +74,8 @@ def test_buffer_descriptions_agree_with_the_count_answers(scenes: Path) -> None:
         visible = visible_objects(meta, instances)
         kinds = {o['instance_id']: o['kind'] for o in visible}
         if sorted(i for i in ids if kinds[i] == 'pallet') != sorted(
-                i for i, k in kinds.items() if k == 'pallet'):
+            i for i, k in kinds.items() if k == 'pallet'
+        ):
             continue  # the question lists only some of the pallets
         target = int(re.search(r'buffer region \[Region (\d+)\]', ex.answer).group(1))
         description = held[f'region-train-{files.stem}-{ids[target]}']

@@ -10,11 +10,16 @@ from training.tokenizer import save_tokenizer, train_tokenizer
 
 
 def test_layout_and_model_tokens(tmp_path: Path) -> None:
-    texts = ['The pallet [Region 0] is 6.36 meters from the pallet [Region 1].',
-             'How many pallets are in the leftmost buffer region?'] * 20
+    texts = [
+        'The pallet [Region 0] is 6.36 meters from the pallet [Region 1].',
+        'How many pallets are in the leftmost buffer region?',
+    ] * 20
     tok = train_tokenizer(texts, vocab_size=300)
     assert [tok.token_to_id(t) for t in ('<|endoftext|>', '<|im_start|>', '<|im_end|>')] == [
-        0, 1, 2]
+        0,
+        1,
+        2,
+    ]
     assert [t for t in tok.encode('6.36').tokens] == ['6', '.', '3', '6']  # digits one by one
     save_tokenizer(tok, tmp_path)
     cfg = SmolRGPTConfig(lm_base_vocab_size=tok.get_vocab_size(with_added_tokens=True))

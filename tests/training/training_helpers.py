@@ -16,16 +16,26 @@ KIND = {'connector_alignment': 'captions', 'refiner_alignment': 'regions', 'sft'
 
 
 def tiny_config(stage: str, tiny_dir: Path, out: Path, **kw: Any) -> TrainConfig:
-    fields = {'stage': stage, 'last_stage_checkpoint': str(tiny_dir), 'batch_size': 2,
-              'grad_accum': 1, 'max_steps': 4, 'lr': dict.fromkeys(
-                  ('MP', 'MP_depth', 'rgb_refiner', 'depth_refiner', 'backbones'), 1e-3),
-              'output_dir': str(out), 'tensorboard': False, 'progress': False,
-              'eval_interval': 0, 'save_interval': 0, 'threads': 1}
+    fields = {
+        'stage': stage,
+        'last_stage_checkpoint': str(tiny_dir),
+        'batch_size': 2,
+        'grad_accum': 1,
+        'max_steps': 4,
+        'lr': dict.fromkeys(('MP', 'MP_depth', 'rgb_refiner', 'depth_refiner', 'backbones'), 1e-3),
+        'output_dir': str(out),
+        'tensorboard': False,
+        'progress': False,
+        'eval_interval': 0,
+        'save_interval': 0,
+        'threads': 1,
+    }
     return TrainConfig(**{**fields, **kw})
 
 
-def batch_for(stage: str, tiny_dir: Path, synth_root: Path, n: int = 3
-              ) -> tuple[SmolRGPT, dict[str, Any]]:
+def batch_for(
+    stage: str, tiny_dir: Path, synth_root: Path, n: int = 3
+) -> tuple[SmolRGPT, dict[str, Any]]:
     model = SmolRGPT.from_pretrained(tiny_dir)
     tok = SmolRGPTTokenizer.from_dir(tiny_dir, model.cfg)
     examples = load_examples(KIND[stage], synth_root, 'train')[:n]

@@ -45,8 +45,10 @@ class RunStats:
 
     def summary(self) -> str:
         rate = self.written / self.seconds if self.seconds > 0 else 0.0
-        text = (f'{self.written} answered ({rate:.1f}/s), {self.skipped} already done, '
-                f'{self.total - self.skipped - self.written} left')
+        text = (
+            f'{self.written} answered ({rate:.1f}/s), {self.skipped} already done, '
+            f'{self.total - self.skipped - self.written} left'
+        )
         return text + (f'; {self.failed} failed (empty output)' if self.failed else '')
 
 
@@ -66,8 +68,9 @@ def stored_depth(group: ImageGroup, rgb: np.ndarray) -> np.ndarray:
         if depth.ndim == 3:
             depth = depth[..., 0]  # an 8-bit depth saved as RGB
         if depth.shape != rgb.shape[:2]:
-            resized = Image.fromarray(depth).resize((rgb.shape[1], rgb.shape[0]),
-                                                    Image.Resampling.NEAREST)
+            resized = Image.fromarray(depth).resize(
+                (rgb.shape[1], rgb.shape[0]), Image.Resampling.NEAREST
+            )
             depth = np.asarray(resized)
     return np.ascontiguousarray(depth)
 
@@ -86,12 +89,19 @@ def load_frame(group: ImageGroup, stamp_ns: int, depth_fn: DepthFn = stored_dept
     if encoding is None:
         raise ValueError(f'{group.depth_path}: unsupported depth type {depth.dtype}')
     masks = group.masks() if group.rles else np.zeros((0, *rgb.shape[:2]), dtype=bool)
-    return Frame(rgb=rgb, depth=depth, masks=masks, region_ids=list(range(len(masks))),
-                 depth_encoding=encoding, stamp_ns=stamp_ns)
+    return Frame(
+        rgb=rgb,
+        depth=depth,
+        masks=masks,
+        region_ids=list(range(len(masks))),
+        depth_encoding=encoding,
+        stamp_ns=stamp_ns,
+    )
 
 
-def _ask(engine: SpatialQueryEngine, frame: Frame, chunk: list[tuple[Sample, list[int]]]
-         ) -> tuple[list[str], int]:
+def _ask(
+    engine: SpatialQueryEngine, frame: Frame, chunk: list[tuple[Sample, list[int]]]
+) -> tuple[list[str], int]:
     """Answer texts for a chunk; a question the engine rejects gets '' (the rest still run)."""
     from smolrgpt_core.inference.engine import EngineError, Query
 
@@ -111,9 +121,18 @@ def _ask(engine: SpatialQueryEngine, frame: Frame, chunk: list[tuple[Sample, lis
     return texts, failed
 
 
-def answer_to_csv(engine: SpatialQueryEngine, groups: Sequence[ImageGroup], out: str | Path, *,
-                  columns: Sequence[str], row: RowFn, batch: int = 64, max_samples: int = 0,
-                  depth_fn: DepthFn = stored_depth, progress: bool = True) -> RunStats:
+def answer_to_csv(
+    engine: SpatialQueryEngine,
+    groups: Sequence[ImageGroup],
+    out: str | Path,
+    *,
+    columns: Sequence[str],
+    row: RowFn,
+    batch: int = 64,
+    max_samples: int = 0,
+    depth_fn: DepthFn = stored_depth,
+    progress: bool = True,
+) -> RunStats:
     """Answer every question of ``groups`` not yet in ``out``; append rows batch by batch.
 
     ``max_samples`` > 0 stops after the batch that reaches that many new answers (a partial
@@ -127,12 +146,18 @@ def answer_to_csv(engine: SpatialQueryEngine, groups: Sequence[ImageGroup], out:
     stats = RunStats(total=sum(len(g.samples) for g in groups))
     stats.skipped = sum(s.id in done for g in groups for s in g.samples)
     start = time.perf_counter()
-    bar = tqdm(total=stats.total, initial=stats.skipped, unit='q', desc='answering',
-               disable=not progress, dynamic_ncols=True)
+    bar = tqdm(
+        total=stats.total,
+        initial=stats.skipped,
+        unit='q',
+        desc='answering',
+        disable=not progress,
+        dynamic_ncols=True,
+    )
     try:
         for index, group in enumerate(groups):
             pairs = list(zip(group.samples, group.region_ids))
-            chunks = [pairs[i:i + batch] for i in range(0, len(pairs), batch)]
+            chunks = [pairs[i : i + batch] for i in range(0, len(pairs), batch)]
             chunks = [[p for p in c if p[0].id not in done] for c in chunks]
             chunks = [c for c in chunks if c]
             if not chunks:
@@ -140,8 +165,11 @@ def answer_to_csv(engine: SpatialQueryEngine, groups: Sequence[ImageGroup], out:
             try:
                 frame = load_frame(group, stamp_ns=index + 1, depth_fn=depth_fn)
             except (OSError, ValueError) as exc:
-                log.warning('%s: cannot load the frame (%s); its questions get empty outputs',
-                            group.rgb_path.name, exc)
+                log.warning(
+                    '%s: cannot load the frame (%s); its questions get empty outputs',
+                    group.rgb_path.name,
+                    exc,
+                )
                 frame = None
             for chunk in chunks:
                 if frame is None:

@@ -19,18 +19,31 @@ log = logging.getLogger(__name__)
 
 def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     """The model flags shared with ``smolrgpt bench``."""
-    parser.add_argument('--checkpoint', type=Path,
-                        help='checkpoint directory (default: the embedded model)')
+    parser.add_argument(
+        '--checkpoint', type=Path, help='checkpoint directory (default: the embedded model)'
+    )
     parser.add_argument('--backend', default='torch', help='torch | onnxruntime | tensorrt')
     parser.add_argument('--engine-dir', type=Path, help='exported graphs (onnxruntime/tensorrt)')
     parser.add_argument('--device', default='auto', help='auto (cuda if available) | cpu | cuda')
     parser.add_argument('--dtype', default='float32', help='float32 | float16 | bfloat16')
-    parser.add_argument('--batch', type=int, default=64,
-                        help='questions per generation call (one image at a time; default 64)')
-    parser.add_argument('--max-new-tokens', type=int, default=120,
-                        help='answer length cap (default 120, as the reference)')
-    parser.add_argument('--max-samples', type=int, default=0,
-                        help='stop after about this many new answers (0 = all); rerun to go on')
+    parser.add_argument(
+        '--batch',
+        type=int,
+        default=64,
+        help='questions per generation call (one image at a time; default 64)',
+    )
+    parser.add_argument(
+        '--max-new-tokens',
+        type=int,
+        default=120,
+        help='answer length cap (default 120, as the reference)',
+    )
+    parser.add_argument(
+        '--max-samples',
+        type=int,
+        default=0,
+        help='stop after about this many new answers (0 = all); rerun to go on',
+    )
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
 
 
@@ -43,9 +56,14 @@ def load_engine(args: argparse.Namespace, depth_pipeline: str | None = None) -> 
     try:
         checkpoint = args.checkpoint or embedded_model_dir()
         return SpatialQueryEngine.from_checkpoint(
-            checkpoint, backend=args.backend, device=resolve_device(args.device),
-            dtype=args.dtype, engine_dir=args.engine_dir, max_new_tokens=args.max_new_tokens,
-            depth_pipeline=depth_pipeline)
+            checkpoint,
+            backend=args.backend,
+            device=resolve_device(args.device),
+            dtype=args.dtype,
+            engine_dir=args.engine_dir,
+            max_new_tokens=args.max_new_tokens,
+            depth_pipeline=depth_pipeline,
+        )
     except (EngineError, FileNotFoundError, ValueError) as exc:
         raise CommandError(str(exc)) from exc
 
@@ -53,30 +71,55 @@ def load_engine(args: argparse.Namespace, depth_pipeline: str | None = None) -> 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest='action', metavar='ACTION', required=True)
     gen = sub.add_parser('generate', help='run the model over a split -> raw_output.csv')
-    gen.add_argument('--data-root', required=True, type=Path,
-                     help='dataset folder (test.json, test/images, test/depths)')
+    gen.add_argument(
+        '--data-root',
+        required=True,
+        type=Path,
+        help='dataset folder (test.json, test/images, test/depths)',
+    )
     gen.add_argument('--split', default='test', help='test (default) or val')
-    gen.add_argument('--out', type=Path, default=Path('raw_output.csv'),
-                     help='raw output CSV; an existing one is resumed (default raw_output.csv)')
-    gen.add_argument('--reference-depth-quirk', action='store_true',
-                     help="depth through the RGB pipeline (bilinear, [-1, 1]), as the "
-                     "reference's submission script; default: the training pipeline")
+    gen.add_argument(
+        '--out',
+        type=Path,
+        default=Path('raw_output.csv'),
+        help='raw output CSV; an existing one is resumed (default raw_output.csv)',
+    )
+    gen.add_argument(
+        '--reference-depth-quirk',
+        action='store_true',
+        help='depth through the RGB pipeline (bilinear, [-1, 1]), as the '
+        "reference's submission script; default: the training pipeline",
+    )
     add_engine_arguments(gen)
 
     norm = sub.add_parser('normalize', help='raw_output.csv -> submission.json')
     norm.add_argument('--raw', required=True, type=Path, help='raw_output.csv (id;...;output)')
-    norm.add_argument('--questions', required=True, type=Path,
-                      help='the split file the raw outputs answer (test.json)')
+    norm.add_argument(
+        '--questions',
+        required=True,
+        type=Path,
+        help='the split file the raw outputs answer (test.json)',
+    )
     norm.add_argument('--out', type=Path, default=Path('submission.json'))
-    norm.add_argument('--extractor', default='rules', choices=('rules', 'ollama'),
-                      help='how answers are read: rules (default, offline) or an Ollama LLM')
-    norm.add_argument('--classifier', type=Path,
-                      help='category classifier JSON (smolrgpt classifier train): cross-checks '
-                      'the rules and decides when they cannot tell')
+    norm.add_argument(
+        '--extractor',
+        default='rules',
+        choices=('rules', 'ollama'),
+        help='how answers are read: rules (default, offline) or an Ollama LLM',
+    )
+    norm.add_argument(
+        '--classifier',
+        type=Path,
+        help='category classifier JSON (smolrgpt classifier train): cross-checks '
+        'the rules and decides when they cannot tell',
+    )
     norm.add_argument('--ollama-model', default='qwen2.5:14b-instruct')
     norm.add_argument('--ollama-host', default='http://127.0.0.1:11434')
-    norm.add_argument('--stats', type=Path,
-                      help='write the fallback counts as JSON here (default: next to --out)')
+    norm.add_argument(
+        '--stats',
+        type=Path,
+        help='write the fallback counts as JSON here (default: next to --out)',
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -96,15 +139,25 @@ def _generate(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError) as exc:
         raise CommandError(str(exc)) from exc
     if reader.report.skipped:
-        log.warning('%s.json: %s (e.g. %s); skipped records get no raw output (normalize '
-                    'gives them the default answer)', args.split, reader.report.summary(),
-                    reader.report.problems[:2])
+        log.warning(
+            '%s.json: %s (e.g. %s); skipped records get no raw output (normalize '
+            'gives them the default answer)',
+            args.split,
+            reader.report.summary(),
+            reader.report.problems[:2],
+        )
     engine = load_engine(args, 'rgb' if args.reference_depth_quirk else None)
     try:
         stats = answer_to_csv(
-            engine, groups, args.out, columns=RAW_COLUMNS, batch=args.batch,
+            engine,
+            groups,
+            args.out,
+            columns=RAW_COLUMNS,
+            batch=args.batch,
             row=lambda s, text: (s.id, s.meta.get('image', s.rgb_path.name), text),
-            max_samples=args.max_samples, progress=not args.no_progress)
+            max_samples=args.max_samples,
+            progress=not args.no_progress,
+        )
     except (RawCsvError, ValueError) as exc:
         raise CommandError(str(exc)) from exc
     print(f'{args.out}: {stats.summary()}')
@@ -137,8 +190,9 @@ def _normalize(args: argparse.Namespace) -> int:
 
         try:
             extractor = OllamaExtractor(args.ollama_model, args.ollama_host)
-            submission, stats = build_submission(questions, outputs, extractor=extractor,
-                                                 classifier=classifier)
+            submission, stats = build_submission(
+                questions, outputs, extractor=extractor, classifier=classifier
+            )
         except ExtractorUnavailable as exc:
             raise CommandError(str(exc)) from exc
     else:
@@ -146,11 +200,19 @@ def _normalize(args: argparse.Namespace) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(submission, indent=1) + '\n', encoding='utf-8')
     stats_path = args.stats or args.out.with_name(args.out.stem + '.stats.json')
-    report = {'extractor': args.extractor, 'raw': str(args.raw),
-              'questions': str(args.questions), **stats.to_dict()}
+    report = {
+        'extractor': args.extractor,
+        'raw': str(args.raw),
+        'questions': str(args.questions),
+        **stats.to_dict(),
+    }
     if extractor is not None:
-        report['ollama'] = {'model': args.ollama_model, 'host': args.ollama_host,
-                            'calls': extractor.calls, 'bad_replies': extractor.bad_replies}
+        report['ollama'] = {
+            'model': args.ollama_model,
+            'host': args.ollama_host,
+            'calls': extractor.calls,
+            'bad_replies': extractor.bad_replies,
+        }
     stats_path.write_text(json.dumps(report, indent=2) + '\n', encoding='utf-8')
     for line in report_lines(stats):
         print(line)

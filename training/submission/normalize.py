@@ -82,8 +82,13 @@ class NormalizeStats:
     @property
     def fallbacks(self) -> int:
         """Answers that did not come straight from the chosen extractor on a known category."""
-        return (self.answer_default + self.category_from_classifier
-                + self.category_from_output + self.category_default + self.extractor_misses)
+        return (
+            self.answer_default
+            + self.category_from_classifier
+            + self.category_from_output
+            + self.category_default
+            + self.extractor_misses
+        )
 
     def to_dict(self) -> dict[str, Any]:
         out = {k: v for k, v in self.__dict__.items() if k not in ('by_category',)}
@@ -106,8 +111,9 @@ def load_questions(path: str | Path) -> list[Question]:
     for index, record in enumerate(records):
         try:
             turn = record['conversations'][0]
-            out.append(Question(str(record['id']), str(turn['value']),
-                                str(record.get('image', ''))))
+            out.append(
+                Question(str(record['id']), str(turn['value']), str(record.get('image', '')))
+            )
         except (KeyError, IndexError, TypeError) as exc:
             raise ValueError(f'{path}: record {index} has no id or no question ({exc})') from exc
     return out
@@ -124,8 +130,9 @@ def format_answer(category: str, value: Any) -> str:
     raise ValueError(f'unknown category {category!r}')
 
 
-def _category(question: str, output: str, predicted: str | None, stats: NormalizeStats,
-              qid: str) -> str:
+def _category(
+    question: str, output: str, predicted: str | None, stats: NormalizeStats, qid: str
+) -> str:
     try:
         ruled = infer_category(question)  # '<mask>'/'<image>' tags hold no category words
     except NormalizationError:
@@ -147,10 +154,13 @@ def _category(question: str, output: str, predicted: str | None, stats: Normaliz
     return from_output
 
 
-def build_submission(questions: Sequence[Question], outputs: Mapping[str, str], *,
-                     extractor: Extractor | None = None,
-                     classifier: CategoryClassifier | None = None
-                     ) -> tuple[list[dict[str, str]], NormalizeStats]:
+def build_submission(
+    questions: Sequence[Question],
+    outputs: Mapping[str, str],
+    *,
+    extractor: Extractor | None = None,
+    classifier: CategoryClassifier | None = None,
+) -> tuple[list[dict[str, str]], NormalizeStats]:
     """One ``{id, normalized_answer}`` per question, in question order."""
     rules = RuleExtractor()
     extractor = extractor or rules
@@ -199,17 +209,24 @@ def report_lines(stats: NormalizeStats) -> list[str]:
         f'defaulted to {FALLBACK_CATEGORY} (the rules could not tell)',
     ]
     if stats.extractor_misses:
-        lines.append(f'  {stats.extractor_misses} outputs the extractor could not read went '
-                     'to the rules')
+        lines.append(
+            f'  {stats.extractor_misses} outputs the extractor could not read went to the rules'
+        )
     if stats.missing_output or stats.empty_output:
-        lines.append(f'{stats.missing_output} questions had no raw output row and '
-                     f'{stats.empty_output} an empty output')
+        lines.append(
+            f'{stats.missing_output} questions had no raw output row and '
+            f'{stats.empty_output} an empty output'
+        )
     if stats.classifier_disagreements:
-        lines.append(f'classifier disagreed with the rules on {stats.classifier_disagreements} '
-                     f'questions (rules kept), e.g. {stats.disagreement_ids[:3]}')
+        lines.append(
+            f'classifier disagreed with the rules on {stats.classifier_disagreements} '
+            f'questions (rules kept), e.g. {stats.disagreement_ids[:3]}'
+        )
     if stats.extra_rows:
-        lines.append(f'{stats.extra_rows} raw rows name ids that are not in the questions file '
-                     '(dropped)')
-    lines.append('per category: ' + ', '.join(f'{k} {v}' for k, v in
-                                              sorted(stats.by_category.items())))
+        lines.append(
+            f'{stats.extra_rows} raw rows name ids that are not in the questions file (dropped)'
+        )
+    lines.append(
+        'per category: ' + ', '.join(f'{k} {v}' for k, v in sorted(stats.by_category.items()))
+    )
     return lines

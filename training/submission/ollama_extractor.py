@@ -26,19 +26,35 @@ DEFAULT_HOST = 'http://127.0.0.1:11434'
 DISTANCE_UNITS = ('m', 'cm', 'mm', 'ft', 'in')
 
 SCHEMAS: dict[str, dict[str, Any]] = {
-    'left_right': {'type': 'object', 'required': ['answer'],
-                   'properties': {'answer': {'type': 'string', 'enum': ['left', 'right']}}},
-    'count': {'type': 'object', 'required': ['answer'],
-              'properties': {'answer': {'type': 'integer', 'minimum': 0}}},
-    'distance': {'type': 'object', 'required': ['answer', 'unit'],
-                 'properties': {'answer': {'type': 'number', 'minimum': 0},
-                                'unit': {'type': 'string', 'enum': list(DISTANCE_UNITS)}}},
-    'mcq': {'type': 'object', 'required': ['answer'],
-            'properties': {'answer': {'type': 'integer', 'minimum': 0}}},
+    'left_right': {
+        'type': 'object',
+        'required': ['answer'],
+        'properties': {'answer': {'type': 'string', 'enum': ['left', 'right']}},
+    },
+    'count': {
+        'type': 'object',
+        'required': ['answer'],
+        'properties': {'answer': {'type': 'integer', 'minimum': 0}},
+    },
+    'distance': {
+        'type': 'object',
+        'required': ['answer', 'unit'],
+        'properties': {
+            'answer': {'type': 'number', 'minimum': 0},
+            'unit': {'type': 'string', 'enum': list(DISTANCE_UNITS)},
+        },
+    },
+    'mcq': {
+        'type': 'object',
+        'required': ['answer'],
+        'properties': {'answer': {'type': 'integer', 'minimum': 0}},
+    },
 }
 
-_COMMON = ('You read answers written by a vision-language model about a warehouse image. '
-           'Regions are written [Region k]. Reply with JSON only, following the schema. ')
+_COMMON = (
+    'You read answers written by a vision-language model about a warehouse image. '
+    'Regions are written [Region k]. Reply with JSON only, following the schema. '
+)
 SYSTEM_PROMPTS = {
     'left_right': _COMMON + 'The question asks whether one object is left or right of another. '
     'Return the side the answer concludes with ("left" or "right"); if the answer repeats the '
@@ -93,13 +109,19 @@ def parse_reply(category: str, content: str) -> Any | None:
 class OllamaExtractor:
     name = 'ollama'
 
-    def __init__(self, model: str = DEFAULT_MODEL, host: str = DEFAULT_HOST,
-                 timeout: float = 120.0, temperature: float = 0.0) -> None:
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        host: str = DEFAULT_HOST,
+        timeout: float = 120.0,
+        temperature: float = 0.0,
+    ) -> None:
         try:
             import ollama
         except ImportError as exc:
-            raise ExtractorUnavailable('the Ollama route needs the ollama client: '
-                                       'pip install ollama') from exc
+            raise ExtractorUnavailable(
+                'the Ollama route needs the ollama client: pip install ollama'
+            ) from exc
         self._ollama = ollama
         self.model = model
         self.host = host
@@ -111,18 +133,25 @@ class OllamaExtractor:
     def extract(self, category: str, question: str, output: str) -> Any | None:
         import httpx
 
-        messages = [{'role': 'system', 'content': SYSTEM_PROMPTS[category]},
-                    {'role': 'user', 'content': user_message(category, question, output)}]
+        messages = [
+            {'role': 'system', 'content': SYSTEM_PROMPTS[category]},
+            {'role': 'user', 'content': user_message(category, question, output)},
+        ]
         try:
-            response = self.client.chat(model=self.model, messages=messages,
-                                        format=SCHEMAS[category], options=self.options)
+            response = self.client.chat(
+                model=self.model, messages=messages, format=SCHEMAS[category], options=self.options
+            )
         except ConnectionError as exc:  # the client's wording for httpx.ConnectError
-            raise ExtractorUnavailable(f'no Ollama server at {self.host} ({exc}); start '
-                                       f'`ollama serve` and `ollama pull {self.model}`') from exc
+            raise ExtractorUnavailable(
+                f'no Ollama server at {self.host} ({exc}); start '
+                f'`ollama serve` and `ollama pull {self.model}`'
+            ) from exc
         except self._ollama.ResponseError as exc:
             if exc.status_code == 404:
-                raise ExtractorUnavailable(f'Ollama at {self.host} has no model {self.model!r} '
-                                           f'(`ollama pull {self.model}`): {exc.error}') from exc
+                raise ExtractorUnavailable(
+                    f'Ollama at {self.host} has no model {self.model!r} '
+                    f'(`ollama pull {self.model}`): {exc.error}'
+                ) from exc
             log.warning('Ollama error %s: %s', exc.status_code, exc.error)
             self.bad_replies += 1
             return None

@@ -52,8 +52,11 @@ def open_for_resume(path: str | Path, columns: Sequence[str] = RAW_COLUMNS) -> s
     data = path.read_bytes() if path.is_file() else b''
     if data and not data.endswith(b'\n'):
         keep = data.rfind(b'\n') + 1
-        log.warning('%s: dropped an incomplete last line (%d bytes) left by an interrupted run',
-                    path, len(data) - keep)
+        log.warning(
+            '%s: dropped an incomplete last line (%d bytes) left by an interrupted run',
+            path,
+            len(data) - keep,
+        )
         data = data[:keep]
         with open(path, 'r+b') as f:
             f.truncate(keep)
@@ -62,13 +65,16 @@ def open_for_resume(path: str | Path, columns: Sequence[str] = RAW_COLUMNS) -> s
         return set()
     rows = list(csv.reader(io.StringIO(data.decode('utf-8')), delimiter=DELIMITER))
     if tuple(rows[0]) != tuple(columns):
-        raise RawCsvError(f'{path}: header {DELIMITER.join(rows[0])!r} is not '
-                          f'{DELIMITER.join(columns)!r}; pass another --out to start afresh')
+        raise RawCsvError(
+            f'{path}: header {DELIMITER.join(rows[0])!r} is not '
+            f'{DELIMITER.join(columns)!r}; pass another --out to start afresh'
+        )
     done = set()
     for number, row in enumerate(rows[1:], start=2):
         if len(row) != len(columns):
-            raise RawCsvError(f'{path}: line {number} has {len(row)} fields, expected '
-                              f'{len(columns)}')
+            raise RawCsvError(
+                f'{path}: line {number} has {len(row)} fields, expected {len(columns)}'
+            )
         done.add(row[0])
     return done
 
@@ -98,7 +104,8 @@ def read_rows(path: str | Path) -> list[dict[str, str]]:
     out = []
     for number, row in enumerate(rows[1:], start=2):
         if len(row) != len(header):
-            raise RawCsvError(f'{path}: line {number} has {len(row)} fields, expected '
-                              f'{len(header)}')
+            raise RawCsvError(
+                f'{path}: line {number} has {len(row)} fields, expected {len(header)}'
+            )
         out.append(dict(zip(header, row)))
     return out

@@ -32,12 +32,20 @@ class BackendError(RuntimeError):
 class Backend(Protocol):
     cfg: SmolRGPTConfig
 
-    def encode_frame(self, image: torch.Tensor, depth: torch.Tensor,
-                     masks: torch.Tensor | None = None) -> EncodedFrame: ...
+    def encode_frame(
+        self, image: torch.Tensor, depth: torch.Tensor, masks: torch.Tensor | None = None
+    ) -> EncodedFrame: ...
 
-    def answer(self, frame: EncodedFrame, prompts: Sequence[Prompt], *, eos_token_id: int,
-               max_new_tokens: int = 120, sampling: SamplingParams | None = None,
-               generator: torch.Generator | None = None) -> list[list[int]]: ...
+    def answer(
+        self,
+        frame: EncodedFrame,
+        prompts: Sequence[Prompt],
+        *,
+        eos_token_id: int,
+        max_new_tokens: int = 120,
+        sampling: SamplingParams | None = None,
+        generator: torch.Generator | None = None,
+    ) -> list[list[int]]: ...
 
 
 def load_torch(checkpoint: Path, *, device: str, dtype: str, engine_dir: Path | None) -> Backend:
@@ -48,8 +56,9 @@ def load_torch(checkpoint: Path, *, device: str, dtype: str, engine_dir: Path | 
 
         return load_torch_int8(checkpoint, device=device)
     if dtype not in DTYPES:
-        raise BackendError(f'torch dtype must be one of {", ".join(DTYPES)}, int8 (CPU), '
-                           f'got {dtype!r}')
+        raise BackendError(
+            f'torch dtype must be one of {", ".join(DTYPES)}, int8 (CPU), got {dtype!r}'
+        )
     return SmolRGPT.from_pretrained(checkpoint, dtype=DTYPES[dtype], device=device).eval()
 
 
@@ -62,11 +71,21 @@ LOADERS: dict[str, str] = {
 }
 
 
-def load_backend(name: str, checkpoint: str | Path, *, device: str = 'cpu',
-                 dtype: str = 'float32', engine_dir: str | Path | None = None) -> Backend:
+def load_backend(
+    name: str,
+    checkpoint: str | Path,
+    *,
+    device: str = 'cpu',
+    dtype: str = 'float32',
+    engine_dir: str | Path | None = None,
+) -> Backend:
     if name not in LOADERS:
         raise BackendError(f'unknown backend {name!r}; available: {", ".join(LOADERS)}')
     module_name, func_name = LOADERS[name].split(':')
     loader: Callable[..., Backend] = getattr(importlib.import_module(module_name), func_name)
-    return loader(Path(checkpoint), device=device, dtype=dtype,
-                  engine_dir=Path(engine_dir) if engine_dir else None)
+    return loader(
+        Path(checkpoint),
+        device=device,
+        dtype=dtype,
+        engine_dir=Path(engine_dir) if engine_dir else None,
+    )

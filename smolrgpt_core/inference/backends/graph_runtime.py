@@ -36,8 +36,9 @@ class KVRunner(Protocol):
     def begin(self, rows: int, max_len: int) -> None:
         """Start a generation of at most ``rows`` rows and ``max_len`` slots (empty past)."""
 
-    def step(self, embeds: torch.Tensor, positions: torch.Tensor,
-             bias: torch.Tensor) -> torch.Tensor:
+    def step(
+        self, embeds: torch.Tensor, positions: torch.Tensor, bias: torch.Tensor
+    ) -> torch.Tensor:
         """embeds [b, T, D], positions [b, T], bias [b, 1, T, P + T] -> logits [b, V] (fp32);
         the past grows by T slots."""
 
@@ -66,30 +67,36 @@ class PingPongKV(ABC):
         need = max(L * rows * Hkv * max_len * Dh, 1)
         if not self._buffers or self._buffers[0].numel() < need:
             # k, v of the current past, then k, v of the next present (reused across answers)
-            self._buffers = [torch.empty(need, dtype=self.dtype, device=self.device)
-                             for _ in range(4)]
+            self._buffers = [
+                torch.empty(need, dtype=self.dtype, device=self.device) for _ in range(4)
+            ]
         self.rows, self.past = rows, 0
 
     def _view(self, index: int, rows: int, length: int) -> torch.Tensor:
         L, Hkv, Dh = self._kv_dims
-        return self._buffers[index][:L * rows * Hkv * length * Dh].view(L, rows, Hkv, length, Dh)
+        return self._buffers[index][: L * rows * Hkv * length * Dh].view(L, rows, Hkv, length, Dh)
 
     @abstractmethod
-    def _execute(self, inputs: dict[str, torch.Tensor],
-                 outputs: dict[str, torch.Tensor]) -> None:
+    def _execute(self, inputs: dict[str, torch.Tensor], outputs: dict[str, torch.Tensor]) -> None:
         """Run the decoder graph on bound inputs into preallocated outputs."""
 
-    def step(self, embeds: torch.Tensor, positions: torch.Tensor,
-             bias: torch.Tensor) -> torch.Tensor:
+    def step(
+        self, embeds: torch.Tensor, positions: torch.Tensor, bias: torch.Tensor
+    ) -> torch.Tensor:
         rows, T = embeds.shape[:2]
-        inputs = {'inputs_embeds': embeds.to(self.device, self.dtype).contiguous(),
-                  'position_ids': positions.to(self.device, torch.long).contiguous(),
-                  'attention_bias': bias.to(self.device, self.dtype).contiguous(),
-                  'past_key': self._view(0, rows, self.past),
-                  'past_value': self._view(1, rows, self.past)}
+        inputs = {
+            'inputs_embeds': embeds.to(self.device, self.dtype).contiguous(),
+            'position_ids': positions.to(self.device, torch.long).contiguous(),
+            'attention_bias': bias.to(self.device, self.dtype).contiguous(),
+            'past_key': self._view(0, rows, self.past),
+            'past_value': self._view(1, rows, self.past),
+        }
         logits = torch.empty(rows, self._vocab, dtype=torch.float32, device=self.device)
-        outputs = {'logits': logits, 'present_key': self._view(2, rows, self.past + T),
-                   'present_value': self._view(3, rows, self.past + T)}
+        outputs = {
+            'logits': logits,
+            'present_key': self._view(2, rows, self.past + T),
+            'present_value': self._view(3, rows, self.past + T),
+        }
         self._execute(inputs, outputs)
         self._buffers = self._buffers[2:] + self._buffers[:2]
         self.rows, self.past = rows, self.past + T
@@ -111,28 +118,38 @@ def mask_grid_weights(masks: torch.Tensor | None, cfg: SmolRGPTConfig) -> torch.
     return resize_masks(torch.as_tensor(masks).cpu(), G).view(-1, G, G)  # [M, G*G] -> [M, G, G]
 
 
-def splice_prompt(table: torch.Tensor, cfg: SmolRGPTConfig, frame: EncodedFrame,
-                  prompt: Prompt) -> torch.Tensor:
+def splice_prompt(
+    table: torch.Tensor, cfg: SmolRGPTConfig, frame: EncodedFrame, prompt: Prompt
+) -> torch.Tensor:
     """Prompt ids -> embeddings [T, D] with the frame's image and region vectors in place."""
     bad = [r for r in prompt.regions if not 0 <= r < frame.n_regions]
     if bad:
-        raise ValueError(f'prompt refers to regions {bad} but the frame has '
-                         f'{frame.n_regions} masks')
+        raise ValueError(
+            f'prompt refers to regions {bad} but the frame has {frame.n_regions} masks'
+        )
     ids = torch.tensor(prompt.ids, dtype=torch.long, device=table.device)  # [T]
     emb = table[ids]  # [T, D], a copy
     index = torch.tensor(prompt.regions, dtype=torch.long, device=table.device)
     for token_id, values, what in (
         (cfg.image_token_id, frame.image_embeds, 'image tokens'),
-        (cfg.mask_rgb_token_id, frame.rgb_regions[index.to(frame.rgb_regions.device)],
-         'rgb region tokens'),
-        (cfg.mask_depth_token_id, frame.depth_regions[index.to(frame.depth_regions.device)],
-         'depth region tokens'),
+        (
+            cfg.mask_rgb_token_id,
+            frame.rgb_regions[index.to(frame.rgb_regions.device)],
+            'rgb region tokens',
+        ),
+        (
+            cfg.mask_depth_token_id,
+            frame.depth_regions[index.to(frame.depth_regions.device)],
+            'depth region tokens',
+        ),
     ):
         where = ids == token_id
         found = int(where.sum())
         if found != values.shape[0]:
-            raise ValueError(f'{what}: the prompt holds {found} placeholder tokens but '
-                             f'{values.shape[0]} embeddings were given')
+            raise ValueError(
+                f'{what}: the prompt holds {found} placeholder tokens but '
+                f'{values.shape[0]} embeddings were given'
+            )
         emb[where] = values.to(device=emb.device, dtype=emb.dtype)
     return emb
 
@@ -153,14 +170,16 @@ class GraphSteps:
     def prefix(self, x: torch.Tensor, positions: torch.Tensor, bias: torch.Tensor) -> None:
         self.runner.step(x, positions, bias)
 
-    def suffix(self, x: torch.Tensor, positions: torch.Tensor, keys: torch.Tensor,
-               start: int) -> torch.Tensor:
+    def suffix(
+        self, x: torch.Tensor, positions: torch.Tensor, keys: torch.Tensor, start: int
+    ) -> torch.Tensor:
         self.runner.broadcast(self.rows)  # row 0's prefix (if any) to every row
         bias = attention_bias(keys, start, x.shape[1], self.dtype)  # [B, 1, S, start+S]
         return self.runner.step(x, positions, bias)
 
-    def token(self, token: torch.Tensor, positions: torch.Tensor, keys: torch.Tensor,
-              slot: int) -> torch.Tensor:
+    def token(
+        self, token: torch.Tensor, positions: torch.Tensor, keys: torch.Tensor, slot: int
+    ) -> torch.Tensor:
         bias = attention_bias(keys, slot, 1, self.dtype)  # [B, 1, 1, slot+1], zeros if all valid
         x = self.table[token.to(self.table.device)][:, None]  # [B, 1, D]
         return self.runner.step(x.to(device=self.device, dtype=self.dtype), positions, bias)
@@ -173,8 +192,9 @@ class GraphBackend(ABC):
     table: torch.Tensor  # [V, D] token embeddings (host), in the decoder's input dtype
 
     @abstractmethod
-    def _run_vision(self, image: torch.Tensor, depth: torch.Tensor, masks: torch.Tensor
-                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _run_vision(
+        self, image: torch.Tensor, depth: torch.Tensor, masks: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """image embeddings [n, D], rgb and depth region vectors [M, D]."""
 
     @abstractmethod
@@ -182,26 +202,40 @@ class GraphBackend(ABC):
         """A KV-cache runner of the decoder graph."""
 
     @torch.inference_mode()
-    def encode_frame(self, image: torch.Tensor, depth: torch.Tensor,
-                     masks: torch.Tensor | None = None) -> EncodedFrame:
+    def encode_frame(
+        self, image: torch.Tensor, depth: torch.Tensor, masks: torch.Tensor | None = None
+    ) -> EncodedFrame:
         S = self.cfg.vit_img_size
         image = image if image.dim() == 4 else image[None]
         depth = depth if depth.dim() == 4 else depth[None]
         if image.shape != (1, 3, S, S) or depth.shape != (1, 3, S, S):
-            raise ValueError(f'encode_frame takes one frame [3, {S}, {S}]; got image '
-                             f'{list(image.shape)}, depth {list(depth.shape)}')
+            raise ValueError(
+                f'encode_frame takes one frame [3, {S}, {S}]; got image '
+                f'{list(image.shape)}, depth {list(depth.shape)}'
+            )
         weights = mask_grid_weights(masks, self.cfg)  # [M, G, G]
         M = weights.shape[0]
         if M == 0:  # the graph's region dim starts at 1: pool one empty mask, drop it
             weights = torch.zeros(1, *weights.shape[1:])
-        image_embeds, rgb, depth_regions = self._run_vision(image.float(), depth.float(),
-                                                            weights)
+        image_embeds, rgb, depth_regions = self._run_vision(image.float(), depth.float(), weights)
         return EncodedFrame(image_embeds, rgb[:M], depth_regions[:M])
 
-    def answer(self, frame: EncodedFrame, prompts: Sequence[Prompt], *, eos_token_id: int,
-               max_new_tokens: int = 120, sampling: SamplingParams | None = None,
-               generator: torch.Generator | None = None) -> list[list[int]]:
+    def answer(
+        self,
+        frame: EncodedFrame,
+        prompts: Sequence[Prompt],
+        *,
+        eos_token_id: int,
+        max_new_tokens: int = 120,
+        sampling: SamplingParams | None = None,
+        generator: torch.Generator | None = None,
+    ) -> list[list[int]]:
         embeds = [splice_prompt(self.table, self.cfg, frame, p) for p in prompts]
-        return decode(GraphSteps(self._runner(), self.table), embeds,
-                      eos_token_id=eos_token_id, max_new_tokens=max_new_tokens,
-                      sampling=sampling, generator=generator)
+        return decode(
+            GraphSteps(self._runner(), self.table),
+            embeds,
+            eos_token_id=eos_token_id,
+            max_new_tokens=max_new_tokens,
+            sampling=sampling,
+            generator=generator,
+        )

@@ -31,34 +31,43 @@ def _import_onnxruntime():
     try:
         import onnxruntime
     except ImportError as exc:
-        raise BackendError('backend onnxruntime: the onnxruntime package is not installed '
-                           '(pip install onnxruntime)') from exc
+        raise BackendError(
+            'backend onnxruntime: the onnxruntime package is not installed '
+            '(pip install onnxruntime)'
+        ) from exc
     return onnxruntime
 
 
 class OrtDecoderRunner(PingPongKV):
     """``KVRunner`` over an ONNX Runtime session, bound to the ping-pong KV buffers."""
 
-    def __init__(self, session: object, cfg: SmolRGPTConfig, dtype: torch.dtype,
-                 device: torch.device) -> None:
+    def __init__(
+        self, session: object, cfg: SmolRGPTConfig, dtype: torch.dtype, device: torch.device
+    ) -> None:
         super().__init__(cfg, dtype, device)
         self.session = session
         self._device_type = 'cuda' if device.type == 'cuda' else 'cpu'
         self._device_id = device.index or 0
 
-    def _execute(self, inputs: dict[str, torch.Tensor],
-                 outputs: dict[str, torch.Tensor]) -> None:
+    def _execute(self, inputs: dict[str, torch.Tensor], outputs: dict[str, torch.Tensor]) -> None:
         io = self.session.io_binding()
         for names, bind in ((inputs, io.bind_input), (outputs, io.bind_output)):
             for name, tensor in names.items():
-                bind(name, self._device_type, self._device_id, NUMPY_DTYPES[tensor.dtype],
-                     list(tensor.shape), tensor.data_ptr())
+                bind(
+                    name,
+                    self._device_type,
+                    self._device_id,
+                    NUMPY_DTYPES[tensor.dtype],
+                    list(tensor.shape),
+                    tensor.data_ptr(),
+                )
         self.session.run_with_iobinding(io)
 
 
 class OnnxRuntimeBackend(GraphBackend):
-    def __init__(self, directory: str | Path, *, device: str = 'cpu',
-                 threads: int | None = None) -> None:
+    def __init__(
+        self, directory: str | Path, *, device: str = 'cpu', threads: int | None = None
+    ) -> None:
         ort = _import_onnxruntime()
         self.directory = Path(directory)
         try:
@@ -71,30 +80,42 @@ class OnnxRuntimeBackend(GraphBackend):
         providers = ['CPUExecutionProvider']
         if self.device.type == 'cuda':
             if 'CUDAExecutionProvider' not in ort.get_available_providers():
-                raise BackendError('backend onnxruntime: device cuda needs onnxruntime-gpu '
-                                   '(CUDAExecutionProvider is not available)')
+                raise BackendError(
+                    'backend onnxruntime: device cuda needs onnxruntime-gpu '
+                    '(CUDAExecutionProvider is not available)'
+                )
             providers.insert(0, ('CUDAExecutionProvider', {'device_id': self.device.index or 0}))
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         graphs = self.manifest['graphs']
-        self.vision = ort.InferenceSession(str(self.directory / graphs['vision']['file']),
-                                           options, providers=providers)
-        self.decoder = ort.InferenceSession(str(self.directory / graphs['decoder']['file']),
-                                            options, providers=providers)
+        self.vision = ort.InferenceSession(
+            str(self.directory / graphs['vision']['file']), options, providers=providers
+        )
+        self.decoder = ort.InferenceSession(
+            str(self.directory / graphs['decoder']['file']), options, providers=providers
+        )
         table = np.load(self.directory / self.manifest['embedding']['file'])
         self.table = torch.from_numpy(table).to(self.device)  # [V, D]
         self._kv_runner = OrtDecoderRunner(self.decoder, self.cfg, self.dtype, self.device)
-        logger.info('onnxruntime %s: %s graphs from %s on %s', ort.__version__,
-                    self.manifest['dtype'], self.directory, providers[0])
+        logger.info(
+            'onnxruntime %s: %s graphs from %s on %s',
+            ort.__version__,
+            self.manifest['dtype'],
+            self.directory,
+            providers[0],
+        )
 
-    def _run_vision(self, image: torch.Tensor, depth: torch.Tensor, masks: torch.Tensor
-                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        feed = {'image': image.cpu().numpy(), 'depth': depth.cpu().numpy(),
-                'masks': masks.float().cpu().numpy()}
+    def _run_vision(
+        self, image: torch.Tensor, depth: torch.Tensor, masks: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        feed = {
+            'image': image.cpu().numpy(),
+            'depth': depth.cpu().numpy(),
+            'masks': masks.float().cpu().numpy(),
+        }
         outputs = self.vision.run(None, feed)
-        image_embeds, rgb, depth_regions = (torch.from_numpy(o).to(self.device)
-                                            for o in outputs)
+        image_embeds, rgb, depth_regions = (torch.from_numpy(o).to(self.device) for o in outputs)
         return image_embeds, rgb, depth_regions
 
     def _runner(self) -> OrtDecoderRunner:
@@ -105,8 +126,9 @@ def default_engine_dir(checkpoint: Path) -> Path:
     return checkpoint / 'onnx'
 
 
-def load_onnxruntime(checkpoint: Path, *, device: str, dtype: str,
-                     engine_dir: Path | None) -> OnnxRuntimeBackend:
+def load_onnxruntime(
+    checkpoint: Path, *, device: str, dtype: str, engine_dir: Path | None
+) -> OnnxRuntimeBackend:
     """Loader for ``load_backend('onnxruntime', ...)``: graphs in ``engine_dir`` (default
     ``<checkpoint>/onnx``), checked against the checkpoint they were exported from."""
     from smolrgpt_core.weights import CONFIG_NAME, WEIGHTS_NAME
@@ -115,9 +137,11 @@ def load_onnxruntime(checkpoint: Path, *, device: str, dtype: str,
     try:
         manifest = read_manifest(directory)
         if dtype != manifest['dtype']:
-            raise BackendError(f'backend onnxruntime: the graphs in {directory} are '
-                               f'{manifest["dtype"]}, not {dtype}; set dtype to '
-                               f'{manifest["dtype"]} or export again with --dtype {dtype}')
+            raise BackendError(
+                f'backend onnxruntime: the graphs in {directory} are '
+                f'{manifest["dtype"]}, not {dtype}; set dtype to '
+                f'{manifest["dtype"]} or export again with --dtype {dtype}'
+            )
         config = SmolRGPTConfig.from_json(checkpoint / CONFIG_NAME).to_dict()
         check_checkpoint(manifest, config, checkpoint / WEIGHTS_NAME)
     except (ManifestError, OSError) as exc:

@@ -54,8 +54,12 @@ def quantize_decoder_int8(model: SmolRGPT) -> SmolRGPT:
     with warnings.catch_warnings():
         # torch.ao.quantization announces its move to torchao on every call
         warnings.simplefilter('ignore')
-        quantize_dynamic(model.decoder, {nn.Linear: per_channel_dynamic_qconfig},
-                         dtype=torch.qint8, inplace=True)
+        quantize_dynamic(
+            model.decoder,
+            {nn.Linear: per_channel_dynamic_qconfig},
+            dtype=torch.qint8,
+            inplace=True,
+        )
     return model
 
 
@@ -67,9 +71,16 @@ def load_torch_int8(checkpoint: Path, *, device: str) -> SmolRGPT:
 
 
 # --- GPU fast path ------------------------------------------------------------------------
-def _static_block(block: DecoderBlock, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
-                  bias: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
-                  slot: torch.Tensor) -> torch.Tensor:
+def _static_block(
+    block: DecoderBlock,
+    x: torch.Tensor,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    bias: torch.Tensor,
+    k_cache: torch.Tensor,
+    v_cache: torch.Tensor,
+    slot: torch.Tensor,
+) -> torch.Tensor:
     """One block for one new token per row; writes its key/value at ``slot`` ([1] long)."""
     attn = block.attn
     B, T, D = x.shape  # T == 1
@@ -81,8 +92,9 @@ def _static_block(block: DecoderBlock, x: torch.Tensor, cos: torch.Tensor, sin: 
     q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
     k_cache.index_copy_(2, slot, k)  # [B, Hkv, S_max, Dh]
     v_cache.index_copy_(2, slot, v)
-    y = F.scaled_dot_product_attention(q, k_cache, v_cache, attn_mask=bias,
-                                       enable_gqa=True)  # [B, H, 1, Dh]
+    y = F.scaled_dot_product_attention(
+        q, k_cache, v_cache, attn_mask=bias, enable_gqa=True
+    )  # [B, H, 1, Dh]
     x = x + F.linear(y.transpose(1, 2).reshape(B, T, D), attn.out_proj.weight)
     mlp = block.mlp
     z = block.norm2(x)
@@ -100,13 +112,16 @@ class StaticDecodeState:
         self.decoder = decoder
         self.rows, self.max_len = rows, max_len
         shape = (len(decoder.blocks), rows, attn.n_kv_heads, max_len, attn.head_dim)
-        self.cache = KVCache(torch.zeros(shape, dtype=dtype, device=device),
-                             torch.zeros(shape, dtype=dtype, device=device))
+        self.cache = KVCache(
+            torch.zeros(shape, dtype=dtype, device=device),
+            torch.zeros(shape, dtype=dtype, device=device),
+        )
         self.x = torch.zeros(rows, 1, weight.shape[1], dtype=dtype, device=device)  # [B, 1, D]
         self.positions = torch.zeros(rows, 1, dtype=torch.long, device=device)  # [B, 1]
         self.slot = torch.zeros(1, dtype=torch.long, device=device)  # [1]
-        self.bias = torch.full((rows, 1, 1, max_len), float('-inf'), dtype=dtype,
-                               device=device)  # [B, 1, 1, S_max]
+        self.bias = torch.full(
+            (rows, 1, 1, max_len), float('-inf'), dtype=dtype, device=device
+        )  # [B, 1, 1, S_max]
         self.logits = torch.zeros(rows, weight.shape[0], dtype=torch.float32, device=device)
         self.graph: torch.cuda.CUDAGraph | None = None
         if graph:
@@ -116,8 +131,9 @@ class StaticDecodeState:
         cos, sin = self.decoder.rotary_embd(self.positions)  # [B, 1, Dh] each
         x = self.x
         for i, block in enumerate(self.decoder.blocks):
-            x = _static_block(block, x, cos, sin, self.bias, self.cache.k[i], self.cache.v[i],
-                              self.slot)
+            x = _static_block(
+                block, x, cos, sin, self.bias, self.cache.k[i], self.cache.v[i], self.slot
+            )
         hidden = self.decoder.norm(x[:, -1])  # [B, D]
         self.logits.copy_(F.linear(hidden, self.decoder.head.weight).float())
 
@@ -147,8 +163,7 @@ class StaticDecodeState:
 class FastTorchBackend:
     """``Backend`` around a ``SmolRGPT``: the model's vision side, a static-cache decoder."""
 
-    def __init__(self, model: SmolRGPT, *, max_len: int = 1024, graph: bool | None = None
-                 ) -> None:
+    def __init__(self, model: SmolRGPT, *, max_len: int = 1024, graph: bool | None = None) -> None:
         self.model = model.eval()
         self.cfg = model.cfg
         self.max_len = max_len
@@ -158,31 +173,56 @@ class FastTorchBackend:
             raise BackendError('CUDA graphs need the model on a CUDA device')
         self._states: dict[int, StaticDecodeState] = {}
 
-    def encode_frame(self, image: torch.Tensor, depth: torch.Tensor,
-                     masks: torch.Tensor | None = None) -> EncodedFrame:
+    def encode_frame(
+        self, image: torch.Tensor, depth: torch.Tensor, masks: torch.Tensor | None = None
+    ) -> EncodedFrame:
         return self.model.encode_frame(image, depth, masks)
 
     def _state(self, rows: int) -> StaticDecodeState:
         if rows not in self._states:
-            self._states[rows] = StaticDecodeState(self.model.decoder, rows, self.max_len,
-                                                   self.graph)
+            self._states[rows] = StaticDecodeState(
+                self.model.decoder, rows, self.max_len, self.graph
+            )
         return self._states[rows]
 
     @torch.no_grad()
-    def answer(self, frame: EncodedFrame, prompts: Sequence[Prompt], *, eos_token_id: int,
-               max_new_tokens: int = 120, sampling: SamplingParams | None = None,
-               generator: torch.Generator | None = None) -> list[list[int]]:
-        return self.generate(self.model.prompt_embeddings(frame, prompts),
-                             eos_token_id=eos_token_id, max_new_tokens=max_new_tokens,
-                             sampling=sampling, generator=generator)
+    def answer(
+        self,
+        frame: EncodedFrame,
+        prompts: Sequence[Prompt],
+        *,
+        eos_token_id: int,
+        max_new_tokens: int = 120,
+        sampling: SamplingParams | None = None,
+        generator: torch.Generator | None = None,
+    ) -> list[list[int]]:
+        return self.generate(
+            self.model.prompt_embeddings(frame, prompts),
+            eos_token_id=eos_token_id,
+            max_new_tokens=max_new_tokens,
+            sampling=sampling,
+            generator=generator,
+        )
 
     @torch.no_grad()
-    def generate(self, embeds: Sequence[torch.Tensor], *, eos_token_id: int,
-                 max_new_tokens: int = 120, sampling: SamplingParams | None = None,
-                 generator: torch.Generator | None = None) -> list[list[int]]:
+    def generate(
+        self,
+        embeds: Sequence[torch.Tensor],
+        *,
+        eos_token_id: int,
+        max_new_tokens: int = 120,
+        sampling: SamplingParams | None = None,
+        generator: torch.Generator | None = None,
+    ) -> list[list[int]]:
         """``generation.decode`` semantics; the decode steps use the static state."""
-        return decode(StaticSteps(self), embeds, eos_token_id=eos_token_id,
-                      max_new_tokens=max_new_tokens, sampling=sampling, generator=generator)
+        return decode(
+            StaticSteps(self),
+            embeds,
+            eos_token_id=eos_token_id,
+            max_new_tokens=max_new_tokens,
+            sampling=sampling,
+            generator=generator,
+        )
 
 
 class StaticSteps(EagerSteps):
@@ -197,24 +237,27 @@ class StaticSteps(EagerSteps):
     def begin(self, rows: int, total: int) -> None:
         max_len = self.backend.max_len
         if total > max_len:
-            raise ValueError(f'prompt + answer need {total} cache slots; this backend was '
-                             f'built with max_len={max_len}')
+            raise ValueError(
+                f'prompt + answer need {total} cache slots; this backend was '
+                f'built with max_len={max_len}'
+            )
         self.state = self.backend._state(rows)
         self.cache = self.state.cache
 
-    def suffix(self, x: torch.Tensor, positions: torch.Tensor, keys: torch.Tensor,
-               start: int) -> torch.Tensor:
+    def suffix(
+        self, x: torch.Tensor, positions: torch.Tensor, keys: torch.Tensor, start: int
+    ) -> torch.Tensor:
         logits = super().suffix(x, positions, keys, start).float()
         # static bias: filled keys 0, padded keys the dtype's min (as attention_bias), the
         # rest -inf until their slot is written
         bias = self.state.bias
         bias.fill_(float('-inf'))
-        bias[:, 0, 0, :keys.shape[1]].copy_(
-            torch.where(keys, 0.0, torch.finfo(self.dtype).min))
+        bias[:, 0, 0, : keys.shape[1]].copy_(torch.where(keys, 0.0, torch.finfo(self.dtype).min))
         return logits
 
-    def token(self, token: torch.Tensor, positions: torch.Tensor, keys: torch.Tensor,
-              slot: int) -> torch.Tensor:
+    def token(
+        self, token: torch.Tensor, positions: torch.Tensor, keys: torch.Tensor, slot: int
+    ) -> torch.Tensor:
         state = self.state
         state.x.copy_(self.decoder.token_embedding(token)[:, None])
         state.positions.copy_(positions)
@@ -223,13 +266,13 @@ class StaticSteps(EagerSteps):
         return state.run().clone()
 
 
-def load_torch_fast(checkpoint: Path, *, device: str, dtype: str,
-                    engine_dir: Path | None) -> FastTorchBackend:
+def load_torch_fast(
+    checkpoint: Path, *, device: str, dtype: str, engine_dir: Path | None
+) -> FastTorchBackend:
     """Loader for ``load_backend('torch-fast', ...)``: CUDA graphs on a GPU, static eager on
     a CPU (useful only to test the path)."""
     if dtype not in DTYPES:
-        raise BackendError(f'torch-fast dtype must be one of {", ".join(DTYPES)}, '
-                           f'got {dtype!r}')
+        raise BackendError(f'torch-fast dtype must be one of {", ".join(DTYPES)}, got {dtype!r}')
     if device.startswith('cuda') and not torch.cuda.is_available():
         raise BackendError('backend torch-fast: no CUDA GPU is visible to torch')
     model = SmolRGPT.from_pretrained(checkpoint, dtype=DTYPES[dtype], device=device).eval()
@@ -238,9 +281,17 @@ def load_torch_fast(checkpoint: Path, *, device: str, dtype: str,
 
 # --- accuracy of a faster path --------------------------------------------------------------
 @torch.no_grad()
-def greedy_agreement(reference: SmolRGPT, candidate: SmolRGPT, image: torch.Tensor,
-                     depth: torch.Tensor, masks: torch.Tensor, prompts: Sequence[Prompt], *,
-                     eos_token_id: int, max_new_tokens: int) -> dict[str, float]:
+def greedy_agreement(
+    reference: SmolRGPT,
+    candidate: SmolRGPT,
+    image: torch.Tensor,
+    depth: torch.Tensor,
+    masks: torch.Tensor,
+    prompts: Sequence[Prompt],
+    *,
+    eos_token_id: int,
+    max_new_tokens: int,
+) -> dict[str, float]:
     """How often ``candidate`` (e.g. the int8 model) decodes like ``reference`` (fp32).
 
     * ``exact_answers``: share of questions whose greedy answers are identical;
@@ -250,10 +301,12 @@ def greedy_agreement(reference: SmolRGPT, candidate: SmolRGPT, image: torch.Tens
       reference token when both read the reference answer so far (per-token agreement).
     """
     frames = [m.encode_frame(image, depth, masks) for m in (reference, candidate)]
-    want = reference.answer(frames[0], prompts, eos_token_id=eos_token_id,
-                            max_new_tokens=max_new_tokens)
-    got = candidate.answer(frames[1], prompts, eos_token_id=eos_token_id,
-                           max_new_tokens=max_new_tokens)
+    want = reference.answer(
+        frames[0], prompts, eos_token_id=eos_token_id, max_new_tokens=max_new_tokens
+    )
+    got = candidate.answer(
+        frames[1], prompts, eos_token_id=eos_token_id, max_new_tokens=max_new_tokens
+    )
     matched = forced = total = 0
     for prompt, ref_tokens, cand_tokens in zip(prompts, want, got):
         matched += sum(a == b for a, b in zip(ref_tokens, cand_tokens))
@@ -264,12 +317,20 @@ def greedy_agreement(reference: SmolRGPT, candidate: SmolRGPT, image: torch.Tens
         picks = []
         for model, frame in zip((reference, candidate), frames):
             index = torch.tensor(prompt.regions, dtype=torch.long)
-            emb = model.embed(ids, frame.image_embeds[None], [frame.rgb_regions[index]],
-                              [frame.depth_regions[index]])  # [1, T + A, D]
+            emb = model.embed(
+                ids,
+                frame.image_embeds[None],
+                [frame.rgb_regions[index]],
+                [frame.depth_regions[index]],
+            )  # [1, T + A, D]
             positions = torch.arange(ids.shape[1])[None]  # [1, T + A]
-            hidden = model.decoder(emb, positions, None)[0, len(prompt.ids) - 1:-1]  # [A, D]
+            hidden = model.decoder(emb, positions, None)[0, len(prompt.ids) - 1 : -1]  # [A, D]
             picks.append(model.decoder.head(hidden).argmax(-1))  # [A]
         forced += int((picks[0] == picks[1]).sum())
     exact = sum(a == b for a, b in zip(want, got)) / max(len(prompts), 1)
-    return {'exact_answers': exact, 'free_running': matched / max(total, 1),
-            'teacher_forced': forced / max(total, 1), 'tokens': float(total)}
+    return {
+        'exact_answers': exact,
+        'free_running': matched / max(total, 1),
+        'teacher_forced': forced / max(total, 1),
+        'tokens': float(total),
+    }
