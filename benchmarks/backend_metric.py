@@ -50,6 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     from smolrgpt_core.inference.engine import SpatialQueryEngine
+    from smolrgpt_core.settings import InferenceSettings
     from training.datasets import load_examples
     from training.metrics.warehouse import score_warehouse
 
@@ -64,14 +65,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: dict[str, tuple[Any, dict[str, Any], float]] = {}
     for spec in ['torch:cpu:float32', *args.candidates]:
         backend, device, dtype = spec.split(':')
-        engine = SpatialQueryEngine.from_checkpoint(
-            args.checkpoint,
-            backend=backend,
-            device=device,
-            dtype=dtype,
-            engine_dir=args.engine_dir if backend != 'torch' else None,
-            max_new_tokens=args.max_new_tokens,
+        settings = InferenceSettings.from_flat(
+            {
+                'model.backend': backend,
+                'model.device': device,
+                'model.dtype': dtype,
+                'model.engine_dir': str(args.engine_dir or '') if backend != 'torch' else '',
+                'generation.max_new_tokens': args.max_new_tokens,
+            }
         )
+        engine = SpatialQueryEngine.from_checkpoint(args.checkpoint, settings)
         start = time.perf_counter()
         answers = answer_all(engine, examples)
         seconds = time.perf_counter() - start

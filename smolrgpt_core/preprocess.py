@@ -6,10 +6,11 @@
 * Depth (reference *training* pipeline): an 8-bit depth image to 3 identical channels,
   nearest resize to 256x256, [0, 1], no normalisation. ``depth_pipeline='rgb'`` reproduces
   the reference's test-time quirk (depth through the RGB pipeline) for matching its numbers.
-* Metric depth (``depth_input='metric'``): uint16 millimetres (0 = invalid) or float metres
-  (NaN/inf or negative = invalid) is first mapped to that 8-bit representation: clipped to
-  [depth_min_m, depth_max_m], scaled to 0..255, near = dark unless ``depth_near_is_dark`` is
-  false, invalid pixels set to ``depth_invalid_value``.
+* Metric depth (``depth_input='metric'``): uint16 millimetres or float metres is first mapped
+  to that 8-bit representation by ``smolrgpt_core.depth`` (the one owner of what a depth pixel
+  means and which pixels are valid): clipped to [depth_min_m, depth_max_m], scaled to 0..255,
+  near = dark unless ``depth_near_is_dark`` is false, invalid pixels set to
+  ``depth_invalid_value``.
 * Masks: COCO RLE dicts or bool arrays -> float [M, H, W] at image resolution (the model
   resizes them to its 64x64 grid).
 """
@@ -23,6 +24,7 @@ import numpy as np
 from PIL import Image
 import torch
 
+from smolrgpt_core import depth as depth_codec
 from smolrgpt_core.config import SmolRGPTConfig
 from smolrgpt_core.masks import rles_decode
 
@@ -53,57 +55,36 @@ def preprocess_rgb(image: ImageLike, size: int = 256) -> torch.Tensor:
     return _pil_to_unit_tensor(resized).sub(0.5).div(0.5)
 
 
-def metric_to_depth8(
-    depth: np.ndarray,
-    *,
-    min_m: float,
-    max_m: float,
-    near_is_dark: bool = True,
-    invalid_value: int = 0,
-) -> np.ndarray:
-    """uint16 millimetres or float metres [H, W] -> uint8 [H, W] depth image."""
-    depth = np.asarray(depth)
-    if depth.ndim != 2:
-        raise ValueError(f'metric depth must be [H, W], got {depth.shape}')
-    if depth.dtype == np.uint16:
-        metres = depth.astype(np.float64) / 1000.0
-        invalid = depth == 0
-    elif np.issubdtype(depth.dtype, np.floating):
-        metres = depth.astype(np.float64)
-        invalid = ~np.isfinite(metres) | (metres < 0)
-    else:
-        raise ValueError(f'metric depth must be uint16 (mm) or float (m), got {depth.dtype}')
-    scaled = np.clip((np.where(invalid, min_m, metres) - min_m) / (max_m - min_m), 0.0, 1.0)
-    if not near_is_dark:
-        scaled = 1.0 - scaled
-    out = np.rint(scaled * 255.0).astype(np.uint8)
-    out[invalid] = invalid_value
-    return out
+def preprocess_depth8(depth8: ImageLike, size: int, pipeline: str = 'train') -> torch.Tensor:
+    """The model's 8-bit depth image -> float32 [3, size, size]: nearest resize to [0, 1]
+    (``pipeline`` 'train'), or through the RGB pipeline ('rgb', the reference's test-time quirk).
+    """
+    if not isinstance(depth8, Image.Image) and np.asarray(depth8).dtype != np.uint8:
+        raise ValueError(
+            f'depth_input="image" expects an 8-bit depth image, got {np.asarray(depth8).dtype}; '
+            'set depth_input="metric" for uint16 mm or float metres'
+        )
+    image = _to_pil_rgb(depth8)  # a grayscale depth map becomes 3 identical channels
+    if pipeline == 'rgb':
+        return preprocess_rgb(image, size)
+    resized = image.resize((size, size), Image.Resampling.NEAREST)
+    return _pil_to_unit_tensor(resized)
 
 
 def preprocess_depth(depth: ImageLike, cfg: SmolRGPTConfig) -> torch.Tensor:
-    """Depth frame -> float32 [3, S, S] as configured (see the module docstring)."""
+    """Depth frame -> float32 [3, S, S] as the checkpoint's own depth fields say (training):
+    ``depth_input`` 'metric' maps uint16 mm / float metres with its fixed range first."""
     if cfg.depth_input == 'metric':
-        if isinstance(depth, Image.Image):
-            depth = np.asarray(depth)
-        depth = metric_to_depth8(
-            depth,
-            min_m=cfg.depth_min_m,
-            max_m=cfg.depth_max_m,
-            near_is_dark=cfg.depth_near_is_dark,
-            invalid_value=cfg.depth_invalid_value,
-        )
-    elif not isinstance(depth, Image.Image) and np.asarray(depth).dtype != np.uint8:
-        raise ValueError(
-            f'depth_input="image" expects an 8-bit depth image, got '
-            f'{np.asarray(depth).dtype}; set depth_input="metric" for uint16 mm '
-            f'or float metres'
-        )
-    image = _to_pil_rgb(depth)  # a grayscale depth map becomes 3 identical channels
-    if cfg.depth_pipeline == 'rgb':
-        return preprocess_rgb(image, cfg.vit_img_size)
-    resized = image.resize((cfg.vit_img_size, cfg.vit_img_size), Image.Resampling.NEAREST)
-    return _pil_to_unit_tensor(resized)
+        values = np.asarray(depth)
+        try:
+            name = depth_codec.encoding_for_dtype(values.dtype)
+        except ValueError as exc:
+            raise ValueError(f'metric depth: {exc}') from None
+        if name == 'mono8':
+            raise ValueError('depth_input="metric" expects uint16 mm or float metres, got uint8')
+        values = values.astype(np.float32) if values.dtype == np.float64 else values
+        depth = depth_codec.to_depth8(values, name, (cfg.depth_min_m, cfg.depth_max_m), cfg)
+    return preprocess_depth8(depth, cfg.vit_img_size, cfg.depth_pipeline)
 
 
 def masks_to_tensor(masks: Sequence[dict[str, Any]] | np.ndarray) -> torch.Tensor:

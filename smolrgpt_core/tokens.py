@@ -40,7 +40,6 @@ IM_END = '<|im_end|>'
 DATASET_MASK = '<mask>'
 DATASET_MASK_RE = re.compile(re.escape(DATASET_MASK))
 DATASET_IMAGE = '<image>'
-REGION_TAG = re.compile(r'<region(\d+)>')
 TOKENIZER_FILE = 'tokenizer.json'
 
 
@@ -117,41 +116,92 @@ class SmolRGPTTokenizer:
     def build_prompt(self, question: str, n_masks: int) -> Prompt:
         """Question with ``<mask>`` or ``<regionN>`` references -> token ids + region order.
 
-        ``n_masks`` is the number of masks available (the sample's or the frame's).
+        ``n_masks`` is the number of masks available (the sample's or the frame's): the k-th
+        ``<mask>`` is mask k, ``<regionN>`` is mask N.
         """
+        refs = parse_references(question)
+        if refs.style == 'mask':
+            if refs.count != n_masks:
+                raise PromptError(f'{refs.count} <mask> references but {n_masks} masks')
+            return self.prompt(refs, range(refs.count))
+        bad = [n for n in refs.tags if n is not None and n >= n_masks]
+        if bad:
+            raise PromptError(f'references to regions {bad}, but only {n_masks} masks')
+        return self.prompt(refs, [n for n in refs.tags if n is not None])
+
+    def prompt(self, refs: RegionReferences, regions: Sequence[int]) -> Prompt:
+        """A parsed question whose k-th reference is frame mask ``regions[k]`` -> the prompt."""
         cfg = self.cfg
-        reserved = [t for t in (*cfg.vlm_extra_tokens.values(), IM_START, IM_END) if t in question]
+        if len(regions) != refs.count:
+            raise PromptError(f'{refs.count} region references but {len(regions)} regions')
+        text = refs.slotted
+        reserved = [t for t in (*cfg.vlm_extra_tokens.values(), IM_START, IM_END) if t in text]
         if reserved:
             raise PromptError(f'the question contains reserved tokens {reserved}')
-        text = question.replace(DATASET_IMAGE, '')
-        n_dataset = text.count(DATASET_MASK)
-        tags = [int(m.group(1)) for m in REGION_TAG.finditer(text)]
-        if n_dataset and tags:
-            raise PromptError('mix of <mask> and <regionN> references in one question')
-        if n_dataset:
-            if n_dataset != n_masks:
-                raise PromptError(f'{n_dataset} <mask> references but {n_masks} masks')
-            regions = list(range(n_dataset))
-            text = spell_regions(text, cfg)
-        else:
-            bad = [n for n in tags if n >= n_masks]
-            if bad:
-                raise PromptError(f'references to regions {bad}, but only {n_masks} masks')
-            regions = tags
-            text = spell_regions(text, cfg, REGION_TAG)
+        text = spell_regions(text, cfg, _SLOT_RE)
         user = cfg.image_token * cfg.mp_image_token_length + text
         ids = self.encode(render_chat([{'role': 'user', 'content': user}]))
         counts = [
             ids.count(t)
             for t in (self.image_token_id, self.mask_rgb_token_id, self.mask_depth_token_id)
         ]
-        expected = [cfg.mp_image_token_length, len(regions), len(regions)]
+        expected = [cfg.mp_image_token_length, refs.count, refs.count]
         if counts != expected:
             raise PromptError(
                 f'tokenised prompt holds {counts} image/rgb/depth placeholders, '
                 f'expected {expected}'
             )
-        return Prompt(tuple(ids), tuple(regions))
+        return Prompt(tuple(ids), tuple(int(r) for r in regions))
+
+
+# a reference slot while a prompt is spelt: NUL never survives into a valid question
+_SLOT = '\x00'
+_SLOT_RE = re.compile(_SLOT)
+_REFERENCE = re.compile(r'<mask>|<region(\d+)>')
+
+
+@dataclass(frozen=True)
+class RegionReferences:
+    """A question's region references, parsed once: the text around them and, per reference,
+    N of ``<regionN>`` (None for a dataset ``<mask>``). Never a mix of the two styles."""
+
+    pieces: tuple[str, ...]  # len = count + 1
+    tags: tuple[int | None, ...]
+
+    @property
+    def count(self) -> int:
+        return len(self.tags)
+
+    @property
+    def style(self) -> str:
+        """'mask' (dataset ``<mask>``), 'tag' (``<regionN>``) or 'none'."""
+        if not self.tags:
+            return 'none'
+        return 'mask' if self.tags[0] is None else 'tag'
+
+    @property
+    def slotted(self) -> str:
+        """The text with a slot per reference (``prompt`` spells slots in the model's form)."""
+        return _SLOT.join(self.pieces)
+
+    @property
+    def plain(self) -> str:
+        """The text with every reference blanked out (for reading the question's wording)."""
+        return ' '.join(self.pieces)
+
+
+def parse_references(question: str) -> RegionReferences:
+    """``<mask>`` / ``<regionN>`` references of a question (``<image>`` markers dropped)."""
+    text = question.replace(DATASET_IMAGE, '').replace(_SLOT, '')
+    pieces, tags, last = [], [], 0
+    for match in _REFERENCE.finditer(text):
+        pieces.append(text[last : match.start()])
+        tags.append(None if match.group(1) is None else int(match.group(1)))
+        last = match.end()
+    pieces.append(text[last:])
+    if len({tag is None for tag in tags}) > 1:
+        raise PromptError('the question mixes <mask> placeholders and <regionN> tags')
+    return RegionReferences(tuple(pieces), tuple(tags))
 
 
 def prompt_masks(masks: np.ndarray, prompt: Prompt) -> np.ndarray:

@@ -17,10 +17,16 @@ from typing import Any
 
 import numpy as np
 
+from smolrgpt_core import settings
+from smolrgpt_core.normalize import CATEGORIES
+from smolrgpt_core.settings import InferenceSettings
+
 HELP = 'per-stage inspection runs of a checkpoint (rgb captions, refiner regions, sft QA)'
 KINDS = {'rgb': 'captions', 'refiners': 'regions', 'sft': 'warehouse'}
 
 log = logging.getLogger(__name__)
+# inspection answers (captions, region descriptions) run longer than warehouse answers
+GENERATE_SETTINGS = InferenceSettings.from_flat({'generation.max_new_tokens': 64})
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,11 +40,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--data-root', required=True, type=Path, help='dataset folder')
     parser.add_argument('--split', default='val', help='split to read (default val)')
     parser.add_argument('--limit', type=int, default=0, help='at most this many examples')
-    parser.add_argument('--max-new-tokens', type=int, default=64)
     parser.add_argument(
         '--out', type=Path, help='output JSONL (default CHECKPOINT/generate-STAGE.jsonl)'
     )
-    parser.add_argument('--device', default='cpu')
+    settings.add_arguments(parser, defaults=GENERATE_SETTINGS)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,15 +51,14 @@ def run(args: argparse.Namespace) -> int:
     from training.datasets import load_examples
 
     try:
+        chosen = settings.from_args(args, GENERATE_SETTINGS)
         examples = load_examples(KINDS[args.stage], args.data_root, args.split)
     except (FileNotFoundError, ValueError) as exc:
         raise CommandError(str(exc)) from exc
     if args.limit:
         examples = examples[: args.limit]
     out = args.out or args.checkpoint / f'generate-{args.stage}.jsonl'
-    records = generate_answers(
-        args.checkpoint, examples, max_new_tokens=args.max_new_tokens, device=args.device
-    )
+    records = generate_answers(args.checkpoint, examples, chosen)
     write_jsonl(out, records)
     scored = [r for r in records if r.get('correct') is not None]
     summary = f'{len(records)} answers -> {out}'
@@ -118,16 +122,12 @@ def answer_examples(
 def generate_answers(
     checkpoint: str | Path,
     examples: Sequence[Any],
-    *,
-    max_new_tokens: int = 64,
-    device: str = 'cpu',
+    settings: InferenceSettings = GENERATE_SETTINGS,
 ) -> list[dict[str, Any]]:
     from smolrgpt_core.inference.engine import SpatialQueryEngine
     from training.metrics.warehouse import score_warehouse
 
-    engine = SpatialQueryEngine.from_checkpoint(
-        checkpoint, device=device, max_new_tokens=max_new_tokens
-    )
+    engine = SpatialQueryEngine.from_checkpoint(checkpoint, settings)
     records = []
     for ex, answer in answer_examples(engine, examples, progress=True):
         record = {
@@ -138,10 +138,7 @@ def generate_answers(
             'category': ex.category,
             'normalized_answer': answer.normalized_answer,
         }
-        if (
-            ex.category in ('left_right', 'count', 'distance', 'mcq')
-            and ex.normalized_answer is not None
-        ):
+        if ex.category in CATEGORIES and ex.normalized_answer is not None:
             gt = [
                 {'id': ex.id, 'category': ex.category, 'normalized_answer': ex.normalized_answer}
             ]

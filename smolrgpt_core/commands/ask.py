@@ -7,6 +7,8 @@ import json
 import math
 from pathlib import Path
 
+from smolrgpt_core import settings
+
 HELP = 'answer one spatial question about an RGB-D frame from image files (no ROS needed)'
 
 
@@ -52,12 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         help='region ids for the <mask> placeholders, in order',
     )
-    parser.add_argument('--backend', default='torch', help='torch | onnxruntime | tensorrt')
-    parser.add_argument('--device', default='cpu')
-    parser.add_argument('--dtype', default='float32')
-    parser.add_argument('--engine-dir', help='exported graphs (onnxruntime / tensorrt)')
-    parser.add_argument('--max-new-tokens', type=int, default=48)
     parser.add_argument('--json', action='store_true', help='print JSON lines')
+    settings.add_arguments(parser)
 
 
 def _read_image(path: str) -> object:
@@ -135,18 +133,11 @@ def run(args: argparse.Namespace) -> int:
     ids = args.region_ids if args.region_ids is not None else default_ids
     try:
         checkpoint = args.checkpoint or embedded_model_dir()
-        engine = SpatialQueryEngine.from_checkpoint(
-            checkpoint,
-            backend=args.backend,
-            device=args.device,
-            dtype=args.dtype,
-            engine_dir=args.engine_dir,
-            max_new_tokens=args.max_new_tokens,
-        )
+        engine = SpatialQueryEngine.from_checkpoint(checkpoint, settings.from_args(args))
         frame = Frame(rgb=rgb, depth=depth, masks=masks, region_ids=ids, depth_encoding=encoding)
         queries = [Query(q, args.ask_ids if '<mask>' in q else []) for q in args.question]
         answers = engine.ask_many(frame, queries)
-    except (EngineError, FileNotFoundError) as exc:
+    except (EngineError, settings.SettingsError, FileNotFoundError) as exc:
         raise CommandError(str(exc)) from exc
     for query, answer in zip(queries, answers):
         if args.json:

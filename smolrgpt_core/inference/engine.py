@@ -18,31 +18,38 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+import logging
 import math
 from pathlib import Path
-import re
 import threading
 import time
 
 import numpy as np
 import torch
 
+from smolrgpt_core import depth as depth_codec
 from smolrgpt_core.config import SmolRGPTConfig
-from smolrgpt_core.inference.backends import Backend, BackendError, load_backend
-from smolrgpt_core.inference.types import EncodedFrame
+from smolrgpt_core.inference.backends import Backend, BackendError, load_backend, resolve_device
+from smolrgpt_core.inference.types import EncodedFrame, Prompt
 from smolrgpt_core.normalize import (
+    CATEGORIES,
     NormalizationError,
     infer_category,
     normalize_answer,
     region_indices,
 )
-from smolrgpt_core.preprocess import metric_to_depth8, preprocess_depth, preprocess_rgb
+from smolrgpt_core.preprocess import preprocess_depth8, preprocess_rgb
 from smolrgpt_core.sampling import SamplingParams
-from smolrgpt_core.tokens import DATASET_MASK, REGION_TAG, PromptError, SmolRGPTTokenizer
+from smolrgpt_core.settings import InferenceSettings
+from smolrgpt_core.tokens import (
+    PromptError,
+    RegionReferences,
+    SmolRGPTTokenizer,
+    parse_references,
+)
 
-DEPTH_ENCODINGS = {'mono8': np.uint8, '16UC1': np.uint16, '32FC1': np.float32}
-CATEGORIES = ('left_right', 'count', 'distance', 'mcq')
+logger = logging.getLogger(__name__)
 
 
 class EngineError(ValueError):
@@ -53,24 +60,28 @@ class EngineError(ValueError):
 class Frame:
     """One synchronised RGB-D frame with its region masks, as numpy arrays.
 
-    depth: ``mono8`` = the dataset's 8-bit image (near = dark); ``16UC1`` = millimetres with
-    0 = invalid; ``32FC1`` = metres with NaN/inf = invalid (REP 118).
+    depth: in ``depth_encoding`` (``smolrgpt_core.depth`` says what its pixels mean).
+    masks: bool, or uint8 / float holding only 0 and 1 (uint8 also 255 for inside).
     """
 
     rgb: np.ndarray  # uint8 [H, W, 3]
     depth: np.ndarray  # [H, W], dtype per depth_encoding
-    masks: np.ndarray  # bool [M, H, W]
+    masks: np.ndarray  # [M, H, W]
     region_ids: Sequence[int]  # id of each mask, unique
     depth_encoding: str = 'mono8'
     stamp_ns: int = 0  # cache key for the encoded frame; 0 = do not cache
     labels: Sequence[str] = ()
+
+    @property
+    def nbytes(self) -> int:
+        return sum(getattr(a, 'nbytes', 0) for a in (self.rgb, self.depth, self.masks))
 
 
 @dataclass
 class Query:
     question: str
     region_ids: Sequence[int] = ()
-    max_new_tokens: int = 0  # 0 = the engine's default
+    max_new_tokens: int = 0  # 0 = the settings' default
 
 
 @dataclass
@@ -89,7 +100,27 @@ class Answer:
         return self.timings_ms.get('total', math.nan)
 
 
-def validate_frame(frame: Frame) -> None:
+def _mask_problem(masks: np.ndarray) -> str | None:
+    """Why these masks are not binary, or None. Costs no full-size temporary for uint8."""
+    if masks.dtype == bool:
+        return None
+    if masks.dtype == np.uint8:
+        counts = np.bincount(masks.reshape(-1), minlength=256)
+        if counts[2:255].any():
+            return 'masks must be binary (0 outside; 1 or 255 inside), got other values'
+        return None
+    if masks.dtype.kind == 'f':
+        if not np.isfinite(masks).all():
+            return 'masks hold NaN or infinite values'
+        if not ((masks == 0) | (masks == 1)).all():
+            return 'masks must be binary (0 or 1), got other values'
+        return None
+    return f'masks must be bool or uint8, got {masks.dtype}'
+
+
+def validate_frame(frame: Frame, settings: InferenceSettings | None = None) -> None:
+    """EngineError naming the first problem of a frame (sizes bounded by ``settings``)."""
+    limits = (settings or InferenceSettings()).limits
     rgb, depth, masks = frame.rgb, frame.depth, frame.masks
     if (
         not isinstance(rgb, np.ndarray)
@@ -102,23 +133,40 @@ def validate_frame(frame: Frame) -> None:
             f'{getattr(rgb, "shape", None)}'
         )
     h, w = rgb.shape[:2]
-    if frame.depth_encoding not in DEPTH_ENCODINGS:
+    if h == 0 or w == 0:
+        raise EngineError(f'the image is empty ({w}x{h})')
+    if h * w > limits.max_image_pixels:
         raise EngineError(
-            f'unsupported depth encoding {frame.depth_encoding!r}; expected one '
-            f'of {", ".join(DEPTH_ENCODINGS)}'
+            f'the image is {w}x{h} = {h * w} pixels, above limits.max_image_pixels '
+            f'{limits.max_image_pixels}'
         )
-    expected = np.dtype(DEPTH_ENCODINGS[frame.depth_encoding])
-    if not isinstance(depth, np.ndarray) or depth.dtype != expected:
+    try:
+        enc = depth_codec.encoding(frame.depth_encoding)
+    except ValueError as exc:
+        raise EngineError(str(exc)) from None
+    if not isinstance(depth, np.ndarray) or depth.dtype != enc.dtype:
         raise EngineError(
-            f'malformed depth: {frame.depth_encoding} needs {expected}, got '
+            f'malformed depth: {frame.depth_encoding} needs {enc.dtype}, got '
             f'{getattr(depth, "dtype", type(depth).__name__)}'
         )
     if depth.shape != (h, w):
         raise EngineError(f'size mismatch: depth is {list(depth.shape)}, rgb is [{h}, {w}]')
     if not isinstance(masks, np.ndarray) or masks.ndim != 3:
         raise EngineError(f'masks must be [M, H, W], got {getattr(masks, "shape", None)}')
+    if masks.shape[0] > limits.max_regions:
+        raise EngineError(
+            f'{masks.shape[0]} regions, above limits.max_regions {limits.max_regions}'
+        )
     if masks.shape[1:] != (h, w):
         raise EngineError(f'size mismatch: masks are {list(masks.shape[1:])}, rgb is [{h}, {w}]')
+    if frame.nbytes > limits.max_frame_bytes:
+        raise EngineError(
+            f'the frame holds {frame.nbytes} bytes, above limits.max_frame_bytes '
+            f'{limits.max_frame_bytes}'
+        )
+    problem = _mask_problem(masks)
+    if problem:
+        raise EngineError(problem)
     ids = list(frame.region_ids)
     if len(ids) != masks.shape[0]:
         raise EngineError(f'{masks.shape[0]} masks but {len(ids)} region ids')
@@ -127,22 +175,21 @@ def validate_frame(frame: Frame) -> None:
 
 
 def resolve_regions(
-    question: str, region_ids: Sequence[int], frame_ids: Sequence[int]
-) -> tuple[str, list[int]]:
-    """Rewrite the question with ``<regionI>`` tags (I = mask index in the frame) and return
-    the referenced region ids in question order."""
-    n_masks = question.count(DATASET_MASK)
-    tags = [int(m.group(1)) for m in REGION_TAG.finditer(question)]
-    if n_masks and tags:
-        raise EngineError('the question mixes <mask> placeholders and <regionN> tags')
-    if n_masks:
-        if len(region_ids) != n_masks:
+    refs: RegionReferences, region_ids: Sequence[int], frame_ids: Sequence[int]
+) -> tuple[list[int], list[int]]:
+    """(region ids, frame mask indices) of a question's references, in question order.
+
+    ``<mask>``: the k-th is ``region_ids[k]``; ``<regionN>``: the region whose id is N.
+    """
+    if refs.style == 'mask':
+        if len(region_ids) != refs.count:
             raise EngineError(
-                f'the question has {n_masks} <mask> placeholders but '
+                f'the question has {refs.count} <mask> placeholders but '
                 f'{len(region_ids)} region ids were given'
             )
         wanted = [int(r) for r in region_ids]
     else:
+        tags = [int(t) for t in refs.tags if t is not None]
         if region_ids and [int(r) for r in region_ids] != tags:
             raise EngineError(
                 f'region_ids {list(region_ids)} do not match the <regionN> tags '
@@ -153,21 +200,21 @@ def resolve_regions(
     unknown = [r for r in wanted if r not in index]
     if unknown:
         raise EngineError(f'unknown region ids {unknown}; the frame has {list(frame_ids)}')
-    pieces = iter(wanted)
-    if n_masks:
-        text = re.sub(
-            re.escape(DATASET_MASK), lambda _: f'<region{index[next(pieces)]}>', question
-        )
-    else:
-        text = REGION_TAG.sub(lambda _: f'<region{index[next(pieces)]}>', question)
-    return text, wanted
+    return wanted, [index[r] for r in wanted]
 
 
-def question_category(question: str) -> str:
+def question_category(refs: RegionReferences) -> str:
     try:
-        return infer_category(REGION_TAG.sub(' ', question.replace(DATASET_MASK, ' ')))
+        return infer_category(refs.plain)
     except NormalizationError:
         return 'other'
+
+
+def _encoded_bytes(encoded: EncodedFrame) -> int:
+    return sum(
+        t.numel() * t.element_size()
+        for t in (encoded.image_embeds, encoded.rgb_regions, encoded.depth_regions)
+    )
 
 
 class SpatialQueryEngine:
@@ -175,96 +222,102 @@ class SpatialQueryEngine:
         self,
         model: Backend,
         tokenizer: SmolRGPTTokenizer,
+        settings: InferenceSettings | None = None,
         *,
-        max_new_tokens: int = 48,
-        metric_depth_range: tuple[float, float] | None = None,
-        cache_size: int = 8,
         sampling: SamplingParams | None = None,
-        device: str = 'cpu',
-        depth_pipeline: str | None = None,
     ) -> None:
-        if max_new_tokens < 1 or cache_size < 1:
-            raise ValueError('max_new_tokens and cache_size must be >= 1')
         self.model = model  # any Backend: SmolRGPT itself, or an exported-graph runner
         self.tokenizer = tokenizer
         self.cfg: SmolRGPTConfig = model.cfg
-        self.max_new_tokens = max_new_tokens
-        self.metric_depth_range = metric_depth_range
+        self.settings = settings = settings or InferenceSettings()
         self.sampling = sampling
-        self.cache_size = cache_size
-        self._cache: OrderedDict[int, EncodedFrame] = OrderedDict()
+        self.device = torch.device(resolve_device(settings.model.device))
+        # the checkpoint's own depth fields win unless the settings say otherwise (README)
+        self.depth_range = settings.depth.range_for(self.cfg)
+        self.depth_pipeline = settings.depth.pipeline_for(self.cfg)
+        overridden = settings.depth.disagreement(self.cfg)
+        if overridden:
+            logger.warning('depth: %s', overridden)
+        self._warned_mono8 = False
+        self._cache: OrderedDict[int, tuple[EncodedFrame, int]] = OrderedDict()
+        self._cache_bytes = 0
         self._lock = threading.Lock()  # one inference at a time; the cache is shared
-        self.device = torch.device(device)
-        # 'rgb' reproduces the reference's test-time depth preprocessing (bilinear, [-1, 1]);
-        # None keeps the checkpoint's own setting (the training pipeline)
-        self.depth_pipeline = depth_pipeline or self.cfg.depth_pipeline
 
     @classmethod
     def from_checkpoint(
         cls,
         path: str | Path,
+        settings: InferenceSettings | None = None,
         *,
-        backend: str = 'torch',
-        device: str = 'cpu',
-        dtype: str = 'float32',
-        engine_dir: str | Path | None = None,
-        **kwargs: object,
+        sampling: SamplingParams | None = None,
     ) -> SpatialQueryEngine:
         """Load a checkpoint directory (config.json, model.safetensors, tokenizer.json)."""
+        settings = settings or InferenceSettings()
+        m = settings.model
         try:
-            model = load_backend(backend, path, device=device, dtype=dtype, engine_dir=engine_dir)
-        except BackendError as exc:
+            model = load_backend(
+                m.backend, path, device=m.device, dtype=m.dtype, engine_dir=m.engine_dir or None
+            )
+            tokenizer = SmolRGPTTokenizer.from_dir(path, model.cfg)
+        except (BackendError, OSError, ValueError) as exc:
             raise EngineError(str(exc)) from exc
-        tokenizer = SmolRGPTTokenizer.from_dir(path, model.cfg)
-        return cls(model, tokenizer, device=device, **kwargs)  # type: ignore[arg-type]
+        return cls(model, tokenizer, settings, sampling=sampling)
 
     # vision side ------------------------------------------------------------------------
     def _depth8(self, frame: Frame) -> np.ndarray:
-        if frame.depth_encoding == 'mono8':
-            return frame.depth
-        depth = frame.depth
-        valid = depth > 0 if depth.dtype == np.uint16 else np.isfinite(depth) & (depth > 0)
-        if not valid.any():
-            raise EngineError('malformed depth: no valid depth pixel in the frame')
-        if self.metric_depth_range is not None:
-            near, far = self.metric_depth_range
-        else:
-            # the warehouse data maps each image's own [nearest, farthest] to [0, 255]
-            metres = depth[valid].astype(np.float64)
-            metres = metres / 1000.0 if depth.dtype == np.uint16 else metres
-            near, far = float(metres.min()), float(metres.max())
-            far = max(far, near + 1e-3)
-        return metric_to_depth8(
-            depth,
-            min_m=near,
-            max_m=far,
-            near_is_dark=self.cfg.depth_near_is_dark,
-            invalid_value=self.cfg.depth_invalid_value,
-        )
+        expected = self.settings.depth.encoding
+        if expected != 'auto' and depth_codec.encoding(expected).name != frame.depth_encoding:
+            raise EngineError(
+                f'depth arrives as {frame.depth_encoding}, but depth.encoding is {expected}'
+            )
+        if (
+            frame.depth_encoding == 'mono8'
+            and self.depth_range is not None
+            and not self._warned_mono8
+        ):
+            self._warned_mono8 = True
+            logger.warning(
+                'mono8 depth is a per-image rendering; this checkpoint reads a fixed '
+                '%.2f-%.2f m range: send 16UC1/32FC1 depth for meaningful answers',
+                *self.depth_range,
+            )
+        try:
+            return depth_codec.to_depth8(
+                frame.depth, frame.depth_encoding, self.depth_range, self.cfg
+            )
+        except ValueError as exc:
+            raise EngineError(f'malformed depth: {exc}') from None
 
     def encode(self, frame: Frame) -> EncodedFrame:
         """The vision side of a frame (cached by ``stamp_ns`` when it is not 0)."""
-        validate_frame(frame)
+        validate_frame(frame, self.settings)
         with self._lock:
             return self._encode_locked(frame)
 
     def _encode_locked(self, frame: Frame) -> EncodedFrame:
         if frame.stamp_ns and frame.stamp_ns in self._cache:
             self._cache.move_to_end(frame.stamp_ns)
-            return self._cache[frame.stamp_ns]
+            return self._cache[frame.stamp_ns][0]
         image = preprocess_rgb(frame.rgb, self.cfg.vit_img_size)
-        # _depth8 made it 8-bit already
-        depth_cfg = replace(self.cfg, depth_input='image', depth_pipeline=self.depth_pipeline)
-        depth = preprocess_depth(self._depth8(frame), depth_cfg)
-        masks = torch.from_numpy(frame.masks.astype(np.float32))  # [M, H, W]
+        depth = preprocess_depth8(self._depth8(frame), self.cfg.vit_img_size, self.depth_pipeline)
+        masks = torch.from_numpy(frame.masks if frame.masks.dtype == bool else frame.masks != 0)
         encoded = self.model.encode_frame(
             image.to(self.device), depth.to(self.device), masks.to(self.device)
         )
         if frame.stamp_ns:
-            self._cache[frame.stamp_ns] = encoded
-            while len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
+            self._remember(frame.stamp_ns, encoded)
         return encoded
+
+    def _remember(self, stamp_ns: int, encoded: EncodedFrame) -> None:
+        size = _encoded_bytes(encoded)
+        self._cache[stamp_ns] = (encoded, size)
+        self._cache_bytes += size
+        cache = self.settings.cache
+        while len(self._cache) > cache.frames or (
+            self._cache_bytes > cache.max_bytes and len(self._cache) > 1
+        ):
+            _, (_, dropped) = self._cache.popitem(last=False)
+            self._cache_bytes -= dropped
 
     # language side ----------------------------------------------------------------------
     def ask(
@@ -272,49 +325,72 @@ class SpatialQueryEngine:
     ) -> Answer:
         return self.ask_many(frame, [Query(question, region_ids, max_new_tokens)])[0]
 
+    def _prepare(self, frame: Frame, q: Query) -> tuple[Prompt, list[int], str]:
+        """Check one question against the bounds and the frame, before anything runs:
+        (prompt, region ids in question order, category)."""
+        gen = self.settings.generation
+        if not isinstance(q.question, str) or not q.question.strip():
+            raise EngineError('the question is empty')
+        if len(q.question) > gen.max_question_chars:
+            raise EngineError(
+                f'the question has {len(q.question)} characters, above '
+                f'generation.max_question_chars {gen.max_question_chars}'
+            )
+        if not 0 <= q.max_new_tokens <= gen.max_new_tokens_cap:
+            raise EngineError(
+                f'max_new_tokens must be in 0..{gen.max_new_tokens_cap} '
+                f'(generation.max_new_tokens_cap; 0 = {gen.max_new_tokens}), '
+                f'got {q.max_new_tokens}'
+            )
+        try:
+            refs = parse_references(q.question)
+        except PromptError as exc:
+            raise EngineError(str(exc)) from None
+        ids, indices = resolve_regions(refs, q.region_ids, frame.region_ids)
+        category = question_category(refs)
+        if not ids and category != 'other':
+            raise EngineError(
+                f'this {category} question needs region references '
+                '(<mask> with region_ids, or <regionN>)'
+            )
+        for rid, index in zip(ids, indices):
+            if not frame.masks[index].any():
+                raise EngineError(f'region {rid} has an empty mask')
+        try:
+            prompt = self.tokenizer.prompt(refs, indices)
+        except PromptError as exc:
+            raise EngineError(str(exc)) from None
+        if len(prompt.ids) > gen.max_prompt_tokens:
+            raise EngineError(
+                f'the prompt is {len(prompt.ids)} tokens, above generation.max_prompt_tokens '
+                f'{gen.max_prompt_tokens}'
+            )
+        return prompt, ids, category
+
     def ask_many(self, frame: Frame, queries: Sequence[Query]) -> list[Answer]:
         """Several questions about one frame: one vision pass, one batched generation."""
         start = time.perf_counter()
         if not queries:
             return []
-        validate_frame(frame)
-        prompts, resolved = [], []
-        for q in queries:
-            if not isinstance(q.question, str) or not q.question.strip():
-                raise EngineError('the question is empty')
-            if q.max_new_tokens < 0:
-                raise EngineError(f'max_new_tokens must be >= 0, got {q.max_new_tokens}')
-            text, ids = resolve_regions(q.question, q.region_ids, frame.region_ids)
-            category = question_category(q.question)
-            if not ids and category != 'other':
-                raise EngineError(
-                    f'this {category} question needs region references '
-                    '(<mask> with region_ids, or <regionN>)'
-                )
-            for rid in ids:
-                if not frame.masks[list(frame.region_ids).index(rid)].any():
-                    raise EngineError(f'region {rid} has an empty mask')
-            try:
-                prompts.append(self.tokenizer.build_prompt(text, len(frame.region_ids)))
-            except PromptError as exc:
-                raise EngineError(str(exc)) from exc
-            resolved.append((ids, category))
-        budget = max(q.max_new_tokens or self.max_new_tokens for q in queries)
+        validate_frame(frame, self.settings)
+        prepared = [self._prepare(frame, q) for q in queries]
+        default = self.settings.generation.max_new_tokens
+        budget = max(q.max_new_tokens or default for q in queries)
         with self._lock:
             t0 = time.perf_counter()
             encoded = self._encode_locked(frame)
             t1 = time.perf_counter()
             outputs = self.model.answer(
                 encoded,
-                prompts,
+                [prompt for prompt, _, _ in prepared],
                 eos_token_id=self.tokenizer.eos_token_id,
                 max_new_tokens=budget,
                 sampling=self.sampling,
             )
             t2 = time.perf_counter()
         answers = []
-        for q, (ids, category), tokens in zip(queries, resolved, outputs):
-            tokens = tokens[: q.max_new_tokens or self.max_new_tokens]
+        for q, (_, ids, category), tokens in zip(queries, prepared, outputs):
+            tokens = tokens[: q.max_new_tokens or default]
             text = self.tokenizer.decode(tokens).strip()
             answers.append(self._finish(text, q.question, ids, category, frame.stamp_ns))
         end = time.perf_counter()

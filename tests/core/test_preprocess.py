@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from smolrgpt_core.config import SmolRGPTConfig
+from smolrgpt_core.depth import ENCODINGS
 from smolrgpt_core.masks import rle_encode
 from smolrgpt_core.preprocess import (
     masks_to_tensor,
-    metric_to_depth8,
     preprocess_depth,
     preprocess_rgb,
 )
@@ -66,15 +66,15 @@ def test_depth_rgb_quirk_is_opt_in() -> None:
 
 def test_metric_millimetres_to_8bit() -> None:
     mm = np.array([[0, 1000, 5000, 30000]], dtype=np.uint16)
-    out = metric_to_depth8(mm, min_m=0.0, max_m=10.0, near_is_dark=True, invalid_value=0)
+    out = ENCODINGS['16UC1'].to_depth8(mm, 0.0, 10.0, near_is_dark=True, invalid_value=0)
     assert out.tolist() == [[0, 26, 128, 255]]  # 25.5 and 127.5 round half to even
-    far_dark = metric_to_depth8(mm, min_m=0.0, max_m=10.0, near_is_dark=False, invalid_value=7)
+    far_dark = ENCODINGS['16UC1'].to_depth8(mm, 0.0, 10.0, near_is_dark=False, invalid_value=7)
     assert far_dark.tolist() == [[7, 230, 128, 0]]
 
 
 def test_metric_metres_invalid_values() -> None:
     metres = np.array([[np.nan, np.inf, -1.0, 2.0, 1.0]], dtype=np.float32)
-    out = metric_to_depth8(metres, min_m=1.0, max_m=3.0, invalid_value=255)
+    out = ENCODINGS['32FC1'].to_depth8(metres, 1.0, 3.0, invalid_value=255)
     assert out.tolist() == [[255, 255, 255, 128, 0]]
 
 

@@ -14,13 +14,17 @@ from smolrgpt_core.inference.engine import (
     SpatialQueryEngine,
     resolve_regions,
 )
+from smolrgpt_core.settings import InferenceSettings, SettingsError
+from smolrgpt_core.tokens import parse_references
 
 H, W = 48, 64
 
 
 @pytest.fixture(scope='module')
 def engine(tiny_checkpoint: Path) -> SpatialQueryEngine:
-    return SpatialQueryEngine.from_checkpoint(tiny_checkpoint, max_new_tokens=8)
+    return SpatialQueryEngine.from_checkpoint(
+        tiny_checkpoint, InferenceSettings.from_flat({'generation.max_new_tokens': 8})
+    )
 
 
 def make_frame(stamp_ns: int = 0, encoding: str = '16UC1', seed: int = 0) -> Frame:
@@ -96,7 +100,10 @@ def test_vision_side_runs_once_per_stamp(
 
 
 def test_cache_is_bounded(tiny_checkpoint: Path) -> None:
-    engine = SpatialQueryEngine.from_checkpoint(tiny_checkpoint, cache_size=2, max_new_tokens=2)
+    engine = SpatialQueryEngine.from_checkpoint(
+        tiny_checkpoint,
+        InferenceSettings.from_flat({'cache.frames': 2, 'generation.max_new_tokens': 2}),
+    )
     for stamp in (1, 2, 3):
         engine.encode(make_frame(stamp_ns=stamp))
     assert list(engine._cache) == [2, 3]
@@ -113,7 +120,12 @@ def test_metric_encodings_agree(engine: SpatialQueryEngine) -> None:
 
 
 def test_fixed_metric_range(tiny_checkpoint: Path) -> None:
-    engine = SpatialQueryEngine.from_checkpoint(tiny_checkpoint, metric_depth_range=(0.0, 20.0))
+    engine = SpatialQueryEngine.from_checkpoint(
+        tiny_checkpoint,
+        InferenceSettings.from_flat(
+            {'depth.range': 'fixed', 'depth.min_m': 0.0, 'depth.max_m': 20.0}
+        ),
+    )
     frame = make_frame(encoding='32FC1')
     frame.depth[:] = 10.0
     frame.depth[0, 0] = np.nan
@@ -209,10 +221,10 @@ def test_questions_without_regions_are_allowed_when_not_spatial(
 
 
 def test_resolve_regions_maps_ids_to_frame_indices() -> None:
-    text, ids = resolve_regions('A <mask> and <mask>', [11, 7], [7, 3, 11])
-    assert text == 'A <region2> and <region0>' and ids == [11, 7]
-    text, ids = resolve_regions('A <region3>', [], [7, 3, 11])
-    assert text == 'A <region1>' and ids == [3]
+    ids, indices = resolve_regions(parse_references('A <mask> and <mask>'), [11, 7], [7, 3, 11])
+    assert ids == [11, 7] and indices == [2, 0]
+    ids, indices = resolve_regions(parse_references('A <region3>'), [], [7, 3, 11])
+    assert ids == [3] and indices == [1]
 
 
 def test_finish_maps_answer_regions_to_ids() -> None:
@@ -237,8 +249,8 @@ def test_finish_maps_answer_regions_to_ids() -> None:
     assert unreadable.normalized_answer == '' and unreadable.value != unreadable.value
 
 
-def test_cuda_free_dtype_error(tiny_checkpoint: Path) -> None:
-    with pytest.raises(EngineError, match='dtype must be one of'):
-        SpatialQueryEngine.from_checkpoint(tiny_checkpoint, dtype='int4')
-    with pytest.raises(EngineError, match="unknown backend 'openvino'"):
-        SpatialQueryEngine.from_checkpoint(tiny_checkpoint, backend='openvino')
+def test_backend_and_dtype_choices_are_checked_by_the_settings() -> None:
+    with pytest.raises(SettingsError, match=r"model\.dtype: .*not 'int4'"):
+        InferenceSettings.from_flat({'model.dtype': 'int4'})
+    with pytest.raises(SettingsError, match=r"model\.backend: unknown backend 'openvino'"):
+        InferenceSettings.from_flat({'model.backend': 'openvino'})

@@ -58,6 +58,7 @@ def test_replay_matches_the_engine(
 ) -> None:
     from smolrgpt_core.cli import main
     from smolrgpt_core.inference.engine import Frame, SpatialQueryEngine
+    from smolrgpt_core.settings import InferenceSettings
     from smolrgpt_ros.dataset_bag import frames_from_dataset
     from smolrgpt_ros.replay import replay, write_outputs
 
@@ -80,7 +81,9 @@ def test_replay_matches_the_engine(
         == 0
     )
     result = replay(bag, rate=1.0, timeout_s=60)
-    engine = SpatialQueryEngine.from_checkpoint(tiny_checkpoint, max_new_tokens=6)
+    engine = SpatialQueryEngine.from_checkpoint(
+        tiny_checkpoint, InferenceSettings.from_flat({'generation.max_new_tokens': 6})
+    )
     direct = {}
     for frame in frames_from_dataset(dataset, 'val', rate_hz=5):
         f = Frame(

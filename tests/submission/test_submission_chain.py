@@ -138,6 +138,7 @@ def test_reference_depth_quirk(
 ) -> None:
     """The quirk sends depth through the RGB pipeline: a different vision input, still runs."""
     from smolrgpt_core.inference.engine import SpatialQueryEngine
+    from smolrgpt_core.settings import InferenceSettings
     from training.data.image_groups import group_by_image
     from training.data.warehouse_json import WarehouseJsonReader
     from training.submission.answering import load_frame
@@ -145,7 +146,9 @@ def test_reference_depth_quirk(
     group = group_by_image(WarehouseJsonReader(warehouse_root, 'val'))[0]
     frame = load_frame(group, stamp_ns=0)
     default = SpatialQueryEngine.from_checkpoint(tiny_checkpoint)
-    quirk = SpatialQueryEngine.from_checkpoint(tiny_checkpoint, depth_pipeline='rgb')
+    quirk = SpatialQueryEngine.from_checkpoint(
+        tiny_checkpoint, InferenceSettings.from_flat({'depth.pipeline': 'rgb'})
+    )
     assert default.depth_pipeline == 'train' and quirk.depth_pipeline == 'rgb'
     a, b = default.encode(frame), quirk.encode(frame)
     assert (a.image_embeds == b.image_embeds).all()  # RGB untouched

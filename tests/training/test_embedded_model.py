@@ -9,6 +9,7 @@ import pytest
 
 from smolrgpt_core.inference.engine import Frame, SpatialQueryEngine
 from smolrgpt_core.modeling.smolrgpt import SmolRGPT
+from smolrgpt_core.settings import InferenceSettings
 from training.datasets import load_examples
 
 MODEL = Path(__file__).resolve().parents[2] / 'models' / 'smolrgpt-tiny-synthetic'
@@ -50,7 +51,9 @@ def test_loads_and_answers_a_synthetic_question(synth_root: Path) -> None:
 
 @pytest.mark.parametrize('size', [(144, 256), (360, 640)])
 def test_answers_metric_depth_frames(synth_root: Path, size: tuple[int, int]) -> None:
-    engine = SpatialQueryEngine.from_checkpoint(MODEL, max_new_tokens=40)
+    engine = SpatialQueryEngine.from_checkpoint(
+        MODEL, InferenceSettings.from_flat({'generation.max_new_tokens': 40})
+    )
     h, w = size
     rng = np.random.default_rng(0)
     rgb = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)

@@ -187,11 +187,3 @@ def answer_to_csv(
         bar.close()
         stats.seconds = time.perf_counter() - start
     return stats
-
-
-def resolve_device(device: str) -> str:
-    if device != 'auto':
-        return device
-    import torch
-
-    return 'cuda' if torch.cuda.is_available() else 'cpu'

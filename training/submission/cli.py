@@ -12,9 +12,18 @@ import json
 import logging
 from pathlib import Path
 
+from smolrgpt_core import settings
+from smolrgpt_core.settings import InferenceSettings
+
 HELP = 'warehouse submission: generate raw_output.csv | normalize it to submission.json'
 
 log = logging.getLogger(__name__)
+
+
+# the reference's generation length; the cap lets a user ask for more
+SUBMISSION_SETTINGS = InferenceSettings.from_flat(
+    {'model.device': 'auto', 'generation.max_new_tokens': 120}
+)
 
 
 def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,21 +31,12 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         '--checkpoint', type=Path, help='checkpoint directory (default: the embedded model)'
     )
-    parser.add_argument('--backend', default='torch', help='torch | onnxruntime | tensorrt')
-    parser.add_argument('--engine-dir', type=Path, help='exported graphs (onnxruntime/tensorrt)')
-    parser.add_argument('--device', default='auto', help='auto (cuda if available) | cpu | cuda')
-    parser.add_argument('--dtype', default='float32', help='float32 | float16 | bfloat16')
+    settings.add_arguments(parser, defaults=SUBMISSION_SETTINGS)
     parser.add_argument(
         '--batch',
         type=int,
         default=64,
         help='questions per generation call (one image at a time; default 64)',
-    )
-    parser.add_argument(
-        '--max-new-tokens',
-        type=int,
-        default=120,
-        help='answer length cap (default 120, as the reference)',
     )
     parser.add_argument(
         '--max-samples',
@@ -51,19 +51,12 @@ def load_engine(args: argparse.Namespace, depth_pipeline: str | None = None) -> 
     from smolrgpt_core.cli import CommandError
     from smolrgpt_core.inference.engine import EngineError, SpatialQueryEngine
     from smolrgpt_core.paths import embedded_model_dir
-    from training.submission.answering import resolve_device
 
     try:
-        checkpoint = args.checkpoint or embedded_model_dir()
-        return SpatialQueryEngine.from_checkpoint(
-            checkpoint,
-            backend=args.backend,
-            device=resolve_device(args.device),
-            dtype=args.dtype,
-            engine_dir=args.engine_dir,
-            max_new_tokens=args.max_new_tokens,
-            depth_pipeline=depth_pipeline,
-        )
+        chosen = settings.from_args(args, SUBMISSION_SETTINGS)
+        if depth_pipeline:
+            chosen = InferenceSettings.from_flat({'depth.pipeline': depth_pipeline}, chosen)
+        return SpatialQueryEngine.from_checkpoint(args.checkpoint or embedded_model_dir(), chosen)
     except (EngineError, FileNotFoundError, ValueError) as exc:
         raise CommandError(str(exc)) from exc
 
