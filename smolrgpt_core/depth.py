@@ -173,6 +173,14 @@ def encoding_for_dtype(dtype: np.dtype) -> str:
     raise ValueError(f'depth of type {dtype} is none of uint8, uint16 (mm), float (m)')
 
 
+class DepthSpecError(ValueError):
+    """A DepthSpec field that makes no sense; ``field`` names it."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(problem)
+        self.field = field
+
+
 @dataclass(frozen=True)
 class DepthSpec:
     """How the product reads depth frames: expected encoding and range policy.
@@ -190,17 +198,26 @@ class DepthSpec:
 
     def __post_init__(self) -> None:
         if self.encoding != 'auto':
-            encoding(self.encoding)
+            try:
+                encoding(self.encoding)
+            except ValueError as exc:
+                raise DepthSpecError('encoding', f'{exc} (or auto)') from None
         if self.range not in RANGE_POLICIES:
-            raise ValueError(f'depth range must be one of {", ".join(RANGE_POLICIES)}')
+            choices = ', '.join(RANGE_POLICIES)
+            raise DepthSpecError('range', f'{self.range!r} is not one of {choices}')
         if self.pipeline not in PIPELINES:
-            raise ValueError(f'depth pipeline must be one of {", ".join(PIPELINES)}')
+            choices = ', '.join(PIPELINES)
+            raise DepthSpecError('pipeline', f'{self.pipeline!r} is not one of {choices}')
         fixed = self.range == 'fixed'
         lo, hi = self.min_m, self.max_m
         if fixed and not (math.isfinite(lo) and math.isfinite(hi) and 0 <= lo < hi):
-            raise ValueError(f'a fixed depth range needs 0 <= min_m < max_m, got {lo} and {hi}')
+            raise DepthSpecError(
+                'min_m', f'a fixed range needs 0 <= min_m < max_m, got {lo}, {hi}'
+            )
         if not fixed and (lo, hi) != (0.0, 0.0):
-            raise ValueError(f'min_m/max_m ({lo}, {hi}) apply only to range "fixed"')
+            raise DepthSpecError(
+                'range', f'min_m/max_m ({lo}, {hi}) are given, so set range to "fixed"'
+            )
 
     def range_for(self, cfg: SmolRGPTConfig) -> tuple[float, float] | None:
         """The fixed range in metres this spec means for a checkpoint, or None for per-frame."""

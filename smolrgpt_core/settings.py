@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from smolrgpt_core.depth import ENCODINGS, PIPELINES, RANGE_POLICIES, DepthSpec
+from smolrgpt_core.depth import ENCODINGS, PIPELINES, RANGE_POLICIES, DepthSpec, DepthSpecError
 from smolrgpt_core.inference.backends import BACKENDS, DTYPE_CHOICES, ChoiceError, check_choice
 
 MIB = 1 << 20
@@ -202,9 +202,9 @@ class InferenceSettings:
         for section, changes in groups.items():
             try:
                 sections[section] = replace(getattr(base, section), **changes)
-            except SettingsError:
-                raise
-            except (TypeError, ValueError) as exc:
+            except DepthSpecError as exc:
+                raise SettingsError(f'{section}.{exc.field}', str(exc)) from None
+            except TypeError as exc:
                 raise SettingsError(section, str(exc)) from None
         return replace(base, **sections)
 

@@ -36,6 +36,7 @@ def annotate(
     out = rgb.copy()
     centres = []
     for k, mask in enumerate(masks):
+        mask = mask.astype(bool, copy=False)  # uint8 masks as received
         colour = _PALETTE[k % len(_PALETTE)]
         border = outline(mask)
         out[border] = colour

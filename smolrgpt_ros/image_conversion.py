@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from smolrgpt_core import depth as depth_codec
+
 
 class ImageConversionError(TypeError):
     """An image message or array that does not fit its encoding (cv_bridge's CvBridgeError)."""
@@ -132,13 +134,10 @@ def numpy_to_imgmsg(
 
 
 def depth_to_metres(depth: np.ndarray, encoding: str) -> np.ndarray:
-    """REP 118 depth -> float32 metres with NaN where invalid."""
-    if encoding in ('16UC1', 'mono16'):
-        metres = depth.astype(np.float32) * 0.001
-        metres[depth == 0] = np.nan
-        return metres
-    if encoding == '32FC1':
-        metres = depth.astype(np.float32, copy=True)
-        metres[~np.isfinite(metres)] = np.nan
-        return metres
-    raise ImageConversionError(f'{encoding} is not a metric depth encoding (16UC1 or 32FC1)')
+    """REP 118 depth -> float32 metres with NaN where invalid (``smolrgpt_core.depth`` rules)."""
+    try:
+        return depth_codec.encoding(encoding).to_metres(depth)
+    except ValueError as exc:
+        raise ImageConversionError(
+            f'{encoding} is not a metric depth encoding (16UC1 or 32FC1)'
+        ) from exc

@@ -1,19 +1,20 @@
 """Deployment settings of the spatial-query node: one dataclass, validated in pure Python.
 
-Every field is a ROS parameter with a dotted name (``model.backend``, ``sync.slop_s``, ...),
-declared with a description from the field metadata. ``config/warehouse.yaml`` holds the same
-names. Architecture never appears here: it comes from the checkpoint's ``config.json``.
+Declared once, read once, handed to the core as one struct: ``declare_and_read`` declares every
+parameter (with its description) in a loop and returns a ``NodeConfig``, whose ``inference`` is
+the core's ``InferenceSettings`` — the same object ``smolrgpt ask`` and the other CLIs build, with
+the same validation and the same choice lists (from the backend registry). Every setting is a ROS
+parameter with a dotted name (``model.backend``, ``sync.slop_s``, ...); ``config/warehouse.yaml``
+holds the same names. Architecture never appears here: it comes from the checkpoint's
+``config.json``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-import math
 from typing import Any
 
-BACKENDS = ('torch', 'torch-fast', 'onnxruntime', 'tensorrt')
-DTYPES = ('float32', 'float16', 'bfloat16', 'int8')
-DEPTH_ENCODINGS = ('auto', '16UC1', '32FC1', 'mono8')
+from smolrgpt_core.settings import InferenceSettings, SettingsError
 
 
 class NodeConfigError(ValueError):
@@ -26,15 +27,15 @@ def _param(default: Any, description: str) -> Any:
 
 @dataclass
 class NodeConfig:
+    """The node's own parameters, plus ``inference``: the core's settings, whose dotted names
+    (``model.*``, ``depth.*``, ``generation.*``, ``limits.*``, ``cache.*``) are ROS parameters too.
+    """
+
     model_checkpoint_dir: str = _param(
         '',
-        'checkpoint directory (config.json + model.safetensors + tokenizer); '
+        'checkpoint directory (config.json + model.safetensors + tokenizer), or hf://org/name; '
         'empty = the embedded synthetic model',
     )
-    model_backend: str = _param('torch', f'inference backend: {" | ".join(BACKENDS)}')
-    model_device: str = _param('cpu', 'torch device: cpu, cuda or cuda:N')
-    model_dtype: str = _param('float32', f'weights and activations: {" | ".join(DTYPES)}')
-    model_engine_dir: str = _param('', 'ONNX / TensorRT engine directory (those backends)')
     topics_rgb: str = _param('rgb/image', 'RGB image topic (rgb8 or bgr8)')
     topics_depth: str = _param('depth/image', 'depth image topic (16UC1 mm, 32FC1 m, mono8)')
     topics_regions: str = _param('regions', 'RegionMaskArray topic, stamped like the images')
@@ -44,26 +45,16 @@ class NodeConfig:
         'messages over UDP (e.g. full-HD masks, rosbag replay); a reliable subscription does not '
         'match best-effort publishers',
     )
-    depth_encoding: str = _param(
-        'auto', f'expected depth encoding: {" | ".join(DEPTH_ENCODINGS)} (auto = as received)'
-    )
-    depth_min_m: float = _param(
-        0.0,
-        "metric depth (m) mapped to 8-bit 0; min_m = max_m = 0: each frame's own valid "
-        "range, as in the dataset's depth PNGs",
-    )
-    depth_max_m: float = _param(0.0, 'metric depth (m) mapped to 8-bit 255 (see depth.min_m)')
     sync_queue_size: int = _param(10, 'messages kept per input for approximate-time matching')
     sync_slop_s: float = _param(0.05, 'largest stamp spread (seconds) of one RGB-D-masks set')
-    cache_frames: int = _param(8, 'synchronised frames kept for stamp lookups')
     encode_eager: bool = _param(
         False, 'run the vision encoder on every frame as it arrives (else on first question)'
     )
-    generation_max_new_tokens: int = _param(48, 'answer length cap when a request says 0')
     requests_queue_limit: int = _param(
         4, 'requests waiting for the model; more are rejected with "busy"'
     )
     autostart: bool = _param(True, 'configure and activate the lifecycle node at start-up')
+    inference: InferenceSettings = field(default_factory=InferenceSettings)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -72,41 +63,9 @@ class NodeConfig:
         def fail(name: str, problem: str) -> None:
             raise NodeConfigError(f'parameter {param_name(name)}: {problem}')
 
-        if self.model_backend not in BACKENDS:
-            fail('model_backend', f'{self.model_backend!r} is not one of {", ".join(BACKENDS)}')
-        if self.model_dtype not in DTYPES:
-            fail('model_dtype', f'{self.model_dtype!r} is not one of {", ".join(DTYPES)}')
-        device = self.model_device
-        if not (
-            device == 'cpu'
-            or device == 'cuda'
-            or (device.startswith('cuda:') and device[5:].isdigit())
-        ):
-            fail('model_device', f'{device!r} is not cpu, cuda or cuda:N')
-        if self.model_backend == 'tensorrt' and not device.startswith('cuda'):
-            fail('model_device', 'the tensorrt backend needs a cuda device')
-        if self.model_dtype == 'int8' and (self.model_backend != 'torch' or device != 'cpu'):
-            fail('model_dtype', 'int8 weights are a torch backend option on the cpu device')
-        if self.depth_encoding not in DEPTH_ENCODINGS:
-            fail(
-                'depth_encoding',
-                f'{self.depth_encoding!r} is not one of {", ".join(DEPTH_ENCODINGS)}',
-            )
-        lo, hi = self.depth_min_m, self.depth_max_m
-        if (lo, hi) != (0.0, 0.0) and not (math.isfinite(hi) and 0 <= lo < hi):
-            fail(
-                'depth_min_m',
-                'need 0 <= depth.min_m < depth.max_m (or both 0 for each '
-                f"frame's own range), got {lo} and {hi}",
-            )
-        for name in (
-            'sync_queue_size',
-            'cache_frames',
-            'generation_max_new_tokens',
-            'requests_queue_limit',
-        ):
-            if getattr(self, name) < 1:
-                fail(name, f'must be >= 1, got {getattr(self, name)}')
+        for name in ('sync_queue_size', 'requests_queue_limit'):
+            if not 1 <= getattr(self, name) <= 1024:
+                fail(name, f'must be in 1..1024, got {getattr(self, name)}')
         if not 0 < self.sync_slop_s <= 10:
             fail('sync_slop_s', f'must be in (0, 10] seconds, got {self.sync_slop_s}')
         for name in ('topics_rgb', 'topics_depth', 'topics_regions'):
@@ -116,32 +75,38 @@ class NodeConfig:
     @classmethod
     def from_params(cls, values: dict[str, Any]) -> NodeConfig:
         """From dotted parameter names (as in the YAML); unknown names are an error."""
-        known = {param_name(f.name): f.name for f in fields(cls)}
-        unknown = sorted(set(values) - set(known))
+        own = {param_name(f.name): f for f in _own_fields()}
+        settings_names = set(InferenceSettings().to_flat())
+        unknown = sorted(set(values) - set(own) - settings_names)
         if unknown:
             raise NodeConfigError(f'unknown parameters: {", ".join(unknown)}')
-        kwargs = {}
-        for dotted, value in values.items():
-            name = known[dotted]
-            expected = type(_default_of(name))
+        kwargs: dict[str, Any] = {}
+        for dotted, f in own.items():
+            if dotted not in values:
+                continue
+            value, expected = values[dotted], type(f.default)
             if expected is float and isinstance(value, int) and not isinstance(value, bool):
                 value = float(value)
             if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
                 raise NodeConfigError(
                     f'parameter {dotted}: expected {expected.__name__}, got {value!r}'
                 )
-            kwargs[name] = value
+            kwargs[f.name] = value
+        try:
+            kwargs['inference'] = InferenceSettings.from_flat(
+                {k: v for k, v in values.items() if k in settings_names}
+            )
+        except SettingsError as exc:
+            raise NodeConfigError(f'parameter {exc.name}: {exc.problem}') from None
         return cls(**kwargs)
 
     def to_params(self) -> dict[str, Any]:
-        return {param_name(f.name): getattr(self, f.name) for f in fields(self)}
+        own = {param_name(f.name): getattr(self, f.name) for f in _own_fields()}
+        return {**own, **self.inference.to_flat()}
 
-    @property
-    def depth_range_m(self) -> tuple[float, float] | None:
-        """The fixed metric depth range, or None for each frame's own range."""
-        if (self.depth_min_m, self.depth_max_m) == (0.0, 0.0):
-            return None
-        return self.depth_min_m, self.depth_max_m
+
+def _own_fields() -> list[Any]:
+    return [f for f in fields(NodeConfig) if f.name != 'inference']
 
 
 def flatten_params(tree: dict[str, Any], prefix: str = '') -> dict[str, Any]:
@@ -172,10 +137,6 @@ def load_params_file(path: str) -> NodeConfig:
     return NodeConfig.from_params(params)
 
 
-def _default_of(name: str) -> Any:
-    return next(f.default for f in fields(NodeConfig) if f.name == name)
-
-
 # field name -> dotted parameter name: the first underscore separates the group, except for
 # the ungrouped `autostart`
 def param_name(field_name: str) -> str:
@@ -186,7 +147,9 @@ def param_name(field_name: str) -> str:
 
 
 def descriptions() -> dict[str, str]:
-    return {param_name(f.name): f.metadata['description'] for f in fields(NodeConfig)}
+    own = {param_name(f.name): f.metadata['description'] for f in _own_fields()}
+    core = {name: text for name, (_, text, _) in InferenceSettings.describe().items()}
+    return {**own, **core}
 
 
 def declare_and_read(node: Any) -> NodeConfig:
@@ -194,10 +157,8 @@ def declare_and_read(node: Any) -> NodeConfig:
     from rcl_interfaces.msg import ParameterDescriptor
 
     values = {}
-    for f in fields(NodeConfig):
-        name = param_name(f.name)
-        node.declare_parameter(
-            name, f.default, ParameterDescriptor(description=f.metadata['description'])
-        )
+    texts = descriptions()
+    for name, default in NodeConfig().to_params().items():
+        node.declare_parameter(name, default, ParameterDescriptor(description=texts[name]))
         values[name] = node.get_parameter(name).value
     return NodeConfig.from_params(values)

@@ -32,6 +32,7 @@ from sensor_msgs.msg import Image
 
 from smolrgpt_core.inference.engine import EngineError, SpatialQueryEngine
 from smolrgpt_core.paths import embedded_model_dir
+from smolrgpt_core.settings import InferenceSettings
 from smolrgpt_ros import conversions, sync
 from smolrgpt_ros.annotate import annotate
 from smolrgpt_ros.frame_cache import FrameCache, FrameNotFoundError
@@ -43,49 +44,82 @@ from smolrgpt_ros.srv import SpatialQuery
 NODE_NAME = 'spatial_query_node'
 
 
+def _guarded(subscriber: type, node: SpatialQueryNode) -> type:
+    """The sync's Subscriber class, refusing oversized messages before they are queued for
+    matching (a synchronizer queue of 8000x8000 frames would hold gigabytes)."""
+
+    class GuardedSubscriber(subscriber):  # type: ignore[misc, valid-type]
+        def callback(self, msg: Any) -> None:
+            problem = conversions.message_problem(msg, node.settings.limits)
+            if problem:
+                node.bad_frame(f'{self.getTopic()}: {problem}')
+                return
+            super().callback(msg)
+
+    return GuardedSubscriber
+
+
 class SpatialQueryNode(LifecycleNode):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
         self.config: NodeConfig | None = None
+        self.config_error = ''
         try:
             self.config = declare_and_read(self)
-        except NodeConfigError as exc:
-            self.get_logger().error(str(exc))  # configure will fail with the same reason
+        except Exception as exc:  # a bad override (type or value) must not kill the node silently
+            self.config_error = str(exc)
+            self.get_logger().error(f'parameters: {exc}')  # configure fails with the same reason
+        self._warn_unknown_parameters()
         self.engine: SpatialQueryEngine | None = None
         self.frames: FrameCache[conversions.StoredFrame] = FrameCache(1)
         self._entities: list[Any] = []
         self._pending = 0  # requests accepted and not yet answered
         self._pending_lock = threading.Lock()
+        self.counts = {'busy': 0, 'bad_frames': 0, 'frames': 0, 'answered': 0, 'failed': 0}
         self._encoder: ThreadPoolExecutor | None = None
         self._sensor_group = MutuallyExclusiveCallbackGroup()
         self._service_group = ReentrantCallbackGroup()  # waiting requests hold no sensor thread
 
+    @property
+    def settings(self) -> InferenceSettings:
+        return self.config.inference if self.config else InferenceSettings()
+
+    def _warn_unknown_parameters(self) -> None:
+        # rclpy keeps overrides (-p, params files) for undeclared names without a word
+        overrides = getattr(self, '_parameter_overrides', {}) or {}
+        declared = set(NodeConfig().to_params()) | {'use_sim_time'}
+        for name in sorted(set(overrides) - declared):
+            if not name.startswith('qos_overrides.'):
+                self.get_logger().warning(f'parameter {name} is not a parameter of this node')
+
+    def bad_frame(self, reason: str) -> None:
+        self.counts['bad_frames'] += 1
+        self.get_logger().warning(
+            f'dropped input ({self.counts["bad_frames"]} so far): {reason}',
+            throttle_duration_sec=5.0,
+        )
+
     # lifecycle ---------------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        # rclpy swallows exceptions raised here: every failure is logged with its reason
         try:
+            if self.config_error:
+                raise NodeConfigError(self.config_error)
             self.config = NodeConfig.from_params(
                 {name: self.get_parameter(name).value for name in NodeConfig().to_params()}
             )
             cfg = self.config
             checkpoint = cfg.model_checkpoint_dir or str(embedded_model_dir())
             start = time.perf_counter()
-            self.engine = SpatialQueryEngine.from_checkpoint(
-                checkpoint,
-                backend=cfg.model_backend,
-                device=cfg.model_device,
-                dtype=cfg.model_dtype,
-                engine_dir=cfg.model_engine_dir or None,
-                max_new_tokens=cfg.generation_max_new_tokens,
-                cache_size=cfg.cache_frames,
-                metric_depth_range=cfg.depth_range_m,
-            )
-        except (NodeConfigError, EngineError, FileNotFoundError, OSError, ValueError) as exc:
+            self.engine = SpatialQueryEngine.from_checkpoint(checkpoint, cfg.inference)
+        except Exception as exc:
             self.get_logger().error(f'configure failed: {exc}')
             return TransitionCallbackReturn.FAILURE
-        self.frames = FrameCache(cfg.cache_frames)
+        self.frames = FrameCache(cfg.inference.cache.frames, cfg.inference.cache.max_bytes)
+        m = cfg.inference.model
         self.get_logger().info(
-            f'configured: {checkpoint} on {cfg.model_backend}/{cfg.model_device}/'
-            f'{cfg.model_dtype} in {time.perf_counter() - start:.1f} s'
+            f'configured: {checkpoint} on {m.backend}/{m.device}/{m.dtype} in '
+            f'{time.perf_counter() - start:.1f} s'
         )
         return TransitionCallbackReturn.SUCCESS
 
@@ -98,6 +132,7 @@ class SpatialQueryNode(LifecycleNode):
             if cfg.qos_reliable
             else qos_profile_sensor_data
         )
+        subscriber = _guarded(subscriber, self)
         subs = [
             subscriber(
                 self, Image, cfg.topics_rgb, qos_profile=qos, callback_group=self._sensor_group
@@ -164,43 +199,69 @@ class SpatialQueryNode(LifecycleNode):
     # sensors -------------------------------------------------------------------------------
     def _on_frame(self, rgb: Image, depth: Image, regions: RegionMaskArray) -> None:
         stamp_ns = sync.stamp_to_ns(rgb.header.stamp)
-        self.frames.put(stamp_ns, conversions.StoredFrame(rgb, depth, regions))
+        stored = conversions.StoredFrame(rgb, depth, regions, self.settings.limits)
+        if stored.nbytes > self.settings.cache.max_bytes:
+            self.bad_frame(
+                f'frame {stamp_ns}: {stored.nbytes} bytes do not fit cache.max_bytes '
+                f'{self.settings.cache.max_bytes}'
+            )
+            return
+        self.counts['frames'] += 1
+        self.frames.put(stamp_ns, stored, stored.nbytes)
         if self._encoder is not None:
             self._encoder.submit(self._encode_eagerly, stamp_ns)
 
     def _encode_eagerly(self, stamp_ns: int) -> None:
         try:
             _, stored = self.frames.get(stamp_ns)
-            self.engine.encode(stored.frame(self.config.depth_encoding))
+            self.engine.encode(stored.frame())
         except (EngineError, FrameNotFoundError) as exc:
-            self.get_logger().warning(f'frame {stamp_ns}: {exc}', throttle_duration_sec=5.0)
+            self.bad_frame(f'frame {stamp_ns}: {exc}')
 
     # service -------------------------------------------------------------------------------
     def _on_query(
         self, request: SpatialQuery.Request, response: SpatialQuery.Response
     ) -> SpatialQuery.Response:
         start = time.perf_counter()
+        limit = self.config.requests_queue_limit if self.config else 1
         with self._pending_lock:
-            if self._pending >= self.config.requests_queue_limit:
-                return conversions.fail_response(
-                    response,
-                    f'busy: {self._pending} requests already waiting '
-                    f'(requests.queue_limit = {self.config.requests_queue_limit})',
-                )
-            self._pending += 1
+            busy = self._pending >= limit
+            if busy:
+                self.counts['busy'] += 1
+            else:
+                self._pending += 1
+        if busy:
+            self.get_logger().warning(
+                f'busy: rejected a request ({self.counts["busy"]} so far; '
+                f'requests.queue_limit = {limit})',
+                throttle_duration_sec=2.0,
+            )
+            return conversions.fail_response(
+                response, f'busy: {limit} requests are already waiting (requests.queue_limit)'
+            )
         try:
             self._answer(request, response)
+            self.counts['answered'] += 1
         except EngineError as exc:
+            self.counts['failed'] += 1
             conversions.fail_response(response, str(exc))
         except Exception as exc:  # the service must answer and the node live on, whatever failed
-            self.get_logger().error(f'spatial_query failed: {exc!r}')
-            conversions.fail_response(response, f'internal error: {exc!r}')
+            self.counts['failed'] += 1
+            self.get_logger().error(f'spatial_query failed: {type(exc).__name__}: {exc}')
+            conversions.fail_response(
+                response, 'internal error while answering; the node log has the details'
+            )
         finally:
             with self._pending_lock:
                 self._pending -= 1
         response.latency_ms = float((time.perf_counter() - start) * 1e3)
+        question = (
+            request.question
+            if len(request.question) <= 200
+            else (f'{request.question[:200]}... ({len(request.question)} characters)')
+        )
         self.get_logger().info(
-            f'{request.question!r} {list(request.region_ids)} -> '
+            f'{question!r} {list(request.region_ids)} -> '
             f'{response.answer if response.success else "error: " + response.error!r} '
             f'({response.latency_ms:.0f} ms)'
         )
@@ -214,7 +275,7 @@ class SpatialQueryNode(LifecycleNode):
             stamp_ns, stored = self.frames.get(stamp_ns)
         except FrameNotFoundError as exc:
             raise EngineError(str(exc)) from exc
-        frame = stored.frame(self.config.depth_encoding)
+        frame = stored.frame()
         answer = self.engine.ask(
             frame, request.question, list(request.region_ids), int(request.max_new_tokens)
         )
@@ -240,7 +301,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if autostart:
         if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
             # started by hand or by a launch file without a lifecycle manager: nobody would
-            # retry, so stop with the reason (already logged) instead of idling unconfigured
+            # retry, so stop with the reason (logged by on_configure) instead of idling
+            node.get_logger().error('not configured; exiting (autostart)')
             node.destroy_node()
             rclpy.try_shutdown()
             return 1

@@ -154,4 +154,4 @@ def test_stored_frame_converts_once() -> None:
     first = stored.frame()
     assert stored.frame() is first and stored.header is header
     assert first.stamp_ns == 1_000_000_005 and first.region_ids == [3]
-    assert first.masks[0].tolist() == [[True, False], [False, False]]
+    assert first.masks[0].tolist() == [[255, 0], [0, 0]]  # uint8 as received

@@ -16,6 +16,7 @@ from smolrgpt_ros.node_config import NodeConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 LAUNCH = ROOT / 'launch' / 'warehouse.launch.py'
+HAS_LAUNCH_ROS = importlib.util.find_spec('launch_ros') is not None
 
 
 def _module_constants() -> dict[str, object]:
@@ -53,6 +54,7 @@ def test_only_launch_modules_are_imported() -> None:
         'launch.actions',
         'launch.substitutions',
         'launch_ros.actions',
+        'smolrgpt_core.inference.backends',
     }
 
 
@@ -92,3 +94,70 @@ def test_generate_launch_description_on_a_ros_install() -> None:
     description = module.generate_launch_description()
     names = {a.name for a in description.get_launch_arguments()}
     assert {'model', 'backend', 'rgb_topic', 'params_file'} <= names
+
+
+def _load_launch_module(monkeypatch: pytest.MonkeyPatch) -> object:
+    """The launch file as a module; where launch/launch_ros are missing, small stand-ins that
+    record what the file builds take their place (the logic under test is the file's own)."""
+    import sys
+    import types
+
+    if not HAS_LAUNCH_ROS:
+
+        class Recorded:
+            def __init__(self, *args: object, **kwargs: object) -> None:
+                self.args, self.kwargs = args, kwargs
+
+        class LaunchConfiguration(Recorded):
+            def perform(self, context: dict[str, str]) -> str:
+                return context[self.args[0]]
+
+        fakes = {
+            'launch': {'LaunchDescription': Recorded},
+            'launch.actions': {'DeclareLaunchArgument': Recorded, 'OpaqueFunction': Recorded},
+            'launch.substitutions': {'LaunchConfiguration': LaunchConfiguration},
+            'launch_ros': {},
+            'launch_ros.actions': {'Node': Recorded},
+            'ament_index_python.packages': {'get_package_share_directory': lambda _: str(ROOT)},
+        }
+        for name, attrs in fakes.items():
+            module = types.ModuleType(name)
+            module.__dict__.update(attrs)
+            monkeypatch.setitem(sys.modules, name, module)
+    spec = importlib.util.spec_from_file_location('warehouse_launch', LAUNCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_params_file_values_survive_unless_an_argument_is_given(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    launch = _load_launch_module(monkeypatch)
+    unset = dict.fromkeys(launch.PARAMETER_ARGUMENTS, launch.UNSET)
+    # nothing given: the params file alone, so its model.* values stand
+    assert launch.node_parameters('robot.yaml', unset, str) == ['robot.yaml']
+    given = {**unset, 'backend': 'onnxruntime', 'use_sim_time': 'true'}
+    assert launch.node_parameters('robot.yaml', given, lambda arg: f'<{arg}>') == [
+        'robot.yaml',
+        {'model.backend': '<backend>', 'use_sim_time': '<use_sim_time>'},
+    ]
+
+
+@pytest.mark.skipif(HAS_LAUNCH_ROS, reason='reads the stand-ins, used where launch_ros is absent')
+def test_launch_defaults_leave_parameters_to_the_params_file(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from smolrgpt_core.inference.backends import BACKENDS
+
+    launch = _load_launch_module(monkeypatch)
+    description = launch.generate_launch_description()
+    declared = {a.args[0]: a.kwargs for a in description.args[0][:-1]}
+    for arg in launch.PARAMETER_ARGUMENTS:
+        assert declared[arg]['default_value'] == launch.UNSET
+    assert all(name in declared['backend']['description'] for name in BACKENDS)
+    (node,) = description.args[0][-1].kwargs['function'](
+        {**dict.fromkeys(launch.PARAMETER_ARGUMENTS, ''), 'dtype': 'float16'}
+    )
+    parameters = node.kwargs['parameters']
+    assert len(parameters) == 2 and list(parameters[1]) == ['model.dtype']

@@ -32,24 +32,59 @@ def test_every_parameter_has_a_description() -> None:
 
 def test_from_params_round_trip_and_int_to_float() -> None:
     cfg = NodeConfig.from_params(
-        {'model.backend': 'onnxruntime', 'sync.slop_s': 1, 'depth.min_m': 0.5, 'depth.max_m': 20}
+        {
+            'model.backend': 'onnxruntime',
+            'sync.slop_s': 1,
+            'depth.range': 'fixed',
+            'depth.min_m': 0.5,
+            'depth.max_m': 20,
+        }
     )
-    assert cfg.model_backend == 'onnxruntime' and cfg.sync_slop_s == 1.0
-    assert cfg.depth_range_m == (0.5, 20.0)
+    assert cfg.inference.model.backend == 'onnxruntime' and cfg.sync_slop_s == 1.0
+    assert (cfg.inference.depth.min_m, cfg.inference.depth.max_m) == (0.5, 20.0)
     assert NodeConfig.from_params(cfg.to_params()) == cfg
-    assert NodeConfig().depth_range_m is None
+    assert NodeConfig().inference.depth.range == 'checkpoint'
+
+
+def test_node_builds_the_same_settings_object_as_the_cli() -> None:
+    import argparse
+
+    from smolrgpt_core import settings
+
+    parser = argparse.ArgumentParser()
+    settings.add_arguments(parser)
+    args = parser.parse_args(['--backend', 'onnxruntime', '--max-new-tokens', '20'])
+    from_cli = settings.from_args(args)
+    from_node = NodeConfig.from_params(
+        {'model.backend': 'onnxruntime', 'generation.max_new_tokens': 20}
+    ).inference
+    assert from_cli == from_node
 
 
 @pytest.mark.parametrize(
     ('params', 'message'),
     [
-        ({'model.backend': 'openvino'}, 'parameter model.backend: .openvino. is not one of'),
+        ({'model.backend': 'openvino'}, "parameter model.backend: unknown backend 'openvino'"),
         ({'model.dtype': 'int4'}, 'parameter model.dtype'),
         ({'model.device': 'gpu0'}, 'parameter model.device'),
-        ({'model.backend': 'tensorrt'}, 'tensorrt backend needs a cuda device'),
+        (
+            {'model.backend': 'tensorrt'},
+            'parameter model.device: the tensorrt backend runs on cuda',
+        ),
         ({'depth.encoding': 'rgb8'}, 'parameter depth.encoding'),
-        ({'depth.min_m': 5.0, 'depth.max_m': 1.0}, 'depth.min_m < depth.max_m'),
-        ({'sync.queue_size': 0}, 'parameter sync.queue_size: must be >= 1'),
+        (
+            {'depth.min_m': 1.0, 'depth.max_m': 5.0},
+            'parameter depth.range: .* set range to "fixed"',
+        ),
+        (
+            {'depth.range': 'fixed', 'depth.min_m': 5.0, 'depth.max_m': 1.0},
+            'parameter depth.min_m: a fixed range needs 0 <= min_m < max_m',
+        ),
+        ({'generation.max_new_tokens': 0}, 'parameter generation.max_new_tokens: must be >= 1'),
+        ({'generation.max_new_tokens': 300}, 'above the cap 256'),
+        ({'limits.max_regions': 10**6}, 'parameter limits.max_regions: must be in 1..4096'),
+        ({'cache.frames': 0}, 'parameter cache.frames'),
+        ({'sync.queue_size': 0}, 'parameter sync.queue_size: must be in 1..1024'),
         ({'sync.slop_s': 0.0}, 'parameter sync.slop_s'),
         ({'requests.queue_limit': -1}, 'parameter requests.queue_limit'),
         ({'topics.rgb': ''}, 'parameter topics.rgb: must not be empty'),
@@ -74,7 +109,7 @@ def test_params_file_for_named_node_and_other_nodes(tmp_path: Path) -> None:
             }
         )
     )
-    assert load_params_file(str(path)).model_device == 'cuda:1'
+    assert load_params_file(str(path)).inference.model.device == 'cuda:1'
     path.write_text(yaml.safe_dump({'/**': {'params': {}}}))
     with pytest.raises(NodeConfigError, match='no ros__parameters'):
         load_params_file(str(path))
@@ -101,7 +136,7 @@ def test_declared_on_a_real_node_with_overrides() -> None:
     try:
         node = Node('spatial_query_node', context=context)
         cfg = declare_and_read(node)
-        assert cfg.sync_slop_s == 0.2 and cfg.model_backend == 'onnxruntime'
+        assert cfg.sync_slop_s == 0.2 and cfg.inference.model.backend == 'onnxruntime'
         assert cfg.topics_rgb == 'rgb/image'
         described = node.describe_parameters(['sync.slop_s'])[0].description
         assert described == descriptions()['sync.slop_s']
@@ -119,8 +154,8 @@ def test_node_command_validates_before_starting(
     bad.write_text(yaml.safe_dump({'/**': {'ros__parameters': {'model': {'backend': 'x'}}}}))
     assert main(['node', '--params', str(bad)]) == 2
     assert capsys.readouterr().err.strip() == (
-        "smolrgpt node: error: parameter model.backend: 'x' is not one of torch, torch-fast, "
-        'onnxruntime, tensorrt'
+        "smolrgpt node: error: parameter model.backend: unknown backend 'x'; available: torch, "
+        'torch-fast, onnxruntime, tensorrt'
     )
     assert main(['node', '--params', str(tmp_path / 'missing.yaml')]) == 2
     assert 'no such parameters file' in capsys.readouterr().err
@@ -159,6 +194,6 @@ def test_readme_documents_every_parameter() -> None:
 
 
 def test_int8_only_on_torch_cpu() -> None:
-    assert NodeConfig.from_params({'model.dtype': 'int8'}).model_dtype == 'int8'
-    with pytest.raises(NodeConfigError, match='int8 weights are a torch backend option'):
+    assert NodeConfig.from_params({'model.dtype': 'int8'}).inference.model.dtype == 'int8'
+    with pytest.raises(NodeConfigError, match=r'onnxruntime backend takes float32 \| float16'):
         NodeConfig.from_params({'model.dtype': 'int8', 'model.backend': 'onnxruntime'})
