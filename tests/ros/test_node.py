@@ -118,7 +118,7 @@ def test_3_bad_requests_get_clear_errors(
     [
         ({'empty_region': True}, 'region 9 has an empty mask'),
         ({'mask_hw': (H + 2, W)}, 'size mismatch: mask of region 4'),
-        ({'depth_encoding': 'rgb8'}, "malformed depth: encoding 'rgb8'"),
+        ({'depth_encoding': 'rgb8'}, "malformed depth: unsupported depth encoding 'rgb8'"),
     ],
 )
 def test_4_bad_frames_get_clear_errors(peer: Peer, kwargs: dict, error: str) -> None:
