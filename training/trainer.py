@@ -1,4 +1,9 @@
-"""The training loop: freeze table, AdamW groups, cosine schedule, accumulation, DDP, resume.
+"""The training loop: accumulation, DDP, evaluation, checkpoints and resume.
+
+Its parts live next to it: the model a stage starts from and its freezing in
+``model_setup``, AdamW and the schedule in ``optim``, the process group in ``distributed``,
+the epoch sampler in ``sampler``, a stage's examples in ``stage_data``, the metrics and
+progress output in ``run_log``.
 
 Departures from the reference, each fixing a bug of smolrgpt-reference §9:
 
