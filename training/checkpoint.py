@@ -2,15 +2,20 @@
 
 A checkpoint directory holds ``config.json`` + ``model.safetensors`` (``save_pretrained``),
 the tokenizer files (so the directory alone is loadable by the engine), ``train_config.json``
-and ``trainer_state.pt`` (optimizer, step, data position, RNG states). Everything is written
-into a hidden temporary sibling and renamed into place, so a crash never leaves a
-half-written checkpoint under the final name.
+and the trainer state: ``trainer_state.json`` (step, epoch, data position, best val loss, the
+optimizer's hyper-parameters, the Python RNG) and ``trainer_state.safetensors`` (optimizer
+moments, the torch/numpy/CUDA RNG states as tensors), tied together by ``training.tensor_json``.
+Nothing is ever unpickled: an old ``trainer_state.pt`` is refused. Everything is written into
+a hidden temporary sibling and renamed into place, so a crash never leaves a half-written
+checkpoint under the final name.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
+import json
 import logging
+import math
 import os
 from pathlib import Path
 import random
@@ -18,13 +23,28 @@ import shutil
 from typing import Any
 
 import numpy as np
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
 import torch
 
+from smolrgpt_core.config import SmolRGPTConfig
 from smolrgpt_core.modeling.smolrgpt import SmolRGPT
+from smolrgpt_core.tokens import SmolRGPTTokenizer
+from smolrgpt_core.weights import CONFIG_NAME, WEIGHTS_NAME
+from smolrgpt_core.weights import CheckpointError as WeightsError
+from training.tensor_json import StateFormatError, decode, encode
 
 log = logging.getLogger(__name__)
-STATE_FILE = 'trainer_state.pt'
+STATE_JSON = 'trainer_state.json'
+STATE_TENSORS = 'trainer_state.safetensors'
+PICKLED_STATE = 'trainer_state.pt'  # what earlier versions wrote; refused, never opened
+STATE_FORMAT = 'smolrgpt-trainer-state'
+STATE_VERSION = 1
 TOKENIZER_FILES = ('tokenizer.json', 'tokenizer_config.json')
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be loaded or resumed; the message names the file."""
 
 
 @dataclass
@@ -34,6 +54,18 @@ class TrainerState:
     batch_in_epoch: int = 0  # micro-batches of `epoch` already consumed (this rank)
     samples_seen: int = 0  # over all ranks
     best_val_loss: float = float('inf')
+
+    @classmethod
+    def from_dict(cls, data: Any, file: Path) -> TrainerState:
+        names = [f.name for f in fields(cls)]
+        if not isinstance(data, dict) or sorted(data) != sorted(names):
+            raise CheckpointError(f'{file}: the trainer entry must hold exactly {names}')
+        for name in ('step', 'epoch', 'batch_in_epoch', 'samples_seen'):
+            if type(data[name]) is not int or data[name] < 0:
+                raise CheckpointError(f'{file}: {name} must be a non-negative integer')
+        if not isinstance(data['best_val_loss'], int | float) or math.isnan(data['best_val_loss']):
+            raise CheckpointError(f'{file}: best_val_loss must be a number')
+        return cls(**data)
 
 
 def rng_state() -> dict[str, Any]:
@@ -53,6 +85,20 @@ def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state['python'])
     if 'cuda' in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state['cuda'])
+
+
+def save_trainer_state(
+    directory: Path, state: TrainerState, optimizer: torch.optim.Optimizer
+) -> None:
+    skeleton, tensors = encode({'optimizer': optimizer.state_dict(), 'rng': rng_state()})
+    save_file(tensors, directory / STATE_TENSORS)
+    document = {
+        'format': STATE_FORMAT,
+        'version': STATE_VERSION,
+        'trainer': asdict(state),
+        **skeleton,
+    }
+    (directory / STATE_JSON).write_text(json.dumps(document, indent=1) + '\n', 'utf-8')
 
 
 def save_checkpoint(
@@ -79,10 +125,7 @@ def save_checkpoint(
         if train_config is not None:
             train_config.to_json(tmp / 'train_config.json')
         if optimizer is not None and state is not None:
-            torch.save(
-                {'trainer': vars(state), 'optimizer': optimizer.state_dict(), 'rng': rng_state()},
-                tmp / STATE_FILE,
-            )
+            save_trainer_state(tmp, state, optimizer)
         old = path.parent / f'.{path.name}.old-{os.getpid()}'
         if path.exists():
             path.rename(old)  # two renames: the final name never points at a partial dir
@@ -97,11 +140,90 @@ def save_checkpoint(
 
 def load_trainer_state(path: str | Path) -> tuple[TrainerState, dict[str, Any], dict[str, Any]]:
     """-> (trainer state, optimizer state dict, RNG states) of a checkpoint directory."""
-    file = Path(path) / STATE_FILE
+    directory = Path(path)
+    file, tensor_file = directory / STATE_JSON, directory / STATE_TENSORS
     if not file.is_file():
-        raise FileNotFoundError(f'{file} not found: not a resumable training checkpoint')
-    blob = torch.load(file, map_location='cpu', weights_only=False)
-    return TrainerState(**blob['trainer']), blob['optimizer'], blob['rng']
+        if (directory / PICKLED_STATE).exists():
+            raise CheckpointError(
+                f'{directory / PICKLED_STATE} is a pickled trainer state from an earlier '
+                f'version, which is never loaded because unpickling can run code; resume '
+                f'from a checkpoint with {STATE_JSON}, or start from the model files with '
+                f'--last-stage-checkpoint'
+            )
+        raise CheckpointError(f'{directory} has no {STATE_JSON}: not a resumable checkpoint')
+    try:
+        document = json.loads(file.read_text('utf-8'))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise CheckpointError(f'{file} is not a JSON trainer state ({exc})') from exc
+    if not isinstance(document, dict) or document.get('format') != STATE_FORMAT:
+        raise CheckpointError(f'{file} is not a SmolRGPT trainer state (no format field)')
+    if document.get('version') != STATE_VERSION:
+        raise CheckpointError(
+            f'{file} has trainer-state version {document.get("version")!r}; '
+            f'this version reads {STATE_VERSION}'
+        )
+    state = TrainerState.from_dict(document.get('trainer'), file)
+    try:
+        tensors = load_file(tensor_file)
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(f'{tensor_file} is not a readable safetensors file ({exc})') from exc
+    try:
+        rest = decode(
+            {'optimizer': document.get('optimizer'), 'rng': document.get('rng')}, tensors
+        )
+    except (StateFormatError, RecursionError) as exc:
+        raise CheckpointError(f'{file}: {exc}') from exc
+    if not isinstance(rest['optimizer'], dict) or not isinstance(rest['rng'], dict):
+        raise CheckpointError(f'{file} lacks the optimizer or RNG state')
+    return state, rest['optimizer'], rest['rng']
+
+
+def resume_state(path: str | Path, optimizer: torch.optim.Optimizer) -> TrainerState:
+    """Load a checkpoint's trainer state into ``optimizer`` and the RNGs."""
+    state, optimizer_state, rng = load_trainer_state(path)
+    try:
+        optimizer.load_state_dict(optimizer_state)
+        set_rng_state(rng)
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(
+            f'{Path(path) / STATE_JSON} does not fit this run ({type(exc).__name__}: {exc})'
+        ) from exc
+    return state
+
+
+def load_model(path: str | Path) -> SmolRGPT:
+    """``SmolRGPT.from_pretrained``, with a damaged checkpoint reported as one
+    CheckpointError that names the file."""
+    directory = Path(path)
+    try:
+        SmolRGPTConfig.from_json(directory / CONFIG_NAME)
+    except FileNotFoundError:
+        pass  # from_pretrained says what is missing (or fetches a Hub id)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f'{directory / CONFIG_NAME} is not a readable JSON file') from exc
+    except (ValueError, TypeError) as exc:
+        raise CheckpointError(f'{directory / CONFIG_NAME}: {exc}') from exc
+    try:
+        return SmolRGPT.from_pretrained(directory)
+    except WeightsError as exc:
+        raise CheckpointError(str(exc)) from exc
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(
+            f'{directory / WEIGHTS_NAME} is not a readable safetensors file ({exc})'
+        ) from exc
+
+
+def load_tokenizer(directory: str | Path, cfg: SmolRGPTConfig) -> SmolRGPTTokenizer:
+    """``SmolRGPTTokenizer.from_dir``, with a damaged tokenizer file reported as one
+    CheckpointError that names the directory."""
+    try:
+        return SmolRGPTTokenizer.from_dir(directory, cfg)
+    except WeightsError as exc:
+        raise CheckpointError(str(exc)) from exc
+    except Exception as exc:  # the tokenizers library raises bare Exceptions on bad files
+        raise CheckpointError(
+            f'{directory}: tokenizer.json / tokenizer_config.json cannot be read ({exc})'
+        ) from exc
 
 
 def prune_checkpoints(output_dir: Path, keep: int) -> None:

@@ -27,7 +27,7 @@ from smolrgpt_core.config import SmolRGPTConfig
 from smolrgpt_core.modeling.smolrgpt import IGNORE_INDEX
 from smolrgpt_core.preprocess import masks_to_tensor, preprocess_depth, preprocess_rgb
 from smolrgpt_core.tokens import DATASET_IMAGE, IM_END, IM_START, SmolRGPTTokenizer, spell_regions
-from training.datasets import Example
+from training.data.samples import Sample
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def user_text(question: str, cfg: SmolRGPTConfig, first: bool) -> str:
     return cfg.image_token * cfg.mp_image_token_length + text if first else text
 
 
-def encode_example(example: Example, tok: SmolRGPTTokenizer) -> tuple[list[int], list[int]]:
+def encode_example(example: Sample, tok: SmolRGPTTokenizer) -> tuple[list[int], list[int]]:
     """-> token ids and a same-length 0/1 list marking the loss targets."""
     ids: list[int] = []
     target: list[int] = []
@@ -79,7 +79,7 @@ class ExampleDataset(Dataset):
 
     def __init__(
         self,
-        examples: Sequence[Example],
+        examples: Sequence[Sample],
         tok: SmolRGPTTokenizer,
         *,
         uses_regions: bool,
@@ -87,7 +87,7 @@ class ExampleDataset(Dataset):
     ) -> None:
         self.tok = tok
         self.uses_regions = uses_regions
-        self.examples: list[Example] = []
+        self.examples: list[Sample] = []
         self.encoded: list[tuple[list[int], list[int]]] = []
         too_long = 0
         for ex in examples:

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from smolrgpt_core.masks import rle_encode
-from training.data.samples import Sample
+from training.data.samples import Sample, Turn
 from training.synth.scene import in_rect_xz
 from training.synth.templates import masks, number_word, region
 
@@ -53,53 +53,17 @@ _NOUNS = {
 }
 
 
-@dataclass
-class Example:
-    """One training/inspection item: chat turns about one image (and its regions)."""
-
-    id: str
-    turns: list[tuple[str, str | None]]  # (user, assistant); dataset placeholders kept
-    rgb_path: Path
-    depth_path: Path | None = None
-    rle: list[dict[str, Any]] | None = None
-    category: str | None = None
-    normalized_answer: Any = None
-
-    @property
-    def question(self) -> str:
-        return self.turns[0][0]
-
-    @property
-    def answer(self) -> str | None:
-        return self.turns[-1][1]
-
-
-def from_sample(sample: Sample) -> Example:
-    turns = [(t.user, t.assistant) for t in sample.turns] or [(sample.question, sample.answer)]
-    if sample.rgb_path is None:
-        raise ValueError(f'sample {sample.id} has no image')
-    return Example(
-        sample.id,
-        turns,
-        sample.rgb_path,
-        sample.depth_path,
-        sample.rle,
-        sample.category,
-        sample.normalized_answer,
-    )
-
-
-def _parquet(data_root: Path, split: str) -> list[Example]:
+def _parquet(data_root: Path, split: str) -> list[Sample]:
     from training.data.parquet import ParquetReader
 
-    return [from_sample(s) for s in ParquetReader(data_root, split=split)]
+    return list(ParquetReader(data_root, split=split))
 
 
 def _is_parquet(data_root: Path) -> bool:
     return (data_root / 'data').is_dir()
 
 
-def load_examples(kind: str, data_root: str | Path, split: str, seed: int = 0) -> list[Example]:
+def load_examples(kind: str, data_root: str | Path, split: str, seed: int = 0) -> list[Sample]:
     """All examples of one dataset kind and split (``train`` or ``val``)."""
     root = Path(data_root)
     if kind == 'warehouse':
@@ -107,7 +71,7 @@ def load_examples(kind: str, data_root: str | Path, split: str, seed: int = 0) -
             return _parquet(root, split)
         from training.data.warehouse_json import WarehouseJsonReader
 
-        return [from_sample(s) for s in WarehouseJsonReader(root, split, check_files=False)]
+        return list(WarehouseJsonReader(root, split, check_files=False))
     if kind in _SCENE_BUILDERS:
         if _is_parquet(root):
             if kind == 'pointers':
@@ -123,7 +87,7 @@ def load_examples(kind: str, data_root: str | Path, split: str, seed: int = 0) -
                 f'`smolrgpt synth` output or a parquet dataset)'
             )
         build = _SCENE_BUILDERS[kind]
-        out: list[Example] = []
+        out: list[Sample] = []
         for path in scenes:
             rng = np.random.default_rng([seed, int(path.stem)])
             out.extend(build(SceneFiles(root / split, path.stem), rng))
@@ -156,6 +120,26 @@ class SceneFiles:
         with Image.open(self.base / 'instances' / f'{self.stem}.png') as image:
             return np.asarray(image)
 
+    def sample(
+        self,
+        sample_id: str,
+        question: str,
+        answer: str,
+        rle: list[dict[str, Any]] | None = None,
+        category: str | None = None,
+    ) -> Sample:
+        """A one-turn sample about this scene (depth only where it has regions)."""
+        return Sample(
+            id=sample_id,
+            turns=(Turn(question, answer),),
+            rgb_path=self.rgb,
+            source='synth-scenes',
+            depth_path=self.depth if rle else None,
+            rle=rle,
+            category=category,
+            split=self.base.name,
+        )
+
 
 def visible_objects(meta: dict[str, Any], instances: np.ndarray) -> list[dict[str, Any]]:
     """Objects with enough visible pixels (the generator's own threshold)."""
@@ -182,14 +166,10 @@ def caption_text(objects: list[dict[str, Any]]) -> str:
     return f'A warehouse with {listed}.'
 
 
-def _caption(scene: SceneFiles, rng: np.random.Generator) -> list[Example]:
+def _caption(scene: SceneFiles, rng: np.random.Generator) -> list[Sample]:
     objects = visible_objects(scene.meta(), scene.instances())
     prompt = CAPTION_PROMPTS[int(rng.integers(len(CAPTION_PROMPTS)))]
-    return [
-        Example(
-            f'caption-{scene.base.name}-{scene.stem}', [(prompt, caption_text(objects))], scene.rgb
-        )
-    ]
+    return [scene.sample(f'caption-{scene.base.name}-{scene.stem}', prompt, caption_text(objects))]
 
 
 def region_text(
@@ -278,7 +258,7 @@ def _visible_regions(
     return objects, object_masks, columns
 
 
-def _regions(scene: SceneFiles, rng: np.random.Generator) -> list[Example]:
+def _regions(scene: SceneFiles, rng: np.random.Generator) -> list[Sample]:
     """Descriptions of every visible buffer region and REGIONS_PER_SCENE other visible
     objects."""
     meta = scene.meta()
@@ -294,11 +274,10 @@ def _regions(scene: SceneFiles, rng: np.random.Generator) -> list[Example]:
         prompt = REGION_PROMPTS[int(rng.integers(len(REGION_PROMPTS)))]
         text = region_text(obj, camera_from_world, columns[i], where_text(obj, objects))
         out.append(
-            Example(
+            scene.sample(
                 f'region-{name}-{obj["instance_id"]}',
-                [(prompt, text)],
-                scene.rgb,
-                scene.depth,
+                prompt,
+                text,
                 [rle_encode(object_masks[i])],
                 'region',
             )
@@ -306,7 +285,7 @@ def _regions(scene: SceneFiles, rng: np.random.Generator) -> list[Example]:
     return out
 
 
-def _pointers(scene: SceneFiles, rng: np.random.Generator) -> list[Example]:
+def _pointers(scene: SceneFiles, rng: np.random.Generator) -> list[Sample]:
     """POINTERS_PER_SCENE region-pointing questions, alternately by kind and by image third."""
     objects, object_masks, columns = _visible_regions(scene, scene.meta())
     name = f'{scene.base.name}-{scene.stem}'
@@ -319,11 +298,10 @@ def _pointers(scene: SceneFiles, rng: np.random.Generator) -> list[Example]:
             continue
         question, answer, listed = made
         out.append(
-            Example(
+            scene.sample(
                 f'pointer-{name}-{n}',
-                [(question, answer)],
-                scene.rgb,
-                scene.depth,
+                question,
+                answer,
                 [rle_encode(object_masks[i]) for i in listed],
                 'pointer',
             )
@@ -332,7 +310,7 @@ def _pointers(scene: SceneFiles, rng: np.random.Generator) -> list[Example]:
 
 
 # dataset kinds made from `smolrgpt synth` scene files
-_SCENE_BUILDERS: dict[str, Callable[[SceneFiles, np.random.Generator], list[Example]]] = {
+_SCENE_BUILDERS: dict[str, Callable[[SceneFiles, np.random.Generator], list[Sample]]] = {
     'captions': _caption,
     'regions': _regions,
     'pointers': _pointers,

@@ -2,7 +2,7 @@
 
 ``python -m training.embedded`` (or ``make embedded-model``):
 
-1. ``smolrgpt synth``: a training set (seed 0) and a held-out set (seed 1000);
+1. synthetic data (``training.synth``): a training set (seed 0) and a held-out set (seed 1000);
 2. a ByteLevel BPE tokenizer trained on the training set's texts;
 3. the three stages with the configs in ``training/configs/embedded/``;
 4. the held-out score with the official warehouse metric, next to the majority-answer
@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from smolrgpt_core.normalize import CATEGORIES
 from training.config import CONFIG_DIR
 
 EMBEDDED = CONFIG_DIR / 'embedded'
@@ -37,35 +38,21 @@ STAGE_FILES = (
     'stage3b_sft_continued.json',
 )
 MODEL_FILES = ('config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json')
-CATEGORIES = ('left_right', 'count', 'distance', 'mcq')
 
 log = logging.getLogger(__name__)
 
 
 def synth(out: Path, scenes: int, seed: int, per_category: int, size: str) -> None:
-    from smolrgpt_core.cli import main as cli
+    from training.synth.cli import parse_size
+    from training.synth.generate import generate
 
     if (out / 'train.json').is_file():
         log.info('reusing %s', out)
         return
-    argv = [
-        'synth',
-        '--out',
-        str(out),
-        '--scenes',
-        str(scenes),
-        '--seed',
-        str(seed),
-        '--format',
-        'nvidia',
-        '--size',
-        size,
-        '--questions-per-category',
-        str(per_category),
-        '--no-progress',
-    ]
-    if cli(argv) != 0:
-        raise RuntimeError(f'smolrgpt {" ".join(argv)} failed')
+    width, height = parse_size(size)
+    generate(
+        out, scenes, seed, width, height, {'nvidia'}, per_category=per_category, progress=False
+    )
 
 
 def build_tokenizer(data: Path, out: Path) -> int:
@@ -229,25 +216,24 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def official_scores(work: Path) -> None:
-    """The same numbers through the `smolrgpt score warehouse` command, for the record."""
-    from smolrgpt_core.cli import main as cli
+    """The written prediction files scored again with the official metric (what `smolrgpt
+    score warehouse --gt heldout_gt.json --pred heldout_NAME_pred.json` reports), for the
+    record; each report goes next to its predictions as ``*.score.json``."""
+    from training.metrics.report import format_table, write_json
+    from training.metrics.warehouse import score_warehouse
 
+    gt = json.loads((work / 'heldout_gt.json').read_text('utf-8'))
     for name in ('model', 'baseline'):
-        print(
-            f'--- {name}: smolrgpt score warehouse --gt {work}/heldout_gt.json '
-            f'--pred {work}/heldout_{name}_pred.json'
-        )
-        cli(
-            [
-                'score',
-                'warehouse',
-                '--gt',
-                str(work / 'heldout_gt.json'),
-                '--pred',
-                str(work / f'heldout_{name}_pred.json'),
-                '--no-chart',
-            ]
-        )
+        pred_path = work / f'heldout_{name}_pred.json'
+        report = score_warehouse(gt, json.loads(pred_path.read_text('utf-8'))).to_dict()
+        write_json(pred_path.with_suffix('.score.json'), report)
+        rows = [
+            [category, entry['total'], entry['accuracy'], entry['unparsable']]
+            for category, entry in report['per_category'].items()
+        ]
+        print(f'--- {name}: official warehouse metric on {pred_path}')
+        print(format_table(['category', 'n', 'accuracy', 'unparsable'], rows))
+        print(f'final score: {report["final_score"]:.2f}')
 
 
 def write_card(args: argparse.Namespace) -> None:

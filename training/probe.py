@@ -28,7 +28,8 @@ import torch
 from smolrgpt_core.modeling.smolrgpt import SmolRGPT
 from smolrgpt_core.preprocess import masks_to_tensor
 from training.collate import load_image
-from training.datasets import Example, load_examples
+from training.data.samples import Sample
+from training.datasets import load_examples
 
 
 @dataclass(frozen=True)
@@ -50,9 +51,7 @@ class ProbeResult:
 
 
 @torch.inference_mode()
-def region_positions(
-    model: SmolRGPT, examples: Sequence[Example]
-) -> tuple[np.ndarray, np.ndarray]:
+def region_positions(model: SmolRGPT, examples: Sequence[Sample]) -> tuple[np.ndarray, np.ndarray]:
     """-> pooled [rgb, depth] vectors [N, 2D] and centroid columns in [0, 1], one per mask."""
     feats, cols = [], []
     for ex in examples:

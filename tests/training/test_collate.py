@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from training_helpers import batch_for
 from smolrgpt_core.modeling.smolrgpt import IGNORE_INDEX, SmolRGPT
 from smolrgpt_core.tokens import SmolRGPTTokenizer
 from training.collate import Collator, ExampleDataset, encode_example
-from training.datasets import Example, load_examples
+from training.datasets import load_examples
 
 
 def test_batch_is_left_padded_to_the_longest_sample(tiny_dir: Path, synth_root: Path) -> None:
@@ -61,7 +62,7 @@ def test_region_count_mismatch_is_an_error(tiny_dir: Path, synth_root: Path) -> 
     cfg = SmolRGPT.from_pretrained(tiny_dir).cfg
     tok = SmolRGPTTokenizer.from_dir(tiny_dir, cfg)
     ex = load_examples('warehouse', synth_root, 'train')[0]
-    bad = Example(ex.id, ex.turns, ex.rgb_path, ex.depth_path, ex.rle[:1])
+    bad = dataclasses.replace(ex, rle=ex.rle[:1])
     with pytest.raises(ValueError, match='region token pairs'):
         encode_example(bad, tok)
 

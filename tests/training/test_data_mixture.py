@@ -10,8 +10,9 @@ import pytest
 from training_helpers import tiny_config
 
 from training.config import TrainConfig, add_override_arguments, overrides_from_args
+from training.model_setup import sincos_table
+from training.stage_data import stage_examples
 from training.stages import STAGES, Stage
-from training.trainer import sincos_table, stage_examples
 
 
 def test_repeats_multiply_one_category_and_keep_the_others(

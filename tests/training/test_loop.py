@@ -8,9 +8,11 @@ import pytest
 import torch
 from training_helpers import KIND, batch_for, tiny_config
 
+from training.checkpoint import STATE_JSON, STATE_TENSORS
 from training.datasets import load_examples
+from training.model_setup import apply_freeze
 from training.stages import STAGES, Stage
-from training.trainer import Trainer, apply_freeze, loss_sum
+from training.trainer import Trainer, loss_sum
 
 
 @pytest.mark.parametrize('stage', list(KIND))
@@ -46,7 +48,8 @@ def test_resume_gives_the_uninterrupted_loss_curve(
     part = Trainer(
         tiny_config('sft', tiny_dir, tmp_path / 'part', **kw), examples=_examples(synth_root)
     ).train(stop_after=4)
-    assert part.final_dir is not None and (part.final_dir / 'trainer_state.pt').is_file()
+    assert part.final_dir is not None
+    assert (part.final_dir / STATE_JSON).is_file() and (part.final_dir / STATE_TENSORS).is_file()
     rest = Trainer(
         tiny_config('sft', tiny_dir, tmp_path / 'part', **kw),
         resume=part.final_dir,

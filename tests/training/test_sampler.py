@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from training.trainer import EpochSampler
+from training.sampler import EpochSampler
 
 KEYS = [f'image-{i // 8}' for i in range(48)]  # 6 images, 8 examples each
 

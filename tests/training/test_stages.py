@@ -11,15 +11,10 @@ import torch
 from training_helpers import batch_for, tiny_config
 
 from training.datasets import load_examples
+from training.model_setup import apply_freeze, build_model
+from training.optim import build_optimizer, lr_factor
 from training.stages import STAGES, Stage
-from training.trainer import (
-    Trainer,
-    apply_freeze,
-    build_model,
-    build_optimizer,
-    loss_sum,
-    lr_factor,
-)
+from training.trainer import Trainer, loss_sum
 
 TRAINS = {
     'connector_alignment': {'MP'},

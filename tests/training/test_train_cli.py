@@ -50,7 +50,8 @@ def test_smolrgpt_train_sft_writes_a_loadable_checkpoint(
         'config.json',
         'model.safetensors',
         'tokenizer.json',
-        'trainer_state.pt',
+        'trainer_state.json',
+        'trainer_state.safetensors',
         'train_config.json',
     } <= {p.name for p in (out / 'final').iterdir()}
     lines = (out / 'metrics.jsonl').read_text().splitlines()

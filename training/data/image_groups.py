@@ -49,8 +49,6 @@ def group_by_image(samples: Iterable[Sample]) -> list[ImageGroup]:
     groups: OrderedDict[Path, ImageGroup] = OrderedDict()
     keys: dict[Path, dict[str, int]] = {}
     for sample in samples:
-        if sample.rgb_path is None:
-            raise ValueError(f'sample {sample.id} has no image')
         group = groups.get(sample.rgb_path)
         if group is None:
             group = groups[sample.rgb_path] = ImageGroup(sample.rgb_path, sample.depth_path)

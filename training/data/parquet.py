@@ -27,6 +27,7 @@ from training.data.validation import (
     check_file,
     check_regions,
     image_size,
+    record_path,
 )
 
 log = logging.getLogger(__name__)
@@ -133,9 +134,9 @@ class ParquetReader:
         turns = tuple(Turn(str(t['user']), t.get('assistant')) for t in turns_raw)
         self._check_dataset_name(row.get('dataset_name'))
 
-        rgb_path = self.image_dir / str(row['rgb_image'])
+        rgb_path = record_path(record_id, self.image_dir, str(row['rgb_image']), 'RGB image')
         depth_path = (
-            self.depth_dir / str(row['depth_image'])
+            record_path(record_id, self.depth_dir, str(row['depth_image']), 'depth image')
             if self.has_depth and row.get('depth_image')
             else None
         )
@@ -162,15 +163,13 @@ class ParquetReader:
                 ) from exc
         return Sample(
             id=record_id,
-            question=turns[0].user,
+            turns=turns,
             source='smolrgpt-parquet',
             rgb_path=rgb_path,
             depth_path=depth_path,
             rle=list(rle) if rle is not None else None,
-            answer=turns[0].assistant,
             category=category,
             normalized_answer=normalized if normalized != '' else None,
-            turns=turns,
             split=self.split,
             meta={'dataset_name': row.get('dataset_name'), 'id_db': row.get('id_db')},
         )

@@ -1,43 +1,53 @@
-"""The typed sample every dataset reader yields."""
+"""The one record type for a dataset item: what every reader yields and training consumes."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 Answer = str | int | float
 
 
-@dataclass(frozen=True)
-class Turn:
+class Turn(NamedTuple):
     user: str
     assistant: str | None  # None for unanswered (test) questions
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Sample:
-    """One question about one image, with its regions.
+    """Chat turns about one image (and its regions).
 
-    ``question`` keeps the source's own placeholders (``<mask>`` for NVIDIA and bench JSON,
+    The user turns keep the source's own placeholders (``<mask>`` for NVIDIA and bench JSON,
     ``<mask_rgb><mask_depth>`` for SmolRGPT parquet); the k-th placeholder is ``rle[k]`` and
     ``[Region k]`` in answers.
     """
 
     id: str
-    question: str
-    source: str  # 'warehouse-json' | 'smolrgpt-parquet' | 'spatialrgpt-bench'
-    rgb_path: Path | None = None
+    turns: tuple[Turn, ...]
+    rgb_path: Path
+    source: str  # 'warehouse-json' | 'smolrgpt-parquet' | 'spatialrgpt-bench' | 'synth-scenes'
     depth_path: Path | None = None
     rle: list[dict[str, Any]] | None = None
-    answer: str | None = None  # free-form ground truth
     category: str | None = None
     normalized_answer: Answer | None = None  # typed: str / int / float
-    turns: tuple[Turn, ...] = ()
     split: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.turns:
+            raise ValueError(f'sample {self.id} has no question')
+
+    @property
+    def question(self) -> str:
+        return self.turns[0].user
+
+    @property
+    def answer(self) -> str | None:
+        """The free-form ground truth: the last assistant turn."""
+        return self.turns[-1].assistant
 
     @property
     def n_regions(self) -> int:
@@ -55,8 +65,6 @@ class Sample:
         """uint8 [H, W, 3]."""
         from PIL import Image
 
-        if self.rgb_path is None:
-            raise ValueError(f'sample {self.id} has no RGB image')
         with Image.open(self.rgb_path) as image:
             return np.asarray(image.convert('RGB'))
 

@@ -21,6 +21,7 @@ from training.data.validation import (
     ValidationReport,
     check_file,
     check_regions,
+    record_path,
 )
 
 BENCH_FILE = 'SpatialRGPT-Bench_v1.json'
@@ -147,8 +148,12 @@ class SpatialRGPTBenchReader:
             )
         else:
             rle = boxes_to_rles(bbox, image_hw)  # the reference evaluator's fallback
-        rgb_path = self.image_root / file_path
-        depth_path = self.depth_root / f'{Path(file_path).stem}.png' if self.depth_root else None
+        rgb_path = record_path(record_id, self.image_root, file_path, 'RGB image')
+        depth_path = (
+            record_path(record_id, self.depth_root, f'{Path(file_path).stem}.png', 'depth image')
+            if self.depth_root
+            else None
+        )
         if self.check_files:
             check_file(record_id, rgb_path, 'RGB image')
             if depth_path is not None:
@@ -156,15 +161,13 @@ class SpatialRGPTBenchReader:
         category = item['category']
         return Sample(
             id=record_id,
-            question=question,
+            turns=(Turn(question, item['answer']),),
             source='spatialrgpt-bench',
             rgb_path=rgb_path,
             depth_path=depth_path,
             rle=list(rle) if rle else None,
-            answer=item['answer'],
             category=category,
             normalized_answer=normalized_bench_answer(category, item['answer']),
-            turns=(Turn(question, item['answer']),),
             meta={
                 'qa_type': item['type'],
                 'bbox': bbox,

@@ -63,6 +63,18 @@ def check_regions(
             )
 
 
+def record_path(record_id: str, base: Path, name: str, what: str) -> Path:
+    """``base / name`` for a file name read from a record, refused unless it stays inside
+    ``base`` once symlinks are resolved: an absolute name, a ``../`` escape or a symlink to
+    a file outside would let a dataset make the reader open any file of the machine."""
+    if not name or Path(name).is_absolute():
+        raise RecordError(record_id, f'{what} path {name!r} must be relative to {base}')
+    path = base / name
+    if not path.resolve().is_relative_to(base.resolve()):
+        raise RecordError(record_id, f'{what} path {name!r} leads outside {base}')
+    return path
+
+
 def check_file(record_id: str, path: Path, what: str) -> None:
     if not path.is_file():
         raise RecordError(record_id, f'{what} file missing: {path}')

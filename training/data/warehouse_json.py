@@ -27,6 +27,7 @@ from training.data.validation import (
     check_file,
     check_regions,
     image_size,
+    record_path,
 )
 
 MASK = '<mask>'
@@ -97,8 +98,9 @@ class WarehouseJsonReader:
             answer = turns[1].get('value')
 
         image_dir = self.data_root / self.split
-        rgb_path = image_dir / 'images' / str(record['image'])
-        depth_path = image_dir / 'depths' / depth_name(str(record['image']))
+        image = str(record['image'])
+        rgb_path = record_path(record_id, image_dir / 'images', image, 'RGB image')
+        depth_path = record_path(record_id, image_dir / 'depths', depth_name(image), 'depth image')
         image_hw = None
         if self.check_files:
             check_file(record_id, rgb_path, 'RGB image')
@@ -117,21 +119,21 @@ class WarehouseJsonReader:
                 raise RecordError(
                     record_id, f'bad normalized_answer {normalized!r}: {exc}'
                 ) from exc
-        scene_path = image_dir / 'scenes' / f'{Path(str(record["image"])).stem}.json'
+        scene_path = record_path(
+            record_id, image_dir / 'scenes', f'{Path(image).stem}.json', 'scene'
+        )
         meta = {'image': record['image']}
         if scene_path.is_file():  # synthetic data: intrinsics and the depth range
             meta['scene_path'] = scene_path
         return Sample(
             id=record_id,
-            question=question,
+            turns=(Turn(question, None if answer is None else str(answer)),),
             source='warehouse-json',
             rgb_path=rgb_path,
             depth_path=depth_path,
             rle=list(record['rle']),
-            answer=None if answer is None else str(answer),
             category=category,
             normalized_answer=normalized,
-            turns=(Turn(question, None if answer is None else str(answer)),),
             split=self.split,
             meta=meta,
         )
