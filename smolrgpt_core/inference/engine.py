@@ -329,7 +329,9 @@ class SpatialQueryEngine:
         """Check one question against the bounds and the frame, before anything runs:
         (prompt, region ids in question order, category)."""
         gen = self.settings.generation
-        if not isinstance(q.question, str) or not q.question.strip():
+        if not isinstance(q.question, str):
+            raise EngineError(f'the question must be text, got {type(q.question).__name__}')
+        if not q.question.strip():
             raise EngineError('the question is empty')
         if len(q.question) > gen.max_question_chars:
             raise EngineError(
