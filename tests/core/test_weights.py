@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+import re
 
 from core_fixtures import make_tiny_config, random_frame
 import pytest
@@ -14,6 +15,7 @@ import torch
 
 from smolrgpt_core.config import SmolRGPTConfig
 from smolrgpt_core.modeling.smolrgpt import SmolRGPT
+from smolrgpt_core.tokens import SmolRGPTTokenizer
 from smolrgpt_core.weights import CheckpointError, load_state_dict_checked
 
 
@@ -149,9 +151,10 @@ def test_file_with_embedding_instead_of_head_and_no_inv_freq_loads(
 @pytest.mark.parametrize(
     'damage, message',
     [
-        ('drop', 'missing 1: MP.proj.weight'),
-        ('extra', 'unexpected 1: decoder.extra'),
-        ('shape', 'shape mismatch 1: MP_depth.proj.weight'),
+        ('drop', 'checkpoint: missing tensors MP.proj.weight'),
+        ('extra', 'checkpoint: unexpected tensors decoder.extra'),
+        ('shape', 'tensor MP_depth.proj.weight has shape [3, 3], config.json needs [32, 128]'),
+        ('dtype', 'tensor MP.proj.weight has dtype torch.int64, not floating point'),
     ],
 )
 def test_bad_checkpoints_raise_with_a_listing(
@@ -162,22 +165,31 @@ def test_bad_checkpoints_raise_with_a_listing(
         del tensors['MP.proj.weight']
     elif damage == 'extra':
         tensors['decoder.extra'] = torch.zeros(1)
-    else:
+    elif damage == 'shape':
         tensors['MP_depth.proj.weight'] = torch.zeros(3, 3)
-    with pytest.raises(CheckpointError, match=message.replace('.', r'\.')):
+    else:
+        tensors['MP.proj.weight'] = tensors['MP.proj.weight'].long()
+    with pytest.raises(CheckpointError, match=re.escape(message)):
         load_state_dict_checked(SmolRGPT(tiny_model.cfg), tensors)
 
 
-def test_missing_directory_tries_the_hub_and_fails_clearly(
+def test_missing_directory_never_tries_the_hub(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import huggingface_hub.constants
+    import huggingface_hub
 
-    monkeypatch.setattr(huggingface_hub.constants, 'HF_HUB_OFFLINE', True)
-    monkeypatch.setenv('HF_HUB_OFFLINE', '1')
-    monkeypatch.setenv('HF_HOME', str(tmp_path / 'hf'))
-    with pytest.raises(CheckpointError, match='not a local directory'):
-        SmolRGPT.from_pretrained('nobody/no-such-smolrgpt-checkpoint')
+    def no_network(*args: object, **kwargs: object) -> str:
+        raise AssertionError('a local path must not reach the Hub')
+
+    monkeypatch.setattr(huggingface_hub, 'snapshot_download', no_network)
+    monkeypatch.setattr(huggingface_hub, 'hf_hub_download', no_network)
+    for spec in ('nobody/no-such-smolrgpt-checkpoint', tmp_path / 'typo'):
+        with pytest.raises(
+            CheckpointError, match=r'no such checkpoint directory: .*hf://org/name'
+        ):
+            SmolRGPT.from_pretrained(spec)
+        with pytest.raises(CheckpointError, match='no such checkpoint directory'):
+            SmolRGPTTokenizer.from_dir(spec, make_tiny_config())
 
 
 def hf_backbone_dirs(source: SmolRGPT, root: Path) -> tuple[Path, Path]:
