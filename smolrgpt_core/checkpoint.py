@@ -177,7 +177,9 @@ def parse_json(path: Path, text: str) -> Any:
     try:
         return json.loads(text, object_pairs_hook=_no_duplicates)
     except json.JSONDecodeError as exc:
-        raise CheckpointError(f'{path}: not valid JSON (line {exc.lineno}: {exc.msg})') from exc
+        raise CheckpointError(
+            f'{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})'
+        ) from exc
     except _DuplicateKey as exc:
         raise CheckpointError(f'{path}: key "{exc}" appears twice in one object') from exc
     except (ValueError, RecursionError) as exc:  # over-long integers, absurd nesting

@@ -6,6 +6,7 @@ import dataclasses
 import json
 from pathlib import Path
 import re
+import sys
 
 from core_fixtures import make_tiny_config, random_frame
 import pytest
@@ -190,6 +191,75 @@ def test_missing_directory_never_tries_the_hub(
             SmolRGPT.from_pretrained(spec)
         with pytest.raises(CheckpointError, match='no such checkpoint directory'):
             SmolRGPTTokenizer.from_dir(spec, make_tiny_config())
+
+
+@pytest.fixture
+def fake_hub(tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch) -> list[dict[str, object]]:
+    """huggingface_hub.snapshot_download answering with the tiny checkpoint; the calls."""
+    import huggingface_hub
+
+    calls: list[dict[str, object]] = []
+
+    def snapshot_download(**kwargs: object) -> str:
+        calls.append(kwargs)
+        return str(tiny_checkpoint)
+
+    monkeypatch.setattr(huggingface_hub, 'snapshot_download', snapshot_download)
+    return calls
+
+
+def test_hf_spec_downloads_from_the_hub(
+    fake_hub: list[dict[str, object]], tiny_checkpoint: Path
+) -> None:
+    model = SmolRGPT.from_pretrained('hf://org/smolrgpt@v1.0')
+    tok = SmolRGPTTokenizer.from_dir('hf://org/smolrgpt@v1.0', model.cfg)
+    # what load_backend hands on: the spec wrapped in a Path, which collapses the '//'
+    SmolRGPT.from_pretrained(Path('hf://org/smolrgpt'))
+    assert [(c['repo_id'], c['revision']) for c in fake_hub] == [
+        ('org/smolrgpt', 'v1.0'),
+        ('org/smolrgpt', 'v1.0'),
+        ('org/smolrgpt', None),
+    ]
+    assert set(fake_hub[0]['allow_patterns']) == {  # type: ignore[arg-type]
+        'config.json',
+        'model.safetensors',
+        'tokenizer.json',
+        'tokenizer_config.json',
+    }
+    reference = SmolRGPT.from_pretrained(tiny_checkpoint)
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), reference.parameters()))
+    assert tok.eos_token_id == 2
+
+
+@pytest.mark.parametrize('spec', ['hf://', 'hf://org/name/extra', 'hf://org name', 'hf://org/x@'])
+def test_malformed_hf_spec_is_refused_without_a_download(
+    spec: str, fake_hub: list[dict[str, object]]
+) -> None:
+    with pytest.raises(CheckpointError, match=re.escape(f'{spec}: not a Hub model; write hf://')):
+        SmolRGPT.from_pretrained(spec)
+    assert fake_hub == []
+
+
+def test_hub_failure_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import huggingface_hub
+
+    def offline(**kwargs: object) -> str:
+        raise OSError('Cannot reach https://huggingface.co: network is unreachable')
+
+    monkeypatch.setattr(huggingface_hub, 'snapshot_download', offline)
+    with pytest.raises(CheckpointError) as exc:
+        SmolRGPT.from_pretrained('hf://org/name')
+    assert str(exc.value) == (
+        'hf://org/name: could not be fetched from the Hugging Face Hub (Cannot reach '
+        'https://huggingface.co: network is unreachable); offline? a model fetched before '
+        'loads from the cache with HF_HUB_OFFLINE=1'
+    )
+
+
+def test_hub_without_huggingface_hub_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, 'huggingface_hub', None)  # import fails
+    with pytest.raises(CheckpointError, match=r'needs huggingface_hub \(pip install'):
+        SmolRGPT.from_pretrained('hf://org/name')
 
 
 def hf_backbone_dirs(source: SmolRGPT, root: Path) -> tuple[Path, Path]:
