@@ -60,6 +60,36 @@ PRODUCT_FIELDS = (
     'prompt_region_labels',
 )
 
+# Bounds on what a config may ask for: generous (10x and more the official sizes) but finite,
+# so a corrupt or hostile config.json is refused here instead of allocating a model.
+INT_BOUNDS: dict[str, tuple[int, int]] = {
+    'vit_hidden_dim': (1, 1 << 16),
+    'vit_inter_dim': (1, 1 << 18),
+    'vit_patch_size': (1, 1024),
+    'vit_img_size': (1, 4096),
+    'vit_n_heads': (1, 1024),
+    'vit_n_blocks': (1, 1024),
+    'lm_hidden_dim': (1, 1 << 16),
+    'lm_inter_dim': (1, 1 << 18),
+    'lm_max_position_embeddings': (1, 1 << 24),
+    'lm_base_vocab_size': (1, 1 << 22),
+    'extra_token_amount': (0, 1 << 10),
+    'lm_n_heads': (1, 1024),
+    'lm_n_kv_heads': (1, 1024),
+    'lm_n_blocks': (1, 1024),
+    'lm_max_length': (1, 1 << 24),
+    'lm_eos_token_id': (0, 1 << 22),
+    'mp_pixel_shuffle_factor': (1, 64),
+    'mp_image_token_length': (1, 1 << 16),
+    'region_refiner_depth': (1, 8),
+    'depth_invalid_value': (0, 255),
+}
+POSITIVE_FLOATS = ('vit_ln_eps', 'lm_rms_eps', 'lm_re_base', 'lm_attn_scaling')
+DROPOUTS = ('vit_dropout', 'lm_dropout')
+MAX_VIT_GRID = 256  # patches per side
+MAX_MASK_GRID = 1024  # refined feature map side
+MAX_PARAMETERS = 20_000_000_000
+
 
 @dataclass
 class SmolRGPTConfig:
@@ -128,6 +158,10 @@ class SmolRGPTConfig:
     def __post_init__(self) -> None:
         # the form read from a file, written back unchanged (see to_dict)
         self._stage_as_read: list[str] | None = None
+        # types and ranges first: every check below does arithmetic on the sizes
+        for f in dataclasses.fields(self):
+            _check_type(f.name, f.type, getattr(self, f.name))
+        _check_ranges(self)
         if isinstance(self.stage, (list, tuple)):
             # The reference dataclass default is accidentally a 1-tuple; JSON turns it into a
             # one-element list. Note that the reference compares it unequal to every stage
@@ -169,6 +203,11 @@ class SmolRGPTConfig:
                 f'vit_img_size {self.vit_img_size} is not a multiple of '
                 f'vit_patch_size {self.vit_patch_size}'
             )
+        if self.vit_grid > MAX_VIT_GRID:
+            raise ValueError(
+                f'vit_img_size / vit_patch_size gives a {self.vit_grid}x{self.vit_grid} patch '
+                f'grid; at most {MAX_VIT_GRID}x{MAX_VIT_GRID} is supported'
+            )
         if self.vit_grid % self.mp_pixel_shuffle_factor:
             raise ValueError(
                 f'the {self.vit_grid}x{self.vit_grid} patch grid is not divisible '
@@ -189,8 +228,9 @@ class SmolRGPTConfig:
                 f'vlm_extra_tokens must have the keys {sorted(EXTRA_TOKENS)}, '
                 f'got {sorted(self.vlm_extra_tokens)}'
             )
-        if self.region_refiner_depth < 1:
-            raise ValueError('region_refiner_depth must be >= 1')
+        tokens = list(self.vlm_extra_tokens.values())
+        if '' in tokens or len(set(tokens)) != len(tokens):
+            raise ValueError(f'vlm_extra_tokens must be distinct non-empty strings, got {tokens}')
         if self.depth_input not in DEPTH_INPUTS:
             raise ValueError(
                 f'depth_input must be one of {DEPTH_INPUTS}, got {self.depth_input!r}'
@@ -207,12 +247,38 @@ class SmolRGPTConfig:
             raise ValueError(
                 f'need 0 <= depth_min_m < depth_max_m, got {self.depth_min_m}, {self.depth_max_m}'
             )
-        if not 0 <= self.depth_invalid_value <= 255:
+        if self.mask_grid > MAX_MASK_GRID:
             raise ValueError(
-                f'depth_invalid_value must be in 0..255, got {self.depth_invalid_value}'
+                f'the refined mask grid is {self.mask_grid}x{self.mask_grid} (image grid '
+                f'{self.image_grid} x 2**region_refiner_depth); at most '
+                f'{MAX_MASK_GRID}x{MAX_MASK_GRID} is supported'
+            )
+        if self.parameter_count() > MAX_PARAMETERS:
+            raise ValueError(
+                f'the sizes imply {self.parameter_count() / 1e9:.1f} billion parameters, '
+                f'more than the {MAX_PARAMETERS / 1e9:.0f} billion a checkpoint may hold'
             )
 
     # derived sizes ----------------------------------------------------------------------
+    def parameter_count(self) -> int:
+        """Parameters of a model of these sizes (the tied embedding/head counted once),
+        computed without building it; equal to ``SmolRGPT(cfg).num_parameters()``."""
+        dv, iv, p = self.vit_hidden_dim, self.vit_inter_dim, self.vit_patch_size
+        # per block: 2 LayerNorms, fused qkv + out projection, the MLP (all with biases)
+        vit_block = 4 * dv + 4 * dv * dv + 4 * dv + 2 * dv * iv + iv + dv
+        vision = self.vit_n_patches * dv + 3 * p * p * dv + dv + 2 * dv
+        d, i = self.lm_hidden_dim, self.lm_inter_dim
+        kv = self.lm_n_kv_heads * self.lm_head_dim
+        # per block: q, out (D x D), k, v (D x kv), the SwiGLU MLP, 2 RMSNorms
+        lm_block = 2 * d * d + 2 * d * kv + 3 * d * i + 2 * d
+        decoder = self.lm_vocab_size * d + d + self.lm_n_blocks * lm_block
+        projector = dv * self.mp_pixel_shuffle_factor**2 * d
+        # ConvTranspose2d(D, D, 2, 2) per stage, a LayerNorm2d between stages
+        refiner = (
+            self.region_refiner_depth * (4 * d * d + d) + (self.region_refiner_depth - 1) * 2 * d
+        )
+        return vision + self.vit_n_blocks * vit_block + decoder + 2 * projector + 2 * refiner
+
     @property
     def lm_vocab_size(self) -> int:
         return self.lm_base_vocab_size + self.extra_token_amount
@@ -294,6 +360,9 @@ class SmolRGPTConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SmolRGPTConfig:
+        """Raises ValueError naming the field for anything of the wrong type or size."""
+        if not isinstance(data, dict):
+            raise ValueError(f'a config must be a JSON object, got {json_kind(data)}')
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known - set(_DERIVED_KEYS))
         if unknown:
@@ -302,7 +371,9 @@ class SmolRGPTConfig:
         if missing:
             logger.info('config keys missing, using defaults: %s', ', '.join(missing))
         cfg = cls(**{k: v for k, v in data.items() if k in known})
-        if 'lm_vocab_size' in data and int(data['lm_vocab_size']) != cfg.lm_vocab_size:
+        if 'lm_vocab_size' in data:
+            _check_type('lm_vocab_size', 'int', data['lm_vocab_size'])
+        if 'lm_vocab_size' in data and data['lm_vocab_size'] != cfg.lm_vocab_size:
             raise ValueError(
                 f'config lm_vocab_size {data["lm_vocab_size"]} != '
                 f'lm_base_vocab_size + extra_token_amount = {cfg.lm_vocab_size}'
@@ -311,9 +382,94 @@ class SmolRGPTConfig:
 
     @classmethod
     def from_json(cls, path: str | Path) -> SmolRGPTConfig:
-        with open(path, encoding='utf-8') as f:
-            return cls.from_dict(json.load(f))
+        """Read and check a config.json; a ``CheckpointError`` (a ValueError) names the file
+        and the problem."""
+        from smolrgpt_core.checkpoint import read_config  # it imports this module
+
+        return read_config(path)
 
     def to_json(self, path: str | Path) -> None:
         with open(path, 'w', encoding='utf-8') as f:
             json.dump(self.to_dict(), f, indent=4)
+
+
+# --- validation helpers -----------------------------------------------------------------
+
+
+def json_kind(value: object) -> str:
+    """'an integer', 'a list', ...: the JSON kind of a parsed value, for messages."""
+    kinds = {bool: 'a boolean', int: 'an integer', float: 'a number', str: 'a string'}
+    kinds.update({list: 'a list', tuple: 'a list', dict: 'an object', type(None): 'null'})
+    return kinds.get(type(value), type(value).__name__)
+
+
+def _show(value: object) -> str:
+    """A value as the user wrote it in config.json (JSON spelling), shortened."""
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= 60 else text[:57] + '...'
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_str_dict(value: object) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    )
+
+
+def _is_stage(value: object) -> bool:
+    # a stage name, or the reference's accidental 1-tuple as JSON turns it into a list
+    return isinstance(value, str) or (
+        isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
+    )
+
+
+# field annotation (a string under ``from __future__ import annotations``) -> check, wording
+_TYPE_CHECKS = {
+    'int': (_is_int, 'an integer'),
+    'float': (_is_number, 'a number'),
+    'bool': (lambda v: isinstance(v, bool), 'true or false'),
+    'str': (lambda v: isinstance(v, str), 'a string'),
+    'str | None': (lambda v: v is None or isinstance(v, str), 'a string or null'),
+    'dict[str, str]': (_is_str_dict, 'an object of strings'),
+    'stage': (_is_stage, 'a string'),
+}
+
+
+def _check_type(name: str, annotation: object, value: object) -> None:
+    check, wanted = _TYPE_CHECKS['stage' if name == 'stage' else str(annotation)]
+    if not check(value):
+        raise ValueError(f'{name} must be {wanted}, got {_show(value)}')
+
+
+def _check_ranges(cfg: SmolRGPTConfig) -> None:
+    for name, (low, high) in INT_BOUNDS.items():
+        value = getattr(cfg, name)
+        if value < low:
+            raise ValueError(f'{name} must be >= {low}, got {value}')
+        if value > high:
+            raise ValueError(f'{name} must be <= {high}, got {value}')
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if f.type == 'float' and not math.isfinite(value):
+            raise ValueError(f'{f.name} must be a finite number, got {_show(value)}')
+    for name in POSITIVE_FLOATS:
+        if getattr(cfg, name) <= 0:
+            raise ValueError(f'{name} must be > 0, got {getattr(cfg, name)}')
+    for name in DROPOUTS:
+        if not 0 <= getattr(cfg, name) < 1:
+            raise ValueError(f'{name} must be in [0, 1), got {getattr(cfg, name)}')
+
+
+_unchecked = {f.type for f in dataclasses.fields(SmolRGPTConfig)} - set(_TYPE_CHECKS)
+if _unchecked:  # a new field of a new type needs its check above
+    raise TypeError(f'SmolRGPTConfig has fields of unchecked types {sorted(_unchecked)}')

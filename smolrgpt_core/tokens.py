@@ -30,7 +30,18 @@ import re
 import numpy as np
 from tokenizers import AddedToken, Tokenizer
 
-from smolrgpt_core.config import SmolRGPTConfig
+from smolrgpt_core.checkpoint import (
+    MAX_TOKENIZER_BYTES,
+    MAX_TOKENIZER_CONFIG_BYTES,
+    TOKENIZER_CONFIG_NAME,
+    TOKENIZER_NAME,
+    CheckpointError,
+    parse_json,
+    read_json_object,
+    read_text,
+    resolve_checkpoint,
+)
+from smolrgpt_core.config import SmolRGPTConfig, json_kind
 from smolrgpt_core.inference.types import Prompt
 
 logger = logging.getLogger(__name__)
@@ -40,7 +51,6 @@ IM_END = '<|im_end|>'
 DATASET_MASK = '<mask>'
 DATASET_MASK_RE = re.compile(re.escape(DATASET_MASK))
 DATASET_IMAGE = '<image>'
-TOKENIZER_FILE = 'tokenizer.json'
 
 
 class PromptError(ValueError):
@@ -85,6 +95,13 @@ class SmolRGPTTokenizer:
                 f'tokenizer does not match lm_base_vocab_size '
                 f'{self.cfg.lm_base_vocab_size}'
             )
+        # any id past the embedding table would fail only later, inside the model
+        size = max(self.tokenizer.get_vocab(with_added_tokens=True).values()) + 1
+        if size > self.cfg.lm_vocab_size:
+            raise ValueError(
+                f'the tokenizer has ids up to {size - 1}, past the {self.cfg.lm_vocab_size} '
+                'tokens (lm_vocab_size) of the model'
+            )
         eos = self.tokenizer.token_to_id(self.eos_token)
         if eos is None:
             raise ValueError(f'the tokenizer has no EOS token {self.eos_token!r}')
@@ -94,17 +111,39 @@ class SmolRGPTTokenizer:
 
     @classmethod
     def from_dir(cls, path: str | Path, cfg: SmolRGPTConfig) -> SmolRGPTTokenizer:
-        """Load ``tokenizer.json`` (EOS from ``tokenizer_config.json`` when present)."""
-        from smolrgpt_core.weights import resolve_dir
-
-        directory = resolve_dir(path, [TOKENIZER_FILE])
+        """Load ``tokenizer.json`` (EOS from ``tokenizer_config.json`` when present) from a
+        checkpoint directory or ``hf://org/name``. Anything missing, malformed or not fitting
+        ``cfg`` is a ``CheckpointError`` naming the file."""
+        directory = resolve_checkpoint(path)
+        file = directory / TOKENIZER_NAME
+        if not file.exists():
+            raise CheckpointError(
+                f'{file}: no such file (an official stage directory holds no tokenizer: '
+                f'copy in the tokenizer.json and tokenizer_config.json of {cfg.lm_tokenizer})'
+            )
+        text = read_text(file, MAX_TOKENIZER_BYTES)
+        data = parse_json(file, text)  # tells the line of bad JSON, unlike tokenizers
+        if not isinstance(data, dict):
+            raise CheckpointError(f'{file}: must hold a JSON object, got {json_kind(data)}')
+        try:
+            tokenizer = Tokenizer.from_str(text)
+        except Exception as exc:  # the tokenizers library raises bare Exceptions
+            raise CheckpointError(f'{file}: not a tokenizer ({exc})') from exc
         eos = IM_END
-        config_file = directory / 'tokenizer_config.json'
-        if config_file.is_file():
-            with open(config_file, encoding='utf-8') as f:
-                value = json.load(f).get('eos_token', IM_END)
-            eos = value['content'] if isinstance(value, dict) else value
-        return cls(Tokenizer.from_file(str(directory / TOKENIZER_FILE)), cfg, eos)
+        config_file = directory / TOKENIZER_CONFIG_NAME
+        if config_file.exists():
+            settings = read_json_object(config_file, MAX_TOKENIZER_CONFIG_BYTES)
+            value = settings.get('eos_token', IM_END)
+            eos = value.get('content') if isinstance(value, dict) else value
+            if not isinstance(eos, str) or not eos:
+                raise CheckpointError(
+                    f'{config_file}: eos_token must be a token or an object with its '
+                    f'"content", got {json.dumps(value)[:60]}'
+                )
+        try:
+            return cls(tokenizer, cfg, eos)
+        except ValueError as exc:
+            raise CheckpointError(f'{file}: {exc}') from exc
 
     def encode(self, text: str) -> list[int]:
         # the template already holds every marker; no post-processor tokens are wanted

@@ -6,40 +6,54 @@ with ``config.json`` and ``model.safetensors``; float32 tensors named exactly as
 header metadata maps ``decoder.token_embedding.weight`` to it. ``decoder.rotary_embd.inv_freq``
 is stored (deterministic, accepted either way).
 
-Loading is a strict name match: missing, unexpected or mis-shaped tensors raise
-``CheckpointError`` listing them.
+Loading is a strict match of names, shapes and (floating-point) dtypes, checked on the
+safetensors header before any tensor is read; every problem is a ``CheckpointError``
+(checkpoint.py) naming the file.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 import torch
 
+from smolrgpt_core.checkpoint import (
+    CONFIG_NAME,
+    MAX_CONFIG_BYTES,
+    WEIGHTS_NAME,
+    CheckpointError,
+    read_config,
+    read_json_object,
+    read_safetensors_header,
+    resolve_checkpoint,
+    resolve_dir,
+)
 from smolrgpt_core.config import SmolRGPTConfig
 
 if TYPE_CHECKING:
     from smolrgpt_core.modeling.smolrgpt import SmolRGPT
 
+__all__ = ['CONFIG_NAME', 'WEIGHTS_NAME', 'CheckpointError', 'resolve_dir']
+
 logger = logging.getLogger(__name__)
 
-CONFIG_NAME = 'config.json'
-WEIGHTS_NAME = 'model.safetensors'
 EMBEDDING_KEY = 'decoder.token_embedding.weight'
 HEAD_KEY = 'decoder.head.weight'
 INV_FREQ_KEY = 'decoder.rotary_embd.inv_freq'
 # the only metadata the reference's save_model writes: the dropped alias -> the kept name
 TIED_METADATA = {EMBEDDING_KEY: HEAD_KEY}
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint that does not fit the model (names, shapes) or cannot be found."""
+# dtypes a checkpoint may store (cast to the requested dtype after loading)
+FLOAT_DTYPES = {
+    torch.float32: 'F32',
+    torch.float16: 'F16',
+    torch.bfloat16: 'BF16',
+    torch.float64: 'F64',
+}
 
 
 def _listing(names: list[str], limit: int = 20) -> str:
@@ -47,46 +61,66 @@ def _listing(names: list[str], limit: int = 20) -> str:
     return shown + (f', ... ({len(names) - limit} more)' if len(names) > limit else '')
 
 
-def resolve_dir(path_or_id: str | Path, filenames: list[str]) -> Path:
-    """A local directory holding ``filenames``; a Hub download only when the path does not
-    exist (``huggingface_hub``, failing with a clear message when offline or missing)."""
-    path = Path(path_or_id)
-    if path.exists():
-        if not path.is_dir():
-            raise CheckpointError(f'{path} is not a directory')
-        missing = [f for f in filenames if not (path / f).is_file()]
-        if missing:
-            raise CheckpointError(f'{path} lacks {", ".join(missing)}')
-        return path
-    try:
-        from huggingface_hub import hf_hub_download
-    except ImportError as exc:
-        raise CheckpointError(
-            f'{str(path_or_id)!r} is not a local directory, and '
-            'huggingface_hub is not installed to fetch it from the Hub'
-        ) from exc
-    logger.info('%s is not a local path; trying the Hugging Face Hub', path_or_id)
-    try:
-        files = [Path(hf_hub_download(repo_id=str(path_or_id), filename=f)) for f in filenames]
-    except Exception as exc:  # any hub/network failure is reported the same way
-        raise CheckpointError(
-            f'{str(path_or_id)!r} is not a local directory and could not be fetched from the '
-            f'Hugging Face Hub ({type(exc).__name__}: {exc}). Offline? Pass a local directory '
-            f'holding {", ".join(filenames)}.'
-        ) from exc
-    return files[0].parent
+def fit_problems(
+    expected: dict[str, tuple[int, ...]], found: dict[str, tuple[str, tuple[int, ...]]]
+) -> list[str]:
+    """What keeps tensors ``found`` (name -> safetensors dtype, shape) from loading into a
+    model with ``expected`` (name -> shape), with the official file's two tolerances: either
+    name of the tied embedding/head pair, and an absent ``inv_freq``."""
+    found = dict(found)
+    if HEAD_KEY in found and EMBEDDING_KEY not in found:
+        found[EMBEDDING_KEY] = found[HEAD_KEY]
+    elif EMBEDDING_KEY in found and HEAD_KEY not in found:
+        found[HEAD_KEY] = found[EMBEDDING_KEY]
+    if INV_FREQ_KEY not in found and INV_FREQ_KEY in expected:
+        found[INV_FREQ_KEY] = ('F32', expected[INV_FREQ_KEY])
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    mismatched = sorted(
+        f'tensor {k} has shape {list(found[k][1])}, config.json needs {list(shape)}'
+        for k, shape in expected.items()
+        if k in found and tuple(found[k][1]) != tuple(shape)
+    )
+    allowed = set(FLOAT_DTYPES.values())
+    wrong_dtype = sorted(
+        f'tensor {k} has dtype {dtype}' for k, (dtype, _) in found.items() if dtype not in allowed
+    )
+    problems = []
+    if missing:
+        problems.append(f'missing tensors {_listing(missing)}')
+    if unexpected:
+        problems.append(f'unexpected tensors {_listing(unexpected)}')
+    problems += mismatched[:5]
+    if len(mismatched) > 5:
+        problems.append(f'{len(mismatched) - 5} more shape mismatches')
+    if wrong_dtype:
+        problems.append(
+            f'{_listing(wrong_dtype, 5)}, not floating point ({", ".join(sorted(allowed))})'
+        )
+    return problems
 
 
 def load_state_dict_checked(
-    model: SmolRGPT, tensors: dict[str, torch.Tensor], *, assign: bool = False
+    model: SmolRGPT,
+    tensors: dict[str, torch.Tensor],
+    *,
+    assign: bool = False,
+    source: str = 'checkpoint',
 ) -> None:
-    """Strict name/shape match, with the official file's two tolerances: either name of the
-    tied embedding/head pair, and an absent ``inv_freq``."""
+    """Strict name/shape/dtype match (see ``fit_problems``); ``source`` names the tensors'
+    origin in the error."""
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    found = {
+        k: (FLOAT_DTYPES.get(v.dtype, str(v.dtype)), tuple(v.shape)) for k, v in tensors.items()
+    }
+    problems = fit_problems(expected, found)
+    if problems:
+        raise CheckpointError(f'{source}: ' + '; '.join(problems))
     tensors = dict(tensors)
     if EMBEDDING_KEY in tensors and HEAD_KEY in tensors:
         if not torch.equal(tensors[EMBEDDING_KEY], tensors[HEAD_KEY]):
             raise CheckpointError(
-                f'{EMBEDDING_KEY} and {HEAD_KEY} differ, but the model ties them'
+                f'{source}: {EMBEDDING_KEY} and {HEAD_KEY} differ, but the model ties them'
             )
     elif HEAD_KEY in tensors:
         tensors[EMBEDDING_KEY] = tensors[HEAD_KEY]
@@ -96,23 +130,6 @@ def load_state_dict_checked(
         device = next(iter(tensors.values())).device if tensors else 'cpu'
         with torch.device(device):
             tensors[INV_FREQ_KEY] = type(model.decoder.rotary_embd)(model.cfg).inv_freq
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    mismatched = sorted(
-        f'{k}: file {list(tensors[k].shape)} vs model {list(v.shape)}'
-        for k, v in expected.items()
-        if k in tensors and tensors[k].shape != v.shape
-    )
-    problems = []
-    if missing:
-        problems.append(f'missing {len(missing)}: {_listing(missing)}')
-    if unexpected:
-        problems.append(f'unexpected {len(unexpected)}: {_listing(unexpected)}')
-    if mismatched:
-        problems.append(f'shape mismatch {len(mismatched)}: {_listing(mismatched)}')
-    if problems:
-        raise CheckpointError('checkpoint does not fit the model; ' + '; '.join(problems))
     model.load_state_dict(tensors, strict=True, assign=assign)
     model.decoder.tie_weights()
 
@@ -124,13 +141,20 @@ def load_pretrained(
     dtype: torch.dtype = torch.float32,
     device: str | torch.device = 'cpu',
 ) -> SmolRGPT:
-    """Build from ``config.json`` on the meta device, then assign the file's tensors."""
-    directory = resolve_dir(path, [CONFIG_NAME, WEIGHTS_NAME])
-    cfg = SmolRGPTConfig.from_json(directory / CONFIG_NAME)
+    """Check config.json and the safetensors header, build on the meta device, then assign
+    the file's tensors. ``path``: a directory, or ``hf://org/name[@revision]``."""
+    directory = resolve_checkpoint(path)
+    cfg = read_config(directory / CONFIG_NAME)
+    weights = directory / WEIGHTS_NAME
+    header, _ = read_safetensors_header(weights)
     with torch.device('meta'):
         model = cls(cfg)
-    tensors = load_file(directory / WEIGHTS_NAME, device=str(device))
-    load_state_dict_checked(model, tensors, assign=True)
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    problems = fit_problems(expected, {k: (t.dtype, t.shape) for k, t in header.items()})
+    if problems:
+        raise CheckpointError(f'{weights}: ' + '; '.join(problems))
+    tensors = _load_tensors(weights, device)
+    load_state_dict_checked(model, tensors, assign=True, source=str(weights))
     rope = model.decoder.rotary_embd
     inv_freq = rope.inv_freq  # float32 whatever the model dtype: angles need the precision
     model.to(dtype)
@@ -138,6 +162,14 @@ def load_pretrained(
     model.decoder.tie_weights()
     logger.info('loaded %s (%d tensors)', directory, len(tensors))
     return model.eval()
+
+
+def _load_tensors(path: Path, device: str | torch.device = 'cpu') -> dict[str, torch.Tensor]:
+    """A safetensors file whose header ``read_safetensors_header`` has accepted."""
+    try:
+        return load_file(path, device=str(device))
+    except (SafetensorError, OSError) as exc:  # the file changed since its header was read
+        raise CheckpointError(f'{path}: {exc}') from exc
 
 
 def save_pretrained(model: SmolRGPT, path: str | Path) -> None:
@@ -205,11 +237,6 @@ _LM_LAYER_MAP = {
     'input_layernorm.weight': 'norm1.weight',
     'post_attention_layernorm.weight': 'norm2.weight',
 }
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    with open(path, encoding='utf-8') as f:
-        return json.load(f)
 
 
 def backbone_config(
@@ -312,14 +339,25 @@ def load_backbones(
     """Stage-1 model: SigLIP2 ViT + SmolLM2 decoder, projectors/refiners freshly initialised."""
     vdir = resolve_dir(vision_dir, [CONFIG_NAME, WEIGHTS_NAME])
     ldir = resolve_dir(lm_dir, [CONFIG_NAME, WEIGHTS_NAME])
-    cfg = backbone_config(_read_json(vdir / CONFIG_NAME), _read_json(ldir / CONFIG_NAME), cfg)
+    vision_json = read_json_object(vdir / CONFIG_NAME, MAX_CONFIG_BYTES)
+    lm_json = read_json_object(ldir / CONFIG_NAME, MAX_CONFIG_BYTES)
+    try:
+        cfg = backbone_config(vision_json, lm_json, cfg)
+    except KeyError as exc:
+        raise CheckpointError(
+            f'{vdir / CONFIG_NAME} or {ldir / CONFIG_NAME}: no {exc.args[0]!r} key'
+        ) from exc
+    except ValueError as exc:
+        raise CheckpointError(f'{vdir / CONFIG_NAME} or {ldir / CONFIG_NAME}: {exc}') from exc
     cfg = dataclasses.replace(
         cfg, vit_model_type=str(vision_dir), lm_model_type=str(lm_dir), lm_tokenizer=str(lm_dir)
     )
+    for directory in (vdir, ldir):
+        read_safetensors_header(directory / WEIGHTS_NAME)
     model = cls(cfg)
-    vision = map_vision_weights(load_file(vdir / WEIGHTS_NAME), cfg.vit_n_blocks)
+    vision = map_vision_weights(_load_tensors(vdir / WEIGHTS_NAME), cfg.vit_n_blocks)
     lm = map_lm_weights(
-        load_file(ldir / WEIGHTS_NAME), cfg.lm_n_blocks, model.decoder.token_embedding.weight
+        _load_tensors(ldir / WEIGHTS_NAME), cfg.lm_n_blocks, model.decoder.token_embedding.weight
     )
     state = model.state_dict()
     targets = sorted(

@@ -27,11 +27,11 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 import torch
 
+from smolrgpt_core.checkpoint import CheckpointError
 from smolrgpt_core.config import SmolRGPTConfig
 from smolrgpt_core.modeling.smolrgpt import SmolRGPT
 from smolrgpt_core.tokens import SmolRGPTTokenizer
-from smolrgpt_core.weights import CONFIG_NAME, WEIGHTS_NAME
-from smolrgpt_core.weights import CheckpointError as WeightsError
+from smolrgpt_core.weights import WEIGHTS_NAME
 from training.tensor_json import StateFormatError, decode, encode
 
 log = logging.getLogger(__name__)
@@ -41,10 +41,6 @@ PICKLED_STATE = 'trainer_state.pt'  # what earlier versions wrote; refused, neve
 STATE_FORMAT = 'smolrgpt-trainer-state'
 STATE_VERSION = 1
 TOKENIZER_FILES = ('tokenizer.json', 'tokenizer_config.json')
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be loaded or resumed; the message names the file."""
 
 
 @dataclass
@@ -192,38 +188,17 @@ def resume_state(path: str | Path, optimizer: torch.optim.Optimizer) -> TrainerS
 
 
 def load_model(path: str | Path) -> SmolRGPT:
-    """``SmolRGPT.from_pretrained``, with a damaged checkpoint reported as one
-    CheckpointError that names the file."""
-    directory = Path(path)
+    """``SmolRGPT.from_pretrained``: the core loader checks every file first and reports a
+    damaged checkpoint as one CheckpointError naming the file."""
     try:
-        SmolRGPTConfig.from_json(directory / CONFIG_NAME)
-    except FileNotFoundError:
-        pass  # from_pretrained says what is missing (or fetches a Hub id)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f'{directory / CONFIG_NAME} is not a readable JSON file') from exc
-    except (ValueError, TypeError) as exc:
-        raise CheckpointError(f'{directory / CONFIG_NAME}: {exc}') from exc
-    try:
-        return SmolRGPT.from_pretrained(directory)
-    except WeightsError as exc:
-        raise CheckpointError(str(exc)) from exc
-    except (SafetensorError, OSError) as exc:
-        raise CheckpointError(
-            f'{directory / WEIGHTS_NAME} is not a readable safetensors file ({exc})'
-        ) from exc
+        return SmolRGPT.from_pretrained(Path(path))
+    except (SafetensorError, OSError) as exc:  # e.g. a file that changed under us
+        raise CheckpointError(f'{Path(path) / WEIGHTS_NAME} cannot be read ({exc})') from exc
 
 
 def load_tokenizer(directory: str | Path, cfg: SmolRGPTConfig) -> SmolRGPTTokenizer:
-    """``SmolRGPTTokenizer.from_dir``, with a damaged tokenizer file reported as one
-    CheckpointError that names the directory."""
-    try:
-        return SmolRGPTTokenizer.from_dir(directory, cfg)
-    except WeightsError as exc:
-        raise CheckpointError(str(exc)) from exc
-    except Exception as exc:  # the tokenizers library raises bare Exceptions on bad files
-        raise CheckpointError(
-            f'{directory}: tokenizer.json / tokenizer_config.json cannot be read ({exc})'
-        ) from exc
+    """``SmolRGPTTokenizer.from_dir`` (CheckpointError naming the file when it is damaged)."""
+    return SmolRGPTTokenizer.from_dir(directory, cfg)
 
 
 def prune_checkpoints(output_dir: Path, keep: int) -> None:

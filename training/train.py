@@ -36,7 +36,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from smolrgpt_core.cli import CommandError
-    from smolrgpt_core.weights import CheckpointError as WeightsError
     from training.config import TrainConfig, apply_lr_overrides, overrides_from_args
     from training.trainer import Trainer
 
@@ -49,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
                 '--tokenizer DIR for a fresh model, or --resume DIR)'
             )
         trainer = Trainer(cfg, resume=args.resume)
-    except (ValueError, FileNotFoundError, WeightsError) as exc:  # checkpoint errors included
+    except (ValueError, FileNotFoundError) as exc:  # CheckpointError is a ValueError
         raise CommandError(str(exc)) from exc
     result = trainer.train()
     if result.final_dir is not None:

@@ -13,7 +13,9 @@ HELP = 'answer one spatial question about an RGB-D frame from image files (no RO
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('--checkpoint', help='checkpoint directory (default: embedded model)')
+    parser.add_argument(
+        '--checkpoint', help='checkpoint directory or hf://org/name (default: the embedded model)'
+    )
     parser.add_argument('--rgb', required=True, help='RGB image (PNG/JPEG)')
     parser.add_argument(
         '--depth',

@@ -3,9 +3,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 from pathlib import Path
+import re
 
 import pytest
+import torch
 
 from smolrgpt_core.config import SmolRGPTConfig
 
@@ -140,3 +143,66 @@ def test_inconsistent_vocab_size_is_an_error() -> None:
 def test_invalid_values_are_rejected(change: dict) -> None:
     with pytest.raises(ValueError):
         dataclasses.replace(SmolRGPTConfig(), **change)
+
+
+@pytest.mark.parametrize(
+    'change, message',
+    [
+        ({'lm_n_heads': 0}, 'lm_n_heads must be >= 1, got 0'),
+        ({'vit_patch_size': 0}, 'vit_patch_size must be >= 1, got 0'),
+        ({'mp_pixel_shuffle_factor': 0}, 'mp_pixel_shuffle_factor must be >= 1, got 0'),
+        ({'lm_hidden_dim': 10**9}, 'lm_hidden_dim must be <= 65536'),
+        ({'lm_n_blocks': '32'}, 'lm_n_blocks must be an integer, got "32"'),
+        ({'lm_n_blocks': True}, 'lm_n_blocks must be an integer, got true'),
+        ({'lm_rms_eps': math.nan}, 'lm_rms_eps must be a finite number, got NaN'),
+        ({'vit_img_size': 4096, 'vit_patch_size': 1}, 'a 4096x4096 patch grid'),
+        ({'region_refiner_depth': 8}, 'the refined mask grid is 2048x2048'),
+        (
+            {'lm_n_blocks': 1024, 'lm_hidden_dim': 9600, 'lm_inter_dim': 65536},
+            'billion parameters',
+        ),
+    ],
+)
+def test_sizes_are_checked_before_any_arithmetic(change: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        dataclasses.replace(SmolRGPTConfig(), **change)
+
+
+def test_any_odd_value_is_a_value_error() -> None:
+    """Never a ZeroDivisionError or TypeError, whatever a field holds."""
+    odd = [0, -1, 2**40, 0.5, math.nan, -math.inf, '8', None, True, [], {}]
+    for f in dataclasses.fields(SmolRGPTConfig):
+        for value in odd:
+            try:
+                SmolRGPTConfig(**{f.name: value})
+            except ValueError as exc:
+                assert f.name in str(exc) or f.name == 'extra_token_amount', exc
+
+
+def test_parameter_count_matches_the_model() -> None:
+    from smolrgpt_core.modeling.smolrgpt import SmolRGPT
+    from smolrgpt_core.testing import tiny_config
+
+    for cfg in (
+        SmolRGPTConfig(),
+        tiny_config(),
+        tiny_config(region_refiner_depth=1, lm_n_kv_heads=4),
+        tiny_config(mp_pixel_shuffle_factor=4, mp_image_token_length=1),
+    ):
+        with torch.device('meta'):
+            model = SmolRGPT(cfg)
+        assert cfg.parameter_count() == model.num_parameters()
+
+
+def test_embedded_config_file_round_trips_byte_for_byte(tmp_path: Path) -> None:
+    source = Path(__file__).parents[2] / 'models' / 'smolrgpt-tiny-synthetic' / 'config.json'
+    SmolRGPTConfig.from_json(source).to_json(tmp_path / 'config.json')
+    assert (tmp_path / 'config.json').read_bytes() == source.read_bytes()
+
+
+def test_a_file_error_names_the_file(tmp_path: Path) -> None:
+    from smolrgpt_core.checkpoint import CheckpointError
+
+    (tmp_path / 'config.json').write_text('{"lm_n_heads": 0}')
+    with pytest.raises(CheckpointError, match=re.escape(f'{tmp_path / "config.json"}: lm_n_')):
+        SmolRGPTConfig.from_json(tmp_path / 'config.json')

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+import re
+import sys
 
 from core_fixtures import make_tiny_config, random_frame
 import pytest
@@ -14,6 +16,7 @@ import torch
 
 from smolrgpt_core.config import SmolRGPTConfig
 from smolrgpt_core.modeling.smolrgpt import SmolRGPT
+from smolrgpt_core.tokens import SmolRGPTTokenizer
 from smolrgpt_core.weights import CheckpointError, load_state_dict_checked
 
 
@@ -149,9 +152,10 @@ def test_file_with_embedding_instead_of_head_and_no_inv_freq_loads(
 @pytest.mark.parametrize(
     'damage, message',
     [
-        ('drop', 'missing 1: MP.proj.weight'),
-        ('extra', 'unexpected 1: decoder.extra'),
-        ('shape', 'shape mismatch 1: MP_depth.proj.weight'),
+        ('drop', 'checkpoint: missing tensors MP.proj.weight'),
+        ('extra', 'checkpoint: unexpected tensors decoder.extra'),
+        ('shape', 'tensor MP_depth.proj.weight has shape [3, 3], config.json needs [32, 128]'),
+        ('dtype', 'tensor MP.proj.weight has dtype torch.int64, not floating point'),
     ],
 )
 def test_bad_checkpoints_raise_with_a_listing(
@@ -162,22 +166,100 @@ def test_bad_checkpoints_raise_with_a_listing(
         del tensors['MP.proj.weight']
     elif damage == 'extra':
         tensors['decoder.extra'] = torch.zeros(1)
-    else:
+    elif damage == 'shape':
         tensors['MP_depth.proj.weight'] = torch.zeros(3, 3)
-    with pytest.raises(CheckpointError, match=message.replace('.', r'\.')):
+    else:
+        tensors['MP.proj.weight'] = tensors['MP.proj.weight'].long()
+    with pytest.raises(CheckpointError, match=re.escape(message)):
         load_state_dict_checked(SmolRGPT(tiny_model.cfg), tensors)
 
 
-def test_missing_directory_tries_the_hub_and_fails_clearly(
+def test_missing_directory_never_tries_the_hub(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import huggingface_hub.constants
+    import huggingface_hub
 
-    monkeypatch.setattr(huggingface_hub.constants, 'HF_HUB_OFFLINE', True)
-    monkeypatch.setenv('HF_HUB_OFFLINE', '1')
-    monkeypatch.setenv('HF_HOME', str(tmp_path / 'hf'))
-    with pytest.raises(CheckpointError, match='not a local directory'):
-        SmolRGPT.from_pretrained('nobody/no-such-smolrgpt-checkpoint')
+    def no_network(*args: object, **kwargs: object) -> str:
+        raise AssertionError('a local path must not reach the Hub')
+
+    monkeypatch.setattr(huggingface_hub, 'snapshot_download', no_network)
+    monkeypatch.setattr(huggingface_hub, 'hf_hub_download', no_network)
+    for spec in ('nobody/no-such-smolrgpt-checkpoint', tmp_path / 'typo'):
+        with pytest.raises(
+            CheckpointError, match=r'no such checkpoint directory: .*hf://org/name'
+        ):
+            SmolRGPT.from_pretrained(spec)
+        with pytest.raises(CheckpointError, match='no such checkpoint directory'):
+            SmolRGPTTokenizer.from_dir(spec, make_tiny_config())
+
+
+@pytest.fixture
+def fake_hub(tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch) -> list[dict[str, object]]:
+    """huggingface_hub.snapshot_download answering with the tiny checkpoint; the calls."""
+    import huggingface_hub
+
+    calls: list[dict[str, object]] = []
+
+    def snapshot_download(**kwargs: object) -> str:
+        calls.append(kwargs)
+        return str(tiny_checkpoint)
+
+    monkeypatch.setattr(huggingface_hub, 'snapshot_download', snapshot_download)
+    return calls
+
+
+def test_hf_spec_downloads_from_the_hub(
+    fake_hub: list[dict[str, object]], tiny_checkpoint: Path
+) -> None:
+    model = SmolRGPT.from_pretrained('hf://org/smolrgpt@v1.0')
+    tok = SmolRGPTTokenizer.from_dir('hf://org/smolrgpt@v1.0', model.cfg)
+    # what load_backend hands on: the spec wrapped in a Path, which collapses the '//'
+    SmolRGPT.from_pretrained(Path('hf://org/smolrgpt'))
+    assert [(c['repo_id'], c['revision']) for c in fake_hub] == [
+        ('org/smolrgpt', 'v1.0'),
+        ('org/smolrgpt', 'v1.0'),
+        ('org/smolrgpt', None),
+    ]
+    assert set(fake_hub[0]['allow_patterns']) == {  # type: ignore[arg-type]
+        'config.json',
+        'model.safetensors',
+        'tokenizer.json',
+        'tokenizer_config.json',
+    }
+    reference = SmolRGPT.from_pretrained(tiny_checkpoint)
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), reference.parameters()))
+    assert tok.eos_token_id == 2
+
+
+@pytest.mark.parametrize('spec', ['hf://', 'hf://org/name/extra', 'hf://org name', 'hf://org/x@'])
+def test_malformed_hf_spec_is_refused_without_a_download(
+    spec: str, fake_hub: list[dict[str, object]]
+) -> None:
+    with pytest.raises(CheckpointError, match=re.escape(f'{spec}: not a Hub model; write hf://')):
+        SmolRGPT.from_pretrained(spec)
+    assert fake_hub == []
+
+
+def test_hub_failure_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import huggingface_hub
+
+    def offline(**kwargs: object) -> str:
+        raise OSError('Cannot reach https://huggingface.co: network is unreachable')
+
+    monkeypatch.setattr(huggingface_hub, 'snapshot_download', offline)
+    with pytest.raises(CheckpointError) as exc:
+        SmolRGPT.from_pretrained('hf://org/name')
+    assert str(exc.value) == (
+        'hf://org/name: could not be fetched from the Hugging Face Hub (Cannot reach '
+        'https://huggingface.co: network is unreachable); offline? a model fetched before '
+        'loads from the cache with HF_HUB_OFFLINE=1'
+    )
+
+
+def test_hub_without_huggingface_hub_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, 'huggingface_hub', None)  # import fails
+    with pytest.raises(CheckpointError, match=r'needs huggingface_hub \(pip install'):
+        SmolRGPT.from_pretrained('hf://org/name')
 
 
 def hf_backbone_dirs(source: SmolRGPT, root: Path) -> tuple[Path, Path]:
