@@ -221,7 +221,7 @@ def ground_truth(bag: str | Path) -> list[dict[str, Any]]:
 
 def write_outputs(result: ReplayResult, bag: str | Path, out: str | Path) -> dict[str, Any]:
     """predictions.json, answers.jsonl, report.json (+ score and latency histogram PNG)."""
-    from training.metrics.warehouse import score_warehouse
+    from smolrgpt_core.warehouse_metric import score_warehouse
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

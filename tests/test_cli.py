@@ -8,13 +8,14 @@ import sys
 
 import pytest
 
+from smolrgpt_cli.errors import CommandError
+from smolrgpt_cli.main import SUBCOMMANDS, main
 from smolrgpt_core import __version__
-from smolrgpt_core.cli import SUBCOMMANDS, CommandError, main
 
 
 def test_help_exits_zero_and_lists_every_subcommand() -> None:
     proc = subprocess.run(
-        [sys.executable, '-m', 'smolrgpt_core.cli', '--help'],
+        [sys.executable, '-m', 'smolrgpt_cli', '--help'],
         capture_output=True,
         text=True,
         timeout=60,

@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 
 
 def synth(out: Path, scenes: int, seed: int, per_category: int, size: str) -> None:
-    from smolrgpt_core.cli import main as cli
+    from smolrgpt_cli.main import main as cli
 
     if (out / 'train.json').is_file():
         log.info('reusing %s', out)
@@ -143,9 +143,9 @@ def evaluate(
     checkpoint: Path, train_data: Path, heldout: Path, work: Path, split: str = 'train'
 ) -> dict[str, Any]:
     """Official warehouse scores of the model and of the majority baseline on ``heldout``."""
+    from smolrgpt_core.warehouse_metric import score_warehouse
     from training.datasets import load_examples
     from training.generate import generate_answers, write_jsonl
-    from training.metrics.warehouse import score_warehouse
 
     work.mkdir(parents=True, exist_ok=True)
     examples = load_examples('warehouse', heldout, split)
@@ -230,7 +230,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def official_scores(work: Path) -> None:
     """The same numbers through the `smolrgpt score warehouse` command, for the record."""
-    from smolrgpt_core.cli import main as cli
+    from smolrgpt_cli.main import main as cli
 
     for name in ('model', 'baseline'):
         print(

@@ -64,7 +64,7 @@ def _read_image(path: str) -> object:
     import numpy as np
     from PIL import Image
 
-    from smolrgpt_core.cli import CommandError
+    from smolrgpt_cli.errors import CommandError
 
     file = Path(path)
     if not file.is_file():
@@ -81,7 +81,7 @@ def _read_image(path: str) -> object:
 def load_masks(args: argparse.Namespace) -> tuple[object, list[int]]:
     import numpy as np
 
-    from smolrgpt_core.cli import CommandError
+    from smolrgpt_cli.errors import CommandError
     from smolrgpt_core.masks import MaskFormatError, rles_decode
 
     if args.instances:
@@ -111,7 +111,7 @@ def load_masks(args: argparse.Namespace) -> tuple[object, list[int]]:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from smolrgpt_core.cli import CommandError
+    from smolrgpt_cli.errors import CommandError
     from smolrgpt_core.inference.engine import EngineError, Frame, Query, SpatialQueryEngine
     from smolrgpt_core.paths import embedded_model_dir
 

@@ -50,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_onnx(args: argparse.Namespace) -> int:
-    from smolrgpt_core.cli import CommandError
+    from smolrgpt_cli.errors import CommandError
     from smolrgpt_core.export.onnx_export import export_onnx
     from smolrgpt_core.weights import CheckpointError
 
@@ -75,7 +75,7 @@ def _run_onnx(args: argparse.Namespace) -> int:
 
 
 def _run_tensorrt(args: argparse.Namespace) -> int:
-    from smolrgpt_core.cli import CommandError
+    from smolrgpt_cli.errors import CommandError
     from smolrgpt_core.export.manifest import ManifestError
     from smolrgpt_core.export.tensorrt_build import (
         BuildSettings,

@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def ros_args(args: argparse.Namespace) -> list[str]:
     from pathlib import Path
 
-    from smolrgpt_core.cli import CommandError
+    from smolrgpt_cli.errors import CommandError
     from smolrgpt_ros.node_config import NodeConfigError, load_params_file
 
     params = args.params or str(Path(__file__).resolve().parents[2] / 'config' / 'warehouse.yaml')
@@ -63,7 +63,7 @@ def ros_args(args: argparse.Namespace) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from smolrgpt_core.cli import CommandError
+    from smolrgpt_cli.errors import CommandError
 
     if importlib.util.find_spec('rclpy') is None:
         raise CommandError('rclpy is not installed: run `make setup` or source a ROS 2 install')

@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_stamp(text: str) -> tuple[int, int]:
-    from smolrgpt_core.cli import CommandError
+    from smolrgpt_cli.errors import CommandError
 
     sec, _, frac = text.partition('.')
     if not sec.isdigit() or (frac and not frac.isdigit()):
@@ -41,7 +41,7 @@ def parse_stamp(text: str) -> tuple[int, int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from smolrgpt_core.cli import CommandError
+    from smolrgpt_cli.errors import CommandError
 
     if importlib.util.find_spec('rclpy') is None:
         raise CommandError('rclpy is not installed: run `make setup` or source a ROS 2 install')

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from training.metrics.warehouse import (
+from smolrgpt_core.warehouse_metric import (
     IdSetMismatch,
     count_correct,
     distance_correct,
