@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def describe(exc: BaseException) -> str:
+def describe(exc: BaseException, verbose: bool = False) -> str:
     """One sentence for a failure no command anticipated (the traceback is for --verbose)."""
     if isinstance(exc, MemoryError):
         return 'out of memory: an input is larger than this machine can hold'
@@ -95,7 +95,8 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.filename is not None:
         return f'cannot open {exc.filename}: {exc.strerror or one_line(str(exc))}'
     text = one_line(str(exc)) or 'no message'
-    return f'{text} ({type(exc).__name__}; run with --verbose for the traceback)'
+    hint = '' if verbose else '; run with --verbose for the traceback'
+    return f'{text} ({type(exc).__name__}{hint})'
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -119,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if args.verbose:
             traceback.print_exc()
-        print(f'{prefix}: error: {describe(exc)}', file=sys.stderr)
+        print(f'{prefix}: error: {describe(exc, args.verbose)}', file=sys.stderr)
         return 1
 
 

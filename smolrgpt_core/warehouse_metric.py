@@ -221,7 +221,7 @@ def score_warehouse(gt: list[Mapping[str, Any]], pred: list[Mapping[str, Any]]) 
                     f'ground-truth record {record.get("id", "?")} has no {key!r} '
                     '(test.json carries no answers; score against val.json)'
                 )
-        if record['category'] not in CORRECT:
+        if not isinstance(record['category'], str) or record['category'] not in CORRECT:
             raise ScoringError(
                 f'ground-truth record {record["id"]} has unknown category {record["category"]!r}'
             )

@@ -59,7 +59,9 @@ def frames_from_dataset(
     reader = WarehouseJsonReader(data_root, split)
     try:
         groups = [g for g in group_by_image(reader) if g.rles]
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        raise ValueError(f'{reader.annotation_path}: not UTF-8 text') from exc
+    except json.JSONDecodeError as exc:
         raise ValueError(f'{reader.annotation_path}: not a JSON file ({exc})') from exc
     return _frames(groups[:limit] if limit else groups, round(1e9 / rate_hz))
 
