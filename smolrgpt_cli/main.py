@@ -117,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f'{prefix}: interrupted', file=sys.stderr)
         return 130
-    except Exception as exc:
+    except Exception as exc:  # the contract: whatever failed, the user reads one sentence
         if args.verbose:
             traceback.print_exc()
         print(f'{prefix}: error: {describe(exc, args.verbose)}', file=sys.stderr)

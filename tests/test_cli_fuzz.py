@@ -55,7 +55,7 @@ CASES = [
     ('ask-rgb-text-as-png', [*ASK, '--rgb', '{text_png}', '--depth', '{mm}', *PNG_MASKS],
      'not an image'),
     ('ask-rgb-zero-bytes', [*ASK, '--rgb', '{empty_png}', '--depth', '{mm}', *PNG_MASKS],
-     'not an image'),
+     'empty file'),
     ('ask-rgb-corrupt-npy', [*ASK, '--rgb', '{corrupt_npy}', '--depth', '{mm}', *PNG_MASKS],
      'not a .npy'),
     ('ask-depth-pickled-npy', [*ASK, '--rgb', '{rgb}', '--depth', '{pickled_npy}', *PNG_MASKS],

@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 import re
+import subprocess
+import sys
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = ('smolrgpt_cli', 'smolrgpt_core', 'smolrgpt_ros', 'training')
@@ -178,3 +180,16 @@ def test_training_imports_the_ros_adapter_only_inside_functions() -> None:
             if imp.module_level and _is(imp.name, 'smolrgpt_ros'):
                 bad.append(f'{path.relative_to(ROOT)}:{imp.line}: {imp.name}')
     assert not bad, bad
+
+
+def test_the_scorer_the_robot_uses_needs_no_torch() -> None:
+    """replay-eval scores on the robot: the metric is pure Python (no torch, no training)."""
+    probe = (
+        'import sys, smolrgpt_core.warehouse_metric; '
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'training')))"
+    )
+    proc = subprocess.run(
+        [sys.executable, '-c', probe], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == '[]'

@@ -156,7 +156,11 @@ def _read_picture(file: Path, max_pixels: int) -> np.ndarray:
 
 def _read_image(path: str, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
     """An image file (PNG/JPEG/..., or .npy) as an array of at most ``max_pixels`` pixels."""
+    from smolrgpt_cli.errors import CommandError
+
     file = _existing_file(path)
+    if file.stat().st_size == 0:
+        raise CommandError(f'{path}: empty file')
     if file.suffix.lower() == '.npy':
         return _read_npy(file, max_pixels)
     return _read_picture(file, max_pixels)
