@@ -19,7 +19,9 @@ setup(
     long_description_content_type='text/markdown',
     license='Apache-2.0',
     python_requires='>=3.10',
-    packages=find_packages(include=['smolrgpt_core*', 'smolrgpt_ros*', 'training*']),
+    packages=find_packages(
+        include=['smolrgpt_cli*', 'smolrgpt_core*', 'smolrgpt_ros*', 'training*']
+    ),
     include_package_data=True,
     install_requires=[
         'numpy>=1.26,<3',
@@ -41,7 +43,7 @@ setup(
     },
     entry_points={
         'console_scripts': [
-            'smolrgpt = smolrgpt_core.cli:main',
+            'smolrgpt = smolrgpt_cli.main:main',
             'spatial_query_node = smolrgpt_ros.spatial_query_node:main',
         ],
     },

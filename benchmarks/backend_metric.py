@@ -51,8 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from smolrgpt_core.inference.engine import SpatialQueryEngine
     from smolrgpt_core.settings import InferenceSettings
+    from smolrgpt_core.warehouse_metric import score_warehouse
     from training.datasets import load_examples
-    from training.metrics.warehouse import score_warehouse
 
     torch.set_num_threads(args.threads)
     examples = load_examples('warehouse', args.heldout, args.split)

@@ -6,40 +6,86 @@ compressed into printable characters (pycocotools' ``rleToString`` scheme: each 
 the count two places earlier from the fourth on, is written in 5-bit groups with a
 continuation bit, offset by 48).
 
-pycocotools is used when importable (it is fast C); otherwise the pure numpy codec below
-gives byte-identical strings. Both are exercised by the tests.
+Uncompressed RLEs (``counts`` as a list of run lengths) decode too.
+
+Encoding uses pycocotools when importable (it is fast C); otherwise the pure numpy codec below
+gives byte-identical strings. Both are exercised by the tests. Decoding is always the checked
+numpy path: an RLE comes from a file, so its size is bounded (``max_pixels``) and its run
+lengths must be non-negative and cover exactly H x W pixels before anything is allocated.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 import importlib.util
+import numbers
 from typing import Any
 
 import numpy as np
 
+from smolrgpt_core.limits import MAX_RLE_PIXELS
+
 _HAVE_PYCOCOTOOLS = importlib.util.find_spec('pycocotools') is not None
+# characters one run length may take: 13 x 5 bits > 64 bits, more than any real count needs
+_MAX_COUNT_CHARS = 13
 
 RLE = dict[str, Any]
+Counts = str | bytes | list[int]
 
 
 class MaskFormatError(ValueError):
     """An RLE or mask array that cannot be what it claims to be."""
 
 
-def _check_rle(rle: RLE) -> tuple[int, int, str | bytes]:
+def _is_int(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _check_rle(rle: RLE, max_pixels: int = MAX_RLE_PIXELS) -> tuple[int, int, Counts]:
+    """(H, W, counts) of a well-formed RLE whose size is within ``max_pixels``."""
     if not isinstance(rle, dict) or 'size' not in rle or 'counts' not in rle:
         raise MaskFormatError(f"an RLE must be a dict with 'size' and 'counts', got {rle!r:.80}")
     size = rle['size']
-    if len(size) != 2 or int(size[0]) <= 0 or int(size[1]) <= 0:
-        raise MaskFormatError(f'RLE size must be [H, W] with positive values, got {size!r}')
+    if not (
+        isinstance(size, (list, tuple))
+        and len(size) == 2
+        and all(_is_int(v) and v > 0 for v in size)
+    ):
+        raise MaskFormatError(f'RLE size must be [H, W], two positive integers, got {size!r:.80}')
+    height, width = int(size[0]), int(size[1])
+    if height * width > max_pixels:
+        raise MaskFormatError(
+            f'RLE size {height}x{width} is {height * width} pixels, more than the '
+            f'{max_pixels} allowed'
+        )
     counts = rle['counts']
     if isinstance(counts, list):
+        if not all(_is_int(c) and c >= 0 for c in counts):
+            raise MaskFormatError(
+                'uncompressed RLE counts must be non-negative integers, got '
+                f'{next(c for c in counts if not (_is_int(c) and c >= 0))!r:.40}'
+            )
+        return height, width, [int(c) for c in counts]
+    if not isinstance(counts, (str, bytes)):
         raise MaskFormatError(
-            'uncompressed RLE (counts as a list) is not supported here; '
-            'compress it with rle_encode(rle_decode_uncompressed(...))'
+            'RLE counts must be a string or a list of non-negative integers, got '
+            f'{type(counts).__name__}'
         )
-    return int(size[0]), int(size[1]), counts
+    return height, width, counts
+
+
+def _runs(counts: Counts, height: int, width: int) -> list[int]:
+    """Run lengths of checked counts; they must cover exactly ``height * width`` pixels."""
+    total = height * width
+    runs = counts if isinstance(counts, list) else string_to_counts(counts, max_runs=total + 1)
+    negative = next((c for c in runs if c < 0), None)
+    if negative is not None:
+        raise MaskFormatError(f'RLE run length {negative} is negative')
+    if sum(runs) != total:
+        raise MaskFormatError(
+            f'RLE run lengths sum to {sum(runs)} but size {height}x{width} needs {total} pixels'
+        )
+    return runs
 
 
 def counts_to_string(counts: Sequence[int]) -> str:
@@ -60,18 +106,29 @@ def counts_to_string(counts: Sequence[int]) -> str:
     return ''.join(out)
 
 
-def string_to_counts(text: str | bytes) -> list[int]:
-    """Expand a COCO RLE string into run lengths."""
-    data = text.encode('ascii') if isinstance(text, str) else bytes(text)
+def string_to_counts(text: str | bytes, max_runs: int | None = None) -> list[int]:
+    """Expand a COCO RLE string into run lengths (at most ``max_runs`` of them)."""
+    try:
+        data = text.encode('ascii') if isinstance(text, str) else bytes(text)
+    except UnicodeEncodeError as exc:
+        raise MaskFormatError(f'invalid character {text[exc.start]!r} in RLE string') from exc
     counts: list[int] = []
     pos = 0
     while pos < len(data):
+        if max_runs is not None and len(counts) >= max_runs:
+            raise MaskFormatError(
+                f'RLE string holds more than the {max_runs} runs its size allows'
+            )
         x = 0
         shift = 0
         more = True
         while more:
             if pos >= len(data):
                 raise MaskFormatError('RLE string ends in the middle of a count')
+            if shift >= 5 * _MAX_COUNT_CHARS:
+                raise MaskFormatError(
+                    f'RLE string has a count longer than {_MAX_COUNT_CHARS} characters'
+                )
             c = data[pos] - 48
             if c < 0 or c > 63:
                 raise MaskFormatError(f'invalid character {chr(data[pos])!r} in RLE string')
@@ -100,12 +157,8 @@ def mask_to_counts(mask: np.ndarray) -> list[int]:
 
 
 def counts_to_mask(counts: Sequence[int], height: int, width: int) -> np.ndarray:
-    total = height * width
-    if any(c < 0 for c in counts) or sum(counts) != total:
-        raise MaskFormatError(
-            f'RLE run lengths sum to {sum(counts)} (or are negative) but size '
-            f'{height}x{width} needs {total} pixels'
-        )
+    """Run lengths (column-major, background first) -> bool mask [H, W]; checked first."""
+    counts = _runs(list(counts), height, width)
     values = np.zeros(len(counts), dtype=bool)
     values[1::2] = True
     flat = np.repeat(values, np.asarray(counts, dtype=np.int64))
@@ -126,23 +179,25 @@ def rle_encode(mask: np.ndarray) -> RLE:
     return {'size': [int(height), int(width)], 'counts': counts_to_string(mask_to_counts(mask))}
 
 
-def rle_decode(rle: RLE) -> np.ndarray:
-    """COCO RLE dict -> bool mask [H, W]."""
-    height, width, counts = _check_rle(rle)
-    return counts_to_mask(string_to_counts(counts), height, width)
+def rle_decode(rle: RLE, max_pixels: int = MAX_RLE_PIXELS) -> np.ndarray:
+    """COCO RLE dict (compressed or not) -> bool mask [H, W], at most ``max_pixels`` pixels."""
+    height, width, counts = _check_rle(rle, max_pixels)
+    return counts_to_mask(_runs(counts, height, width), height, width)
 
 
-def rles_decode(rles: Sequence[RLE]) -> np.ndarray:
+def rles_decode(rles: Sequence[RLE], max_pixels: int = MAX_RLE_PIXELS) -> np.ndarray:
     """A list of M RLEs of one image -> bool masks [M, H, W] (all sizes must agree)."""
+    if not isinstance(rles, (list, tuple)):
+        raise MaskFormatError(f'expected a list of RLEs, got {type(rles).__name__}')
     if not rles:
         raise MaskFormatError('no RLEs given; an image with no regions has no masks to decode')
-    sizes = {tuple(int(v) for v in _check_rle(r)[:2]) for r in rles}
+    sizes = {_check_rle(r, max_pixels)[:2] for r in rles}
     if len(sizes) != 1:
         raise MaskFormatError(f'RLEs of one image have different sizes: {sorted(sizes)}')
-    return np.stack([rle_decode(r) for r in rles])
+    return np.stack([rle_decode(r, max_pixels) for r in rles])
 
 
-def rle_area(rle: RLE) -> int:
+def rle_area(rle: RLE, max_pixels: int = MAX_RLE_PIXELS) -> int:
     """Number of foreground pixels, without decoding to an array."""
-    _, _, counts = _check_rle(rle)
-    return int(sum(string_to_counts(counts)[1::2]))
+    height, width, counts = _check_rle(rle, max_pixels)
+    return int(sum(_runs(counts, height, width)[1::2]))

@@ -48,6 +48,12 @@ class BagError(RuntimeError):
     """A bag that cannot be written or read as asked."""
 
 
+# what replay needs of each question record (Question's fields plus the frame stamp)
+_QUESTION_KEYS = frozenset(
+    {'stamp_ns', 'id', 'question', 'region_ids', 'category', 'answer', 'normalized_answer'}
+)
+
+
 @dataclass
 class Question:
     id: str
@@ -192,26 +198,90 @@ class BagMessage:
     raw: bytes  # CDR, as rclpy's serialize_message writes it
 
 
+def _read_errors() -> tuple[type[Exception], ...]:
+    """What the rosbags readers raise on a truncated or corrupt bag."""
+    import sqlite3
+    import struct
+
+    from rosbags.rosbag2 import ReaderError
+
+    errors: list[type[Exception]] = [ReaderError, OSError, ValueError, EOFError, struct.error]
+    errors.append(sqlite3.Error)
+    try:  # rosbags reads sqlite3 bags with apsw, whose errors are not sqlite3's
+        import apsw
+
+        errors.append(apsw.Error)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+def _one_line(exc: BaseException) -> str:
+    return ' '.join(str(exc).split())
+
+
+def check_bag(path: str | Path) -> Path:
+    """The bag directory, once its metadata and storage files open (no message is read)."""
+    from rosbags.rosbag2 import Reader
+
+    path = Path(path)
+    if not path.is_dir():
+        raise BagError(
+            f'{path} is not a rosbag2 directory' + ('' if path.exists() else ' (no such path)')
+        )
+    if not (path / 'metadata.yaml').is_file():
+        raise BagError(f'{path} is not a rosbag2 directory (no metadata.yaml)')
+    try:
+        with Reader(path):
+            pass
+    except _read_errors() as exc:
+        raise BagError(f'{path}: not a readable rosbag2 ({_one_line(exc)})') from exc
+    return path
+
+
+def topics(path: str | Path) -> dict[str, str]:
+    """topic -> message type of every connection of a bag."""
+    from rosbags.rosbag2 import Reader
+
+    path = check_bag(path)
+    try:
+        with Reader(path) as reader:
+            return {c.topic: c.msgtype for c in reader.connections}
+    except _read_errors() as exc:
+        raise BagError(f'{path}: not a readable rosbag2 ({_one_line(exc)})') from exc
+
+
 def read_messages(path: str | Path) -> Iterator[BagMessage]:
     """Every message of a bag in time order, still serialised (for replay)."""
     from rosbags.rosbag2 import Reader
 
-    path = Path(path)
-    if not (path / 'metadata.yaml').is_file():
-        raise BagError(f'{path} is not a rosbag2 directory (no metadata.yaml)')
-    with Reader(path) as reader:
-        for conn, stamp_ns, raw in reader.messages():
-            yield BagMessage(conn.topic, conn.msgtype, stamp_ns, bytes(raw))
+    path = check_bag(path)
+    try:
+        with Reader(path) as reader:
+            for conn, stamp_ns, raw in reader.messages():
+                yield BagMessage(conn.topic, conn.msgtype, stamp_ns, bytes(raw))
+    except _read_errors() as exc:
+        raise BagError(f'{path}: truncated or corrupt rosbag2 ({_one_line(exc)})') from exc
 
 
 def read_questions(path: str | Path) -> list[dict[str, Any]]:
     """The question records of a bag (JSON payloads of the questions topic), in time order."""
     store = typestore()
-    return [
-        json.loads(store.deserialize_cdr(m.raw, m.msgtype).data)
-        for m in read_messages(path)
-        if m.topic == QUESTIONS_TOPIC
-    ]
+    records = []
+    for message in read_messages(path):
+        if message.topic != QUESTIONS_TOPIC:
+            continue
+        try:
+            record = json.loads(store.deserialize_cdr(message.raw, message.msgtype).data)
+        except (ValueError, KeyError, IndexError, AttributeError) as exc:
+            raise BagError(
+                f'{path}: a message on {QUESTIONS_TOPIC} is not a question record ({exc})'
+            ) from exc
+        missing = _QUESTION_KEYS - set(record) if isinstance(record, dict) else _QUESTION_KEYS
+        if missing:
+            raise BagError(f'{path}: a message on {QUESTIONS_TOPIC} lacks {sorted(missing)}')
+        records.append(record)
+    return records
 
 
 def decode_image(msg: Any) -> np.ndarray:

@@ -31,7 +31,7 @@ class NodeProcess:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
-        argv = [sys.executable, '-m', 'smolrgpt_core.cli', 'node']
+        argv = [sys.executable, '-m', 'smolrgpt_cli', 'node']
         for name, value in self.params.items():
             argv += ['-p', f'{name}:={value}']
         self._log = open(self.log_path, 'w')  # noqa: SIM115 - lives as long as the process

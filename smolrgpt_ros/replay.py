@@ -91,7 +91,7 @@ def replay(
         types = _message_types()
         publishers = {
             bag_topic: node.create_publisher(types[msgtype], topic_map[bag_topic], 10)
-            for bag_topic, msgtype in _bag_topics(bag).items()
+            for bag_topic, msgtype in bags.topics(bag).items()
             if bag_topic in topic_map
         }
         clock = node.create_publisher(Clock, '/clock', 10)
@@ -128,13 +128,6 @@ def replay(
         node.destroy_node()
         rclpy.shutdown(context=context)
     return result
-
-
-def _bag_topics(bag: str | Path) -> dict[str, str]:
-    from rosbags.rosbag2 import Reader
-
-    with Reader(Path(bag)) as reader:
-        return {c.topic: c.msgtype for c in reader.connections}
 
 
 def _wait_for_subscribers(publishers: dict[str, Any], timeout_s: float) -> None:
@@ -221,7 +214,7 @@ def ground_truth(bag: str | Path) -> list[dict[str, Any]]:
 
 def write_outputs(result: ReplayResult, bag: str | Path, out: str | Path) -> dict[str, Any]:
     """predictions.json, answers.jsonl, report.json (+ score and latency histogram PNG)."""
-    from training.metrics.warehouse import score_warehouse
+    from smolrgpt_core.warehouse_metric import score_warehouse
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -8,13 +8,14 @@ import sys
 
 import pytest
 
+from smolrgpt_cli.errors import CommandError
+from smolrgpt_cli.main import SUBCOMMANDS, main
 from smolrgpt_core import __version__
-from smolrgpt_core.cli import SUBCOMMANDS, CommandError, main
 
 
 def test_help_exits_zero_and_lists_every_subcommand() -> None:
     proc = subprocess.run(
-        [sys.executable, '-m', 'smolrgpt_core.cli', '--help'],
+        [sys.executable, '-m', 'smolrgpt_cli', '--help'],
         capture_output=True,
         text=True,
         timeout=60,
@@ -63,18 +64,92 @@ def test_info_text_names_every_backend(capsys: pytest.CaptureFixture[str]) -> No
         assert backend in out
 
 
-def test_command_error_is_one_line_exit_2(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def _failing_info(monkeypatch: pytest.MonkeyPatch, exc: BaseException) -> None:
     from smolrgpt_core.commands import info
 
     def failing(_args: object) -> int:
-        raise CommandError('checkpoint directory /nope does not exist')
+        raise exc
 
     monkeypatch.setattr(info, 'run', failing)
+
+
+def test_command_error_is_one_line_exit_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _failing_info(monkeypatch, CommandError('checkpoint directory /nope\ndoes not exist'))
     assert main(['info']) == 2
-    err = capsys.readouterr().err.strip().splitlines()
+    err = capsys.readouterr().err.splitlines()
     assert err == ['smolrgpt info: error: checkpoint directory /nope does not exist']
+
+
+@pytest.mark.parametrize(
+    ('exc', 'line'),
+    [
+        (
+            FileNotFoundError(2, 'No such file or directory', '/data/x.json'),
+            'cannot open /data/x.json: No such file or directory',
+        ),
+        (
+            UnicodeDecodeError('utf-8', b'ab\xe9', 2, 3, 'invalid continuation byte'),
+            'an input file is not UTF-8 text (invalid continuation byte at byte 2)',
+        ),
+        (MemoryError(), 'out of memory: an input is larger than this machine can hold'),
+        (
+            IndexError('list index out of range'),
+            'list index out of range (IndexError; run with --verbose for the traceback)',
+        ),
+        (RuntimeError(''), 'no message (RuntimeError; run with --verbose for the traceback)'),
+    ],
+)
+def test_any_other_failure_is_one_sentence_exit_1(
+    exc: BaseException,
+    line: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _failing_info(monkeypatch, exc)
+    assert main(['info']) == 1
+    out, err = capsys.readouterr()
+    assert err.splitlines() == [f'smolrgpt info: error: {line}']
+    assert 'Traceback' not in out + err
+
+
+def test_verbose_adds_the_traceback_above_the_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _failing_info(monkeypatch, KeyError('rle'))
+    assert main(['--verbose', 'info']) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == 'Traceback (most recent call last):'
+    assert err[-2] == "KeyError: 'rle'"
+    assert err[-1] == "smolrgpt info: error: 'rle' (KeyError)"
+
+
+def test_interrupt_exits_130(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _failing_info(monkeypatch, KeyboardInterrupt())
+    assert main(['info']) == 130
+    assert capsys.readouterr().err.splitlines() == ['smolrgpt info: interrupted']
+
+
+def test_usage_errors_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(['ask', '--rgb'])
+    assert exc.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        'smolrgpt ask: error: argument --rgb: expected one argument (see smolrgpt ask --help)'
+    ]
+
+
+def test_subcommands_of_an_absent_layer_are_left_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A robot installs no training/: the dispatcher offers what is installed."""
+    from smolrgpt_cli import main as cli
+
+    monkeypatch.setitem(cli.SUBCOMMANDS, 'robot-only', 'smolrgpt_core.commands.info')
+    monkeypatch.setitem(cli.SUBCOMMANDS, 'absent', 'no_such_layer.commands.x')
+    commands = cli.build_parser()._subparsers._group_actions[0].choices
+    assert 'robot-only' in commands and 'absent' not in commands
 
 
 @pytest.mark.ros

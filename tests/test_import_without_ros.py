@@ -29,7 +29,7 @@ _PROBE = textwrap.dedent(
 
     sys.meta_path.insert(0, BlockRos())
     import smolrgpt_core
-    from smolrgpt_core import cli
+    from smolrgpt_cli import main as cli
     cli.build_parser()
     loaded = sorted(m for m in sys.modules if is_ros(m))
     assert not loaded, loaded

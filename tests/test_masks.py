@@ -88,16 +88,49 @@ def test_rles_decode_stacks_in_order() -> None:
     ('rle', 'message'),
     [
         ({'counts': 'abc'}, "'size' and 'counts'"),
-        ({'size': [0, 4], 'counts': '0'}, 'positive'),
-        ({'size': [2, 2], 'counts': [1, 3]}, 'uncompressed'),
+        ('not a dict', "'size' and 'counts'"),
+        ({'size': [0, 4], 'counts': '0'}, 'two positive integers'),
+        ({'size': 35, 'counts': '0'}, 'two positive integers'),
+        ({'size': [5, 7, 1], 'counts': '0'}, 'two positive integers'),
+        ({'size': [5.0, 7], 'counts': '0'}, 'two positive integers'),
+        ({'size': [True, 7], 'counts': '0'}, 'two positive integers'),
+        ({'size': ['5', '7'], 'counts': '0'}, 'two positive integers'),
+        ({'size': [100_000, 100_000], 'counts': '0'}, 'more than the 67108864 allowed'),
+        ({'size': [5, 7], 'counts': None}, 'a string or a list'),
+        ({'size': [5, 7], 'counts': 35}, 'a string or a list'),
+        ({'size': [2, 2], 'counts': [1, -3]}, 'non-negative integers'),
+        ({'size': [2, 2], 'counts': [1, None]}, 'non-negative integers'),
+        ({'size': [2, 2], 'counts': [1, 2]}, 'needs 4 pixels'),
         ({'size': [5, 7], 'counts': ';23'}, 'needs 35 pixels'),
+        ({'size': [1, 2], 'counts': masks.counts_to_string([3, -1])}, 'run length -1 is negative'),
         ({'size': [5, 7], 'counts': ' 23'}, 'invalid character'),
+        ({'size': [5, 7], 'counts': '\u00e923'}, 'invalid character'),
         ({'size': [5, 7], 'counts': 'o'}, 'ends in the middle'),
+        ({'size': [5, 7], 'counts': 'o' * 40 + '0'}, 'longer than 13 characters'),
+        ({'size': [1, 1], 'counts': '000'}, 'more than the 2 runs'),
     ],
 )
 def test_bad_rle_errors_name_the_problem(rle: dict, message: str) -> None:
     with pytest.raises(masks.MaskFormatError, match=message):
         masks.rle_decode(rle)
+    with pytest.raises(masks.MaskFormatError, match=message):
+        masks.rle_area(rle)
+
+
+def test_the_pixel_bound_is_an_argument() -> None:
+    rle = masks.rle_encode(np.ones((40, 50), dtype=bool))
+    assert masks.rle_decode(rle, max_pixels=2000).all()
+    with pytest.raises(masks.MaskFormatError, match='2000 pixels, more than the 1999 allowed'):
+        masks.rle_decode(rle, max_pixels=1999)
+    with pytest.raises(masks.MaskFormatError, match='more than the 1999 allowed'):
+        masks.rles_decode([rle], max_pixels=1999)
+
+
+def test_uncompressed_rle_decodes_column_major() -> None:
+    decoded = masks.rle_decode({'size': [2, 3], 'counts': [1, 2, 3]})
+    # column-major: (0,0) background, (1,0) and (0,1) foreground, the rest background
+    assert decoded.tolist() == [[False, True, False], [True, False, False]]
+    assert masks.rle_area({'size': [2, 3], 'counts': [1, 2, 3]}) == 2
 
 
 def test_rles_of_one_image_must_agree_in_size() -> None:
@@ -105,6 +138,8 @@ def test_rles_of_one_image_must_agree_in_size() -> None:
         masks.rles_decode([masks.rle_encode(np.ones((2, 2))), masks.rle_encode(np.ones((3, 2)))])
     with pytest.raises(masks.MaskFormatError, match='no RLEs'):
         masks.rles_decode([])
+    with pytest.raises(masks.MaskFormatError, match='a list of RLEs, got dict'):
+        masks.rles_decode({'size': [2, 2], 'counts': '04'})
 
 
 def test_encode_rejects_non_2d() -> None:

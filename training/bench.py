@@ -58,7 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from smolrgpt_core.cli import CommandError
+    from smolrgpt_cli.errors import CommandError
     from training.data.image_groups import group_by_image
     from training.data.spatialrgpt_bench import SpatialRGPTBenchReader
     from training.metrics.cli import spatialrgpt_report  # the `smolrgpt score spatialrgpt` scoring

@@ -25,11 +25,22 @@ from typing import Any
 
 import numpy as np
 
+from smolrgpt_core.normalize import CATEGORIES
+
 HELP = 'question-category classifier (TF-IDF + logistic regression): train | predict'
 FORMAT = 'smolrgpt-category-classifier/1'
-LABELS = ('left_right', 'count', 'distance', 'mcq')  # the reference's label order
 TOKEN_PATTERN = r'(?u)\b\w\w+\b'  # scikit-learn's default, reproduced in transform()
 _TAGS = re.compile(r'<image>|<mask[^>]*>|<region_?\d+>')
+# what save() writes and load() needs
+_SAVED_FIELDS = (
+    'classes',
+    'ngram_range',
+    'sublinear_tf',
+    'vocabulary',
+    'idf',
+    'coef',
+    'intercept',
+)
 
 
 def clean_text(text: str) -> str:
@@ -108,9 +119,15 @@ class CategoryClassifier:
 
     @classmethod
     def load(cls, path: str | Path) -> CategoryClassifier:
+        """Read a classifier JSON, checking every field (a bad file is a ValueError)."""
         path = Path(path)
         try:
             data = json.loads(path.read_text(encoding='utf-8'))
+        except UnicodeDecodeError as exc:
+            raise ValueError(
+                f'{path}: not a classifier file (not UTF-8 text; classifiers are JSON, '
+                'never pickles)'
+            ) from exc
         except (OSError, json.JSONDecodeError) as exc:
             raise ValueError(f'{path}: not a classifier file ({exc})') from exc
         if not isinstance(data, dict) or data.get('format') != FORMAT:
@@ -123,19 +140,52 @@ class CategoryClassifier:
                 f'{path}: trained with token pattern {data.get("token_pattern")!r}'
                 f', this version reads {TOKEN_PATTERN!r}'
             )
-        coef = np.asarray(data['coef'], dtype=np.float64)
-        if coef.shape[1] != len(data['vocabulary']) or len(data['idf']) != coef.shape[1]:
-            raise ValueError(f'{path}: coefficient and vocabulary sizes differ')
+        missing = [k for k in _SAVED_FIELDS if k not in data]
+        if missing:
+            raise ValueError(f'{path}: the classifier file lacks {missing}')
+        vocabulary, classes, ngram = data['vocabulary'], data['classes'], data['ngram_range']
+        if not isinstance(vocabulary, list) or not all(isinstance(t, str) for t in vocabulary):
+            raise ValueError(f'{path}: vocabulary must be a list of strings')
+        if (
+            not isinstance(classes, list)
+            or len(classes) < 2
+            or not all(isinstance(c, str) for c in classes)
+        ):
+            raise ValueError(f'{path}: classes must be a list of at least two names')
+        if not (
+            isinstance(ngram, list)
+            and len(ngram) == 2
+            and all(isinstance(n, int) and not isinstance(n, bool) for n in ngram)
+            and 1 <= ngram[0] <= ngram[1]
+        ):
+            raise ValueError(f'{path}: ngram_range must be [low, high] with 1 <= low <= high')
+        try:
+            coef = np.asarray(data['coef'], dtype=np.float64)
+            idf = np.asarray(data['idf'], dtype=np.float64)
+            intercept = np.asarray(data['intercept'], dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f'{path}: coef, idf and intercept must be arrays of numbers') from exc
+        rows = 1 if len(classes) == 2 else len(classes)  # scikit-learn's binary layout
+        if (
+            coef.shape != (rows, len(vocabulary))
+            or idf.shape != (len(vocabulary),)
+            or intercept.shape != (rows,)
+        ):
+            raise ValueError(
+                f'{path}: coefficient and vocabulary sizes differ (coef {list(coef.shape)}, idf '
+                f'{list(idf.shape)}, intercept {list(intercept.shape)} for {len(classes)} '
+                f'classes and {len(vocabulary)} terms)'
+            )
         return cls(
-            vocabulary=list(data['vocabulary']),
-            idf=np.asarray(data['idf'], dtype=np.float64),
+            vocabulary=list(vocabulary),
+            idf=idf,
             coef=coef,
-            intercept=np.asarray(data['intercept'], dtype=np.float64),
-            classes=list(data['classes']),
-            ngram_range=tuple(data['ngram_range']),
+            intercept=intercept,
+            classes=list(classes),
+            ngram_range=(ngram[0], ngram[1]),
             sublinear_tf=bool(data['sublinear_tf']),
-            field=data.get('field', 'question'),
-            meta=data.get('meta') or {},
+            field=str(data.get('field', 'question')),
+            meta=data.get('meta') if isinstance(data.get('meta'), dict) else {},
         )
 
 
@@ -144,13 +194,25 @@ def load_labelled(
 ) -> tuple[list[str], list[str]]:
     """(texts, categories) of a warehouse split file; ``limit`` > 0 keeps a random subset."""
     path = Path(path)
-    records = json.loads(path.read_text(encoding='utf-8'))
+    if not path.is_file():
+        raise ValueError(f'{path}: no such file')
+    try:
+        records = json.loads(path.read_text(encoding='utf-8'))
+    except UnicodeDecodeError as exc:
+        raise ValueError(f'{path}: not UTF-8 text') from exc
+    except json.JSONDecodeError as exc:
+        raise ValueError(f'{path}: not JSON ({exc})') from exc
+    if not isinstance(records, list):
+        raise ValueError(f'{path}: expected a JSON list of records')
     texts, labels = [], []
     for record in records:
+        if not isinstance(record, dict):
+            continue
         category = record.get('category')
         turns = record.get('conversations') or []
-        if category not in LABELS or not turns:
+        if category not in CATEGORIES or not isinstance(turns, list) or not turns:
             continue
+        turns = [t if isinstance(t, dict) else {} for t in turns]
         if field == 'question':
             text = turns[0].get('value')
         else:
@@ -288,7 +350,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from smolrgpt_core.cli import CommandError
+    from smolrgpt_cli.errors import CommandError
 
     try:
         texts, labels = load_labelled(
@@ -329,7 +391,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from smolrgpt_core.cli import CommandError
+    from smolrgpt_cli.errors import CommandError
     from training.submission.normalize import load_questions
 
     try:

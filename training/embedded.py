@@ -130,9 +130,9 @@ def evaluate(
     checkpoint: Path, train_data: Path, heldout: Path, work: Path, split: str = 'train'
 ) -> dict[str, Any]:
     """Official warehouse scores of the model and of the majority baseline on ``heldout``."""
+    from smolrgpt_core.warehouse_metric import score_warehouse
     from training.datasets import load_examples
     from training.generate import generate_answers, write_jsonl
-    from training.metrics.warehouse import score_warehouse
 
     work.mkdir(parents=True, exist_ok=True)
     examples = load_examples('warehouse', heldout, split)
@@ -220,7 +220,7 @@ def official_scores(work: Path) -> None:
     score warehouse --gt heldout_gt.json --pred heldout_NAME_pred.json` reports), for the
     record; each report goes next to its predictions as ``*.score.json``."""
     from training.metrics.report import format_table, write_json
-    from training.metrics.warehouse import score_warehouse
+    from smolrgpt_core.warehouse_metric import score_warehouse
 
     gt = json.loads((work / 'heldout_gt.json').read_text('utf-8'))
     for name in ('model', 'baseline'):

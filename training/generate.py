@@ -47,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from smolrgpt_core.cli import CommandError
+    from smolrgpt_cli.errors import CommandError
     from training.datasets import load_examples
 
     try:
@@ -125,7 +125,7 @@ def generate_answers(
     settings: InferenceSettings = GENERATE_SETTINGS,
 ) -> list[dict[str, Any]]:
     from smolrgpt_core.inference.engine import SpatialQueryEngine
-    from training.metrics.warehouse import score_warehouse
+    from smolrgpt_core.warehouse_metric import score_warehouse
 
     engine = SpatialQueryEngine.from_checkpoint(checkpoint, settings)
     records = []

@@ -208,7 +208,7 @@ Training time on {machine} (shared machine, so wall time is an upper bound):
 {scores['n_questions']} questions of the seed-{args['heldout_seed']} set (`train.json` of a
 separately generated dataset: no scene in common with training), answered through
 `SpatialQueryEngine` (greedy), normalised with the rule normaliser and scored with the official
-warehouse metric (`training/metrics/warehouse.py`, as `smolrgpt score warehouse`). The
+warehouse metric (`smolrgpt_core/warehouse_metric.py`, as `smolrgpt score warehouse`). The
 baseline answers every question with the most frequent training answer of its category.
 
 {table}

@@ -35,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from smolrgpt_core.cli import CommandError
+    from smolrgpt_cli.errors import CommandError
     from training.config import TrainConfig, apply_lr_overrides, overrides_from_args
     from training.trainer import Trainer
 
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from smolrgpt_core.cli import CommandError
+    from smolrgpt_cli.errors import CommandError
 
     parser = argparse.ArgumentParser(prog='python -m training.train', description=HELP)
     add_arguments(parser)

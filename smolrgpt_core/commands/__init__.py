@@ -1,1 +1,1 @@
-"""Subcommands of the ``smolrgpt`` CLI (see ``smolrgpt_core.cli``)."""
+"""Subcommands of the ``smolrgpt`` CLI (the table is ``smolrgpt_cli.main.SUBCOMMANDS``)."""

@@ -6,6 +6,12 @@ import argparse
 import json
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from smolrgpt_core.limits import MAX_IMAGE_PIXELS, MAX_REGIONS
+
+if TYPE_CHECKING:
+    import numpy as np
 
 from smolrgpt_core import settings
 
@@ -60,47 +66,155 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     settings.add_arguments(parser)
 
 
-def _read_image(path: str) -> object:
-    import numpy as np
-    from PIL import Image
-
-    from smolrgpt_core.cli import CommandError
+def _existing_file(path: str) -> Path:
+    from smolrgpt_cli.errors import CommandError
 
     file = Path(path)
-    if not file.is_file():
+    if not file.exists():
         raise CommandError(f'{path}: no such file')
-    if file.suffix == '.npy':
-        return np.load(file)
+    if not file.is_file():
+        raise CommandError(f'{path}: not a file')
+    return file
+
+
+def _read_npy(file: Path, max_pixels: int) -> np.ndarray:
+    """A numeric [H, W] or [H, W, C] array; its header is checked before the data is read."""
+    import numpy as np
+    from numpy.lib import format as npy
+
+    from smolrgpt_cli.errors import CommandError
+
+    readers = {(1, 0): npy.read_array_header_1_0, (2, 0): npy.read_array_header_2_0}
     try:
-        with Image.open(file) as image:
-            return np.array(image)
-    except OSError as exc:
-        raise CommandError(f'{path}: not a readable image ({exc})') from exc
+        with open(file, 'rb') as f:
+            version = npy.read_magic(f)
+            if version not in readers:
+                raise CommandError(f'{file}: .npy format {version} is not read (1.0 and 2.0 are)')
+            shape, _, dtype = readers[version](f)
+            offset = f.tell()
+    except ValueError as exc:  # bad magic string, bad header, file too short
+        raise CommandError(f'{file}: not a .npy array file ({exc})') from exc
+    if dtype.hasobject or dtype.names is not None or dtype.kind not in 'biuf':
+        raise CommandError(
+            f'{file}: holds {dtype} values; only plain numeric arrays are read (never pickles)'
+        )
+    if len(shape) not in (2, 3) or min(shape) < 1 or (len(shape) == 3 and shape[2] > 4):
+        raise CommandError(f'{file}: shape {shape} is not an image [H, W] or [H, W, C<=4]')
+    if shape[0] * shape[1] > max_pixels:
+        raise CommandError(
+            f'{file}: {shape[1]}x{shape[0]} is {shape[0] * shape[1]} pixels, more than the '
+            f'{max_pixels} allowed'
+        )
+    needed = offset + math.prod(shape) * dtype.itemsize
+    if file.stat().st_size < needed:
+        raise CommandError(
+            f'{file}: truncated ({file.stat().st_size} bytes; the header needs {needed})'
+        )
+    return np.load(file, allow_pickle=False)
 
 
-def load_masks(args: argparse.Namespace) -> tuple[object, list[int]]:
+def _read_picture(file: Path, max_pixels: int) -> np.ndarray:
+    """A PNG/JPEG/... as an array; the size in its header is checked before decoding."""
+    import struct
+    import warnings
+
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    from smolrgpt_cli.errors import CommandError
+
+    try:
+        with warnings.catch_warnings():
+            # PIL warns (and, past twice its limit, raises) on huge headers: both are refusals
+            warnings.simplefilter('error', Image.DecompressionBombWarning)
+            with Image.open(file) as image:  # reads the header only
+                width, height = image.size
+                if width * height > max_pixels:
+                    raise CommandError(
+                        f'{file}: {width}x{height} is {width * height} pixels, more than the '
+                        f'{max_pixels} allowed'
+                    )
+                return np.array(image)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise CommandError(f'{file}: refused as a decompression bomb ({exc})') from exc
+    except UnidentifiedImageError as exc:
+        raise CommandError(f'{file}: not an image file (PNG, JPEG, ...)') from exc
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
+        # PIL reports a truncated or corrupt file with any of these (SyntaxError: a bad chunk)
+        raise CommandError(f'{file}: truncated or corrupt image ({exc})') from exc
+
+
+def _read_image(path: str, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
+    """An image file (PNG/JPEG/..., or .npy) as an array of at most ``max_pixels`` pixels."""
+    from smolrgpt_cli.errors import CommandError
+
+    file = _existing_file(path)
+    if file.stat().st_size == 0:
+        raise CommandError(f'{path}: empty file')
+    if file.suffix.lower() == '.npy':
+        return _read_npy(file, max_pixels)
+    return _read_picture(file, max_pixels)
+
+
+def _read_rles(path: str) -> list:
+    from smolrgpt_cli.errors import CommandError
+
+    file = _existing_file(path)
+    try:
+        data = json.loads(file.read_text(encoding='utf-8'))
+    except UnicodeDecodeError as exc:
+        raise CommandError(f'{path}: not UTF-8 text') from exc
+    except json.JSONDecodeError as exc:
+        raise CommandError(f'{path}: not JSON ({exc})') from exc
+    rles = data.get('rle') if isinstance(data, dict) else data
+    if not isinstance(rles, list):
+        raise CommandError(f'{path}: expected a list of COCO RLEs (or {{"rle": [...]}})')
+    return rles
+
+
+def load_masks(
+    args: argparse.Namespace,
+    max_pixels: int = MAX_IMAGE_PIXELS,
+    max_regions: int = MAX_REGIONS,
+) -> tuple[np.ndarray, list[int]]:
+    """bool masks [M, H, W] and their default region ids, from --instances or --masks."""
     import numpy as np
 
-    from smolrgpt_core.cli import CommandError
+    from smolrgpt_cli.errors import CommandError
     from smolrgpt_core.masks import MaskFormatError, rles_decode
 
     if args.instances:
-        ids_image = np.asarray(_read_image(args.instances))
-        if ids_image.ndim != 2:
-            raise CommandError(f'{args.instances}: an instance-id image must be single-channel')
+        ids_image = _read_image(args.instances, max_pixels)
+        if ids_image.ndim != 2 or ids_image.dtype.kind not in 'biu':
+            raise CommandError(
+                f'{args.instances}: an instance-id image must be single-channel integers, got '
+                f'{ids_image.dtype} {list(ids_image.shape)}'
+            )
         ids = [int(v) for v in np.unique(ids_image) if v != 0]
         if not ids:
             raise CommandError(f'{args.instances}: no non-zero instance ids')
+        if len(ids) > max_regions:
+            raise CommandError(
+                f'{args.instances}: {len(ids)} instance ids, more than the {max_regions} '
+                'regions allowed'
+            )
         return np.stack([ids_image == v for v in ids]), ids
+    if len(args.masks) > max_regions:
+        raise CommandError(
+            f'{len(args.masks)} mask files, more than the {max_regions} regions allowed'
+        )
     if len(args.masks) == 1 and args.masks[0].endswith('.json'):
+        rles = _read_rles(args.masks[0])
+        if len(rles) > max_regions:
+            raise CommandError(
+                f'{args.masks[0]}: {len(rles)} RLEs, more than the {max_regions} regions allowed'
+            )
         try:
-            rles = json.loads(Path(args.masks[0]).read_text())
-            rles = rles['rle'] if isinstance(rles, dict) else rles
-            masks = rles_decode(rles)
-        except (OSError, ValueError, KeyError, MaskFormatError) as exc:
-            raise CommandError(f'{args.masks[0]}: not a list of COCO RLEs ({exc})') from exc
+            masks = rles_decode(rles, max_pixels)
+        except MaskFormatError as exc:
+            raise CommandError(f'{args.masks[0]}: {exc}') from exc
     else:
-        arrays = [np.asarray(_read_image(p)) for p in args.masks]
+        arrays = [_read_image(p, max_pixels) for p in args.masks]
         arrays = [a[..., 0] if a.ndim == 3 else a for a in arrays]
         if len({a.shape for a in arrays}) != 1:
             raise CommandError('the mask images have different sizes')
@@ -111,9 +225,10 @@ def load_masks(args: argparse.Namespace) -> tuple[object, list[int]]:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from smolrgpt_core.cli import CommandError
+    from smolrgpt_cli.errors import CommandError
     from smolrgpt_core.inference.engine import EngineError, Frame, Query, SpatialQueryEngine
     from smolrgpt_core.paths import embedded_model_dir
+    from smolrgpt_core.weights import CheckpointError
 
     rgb = np.asarray(_read_image(args.rgb))
     if rgb.ndim == 3 and rgb.shape[2] == 4:
@@ -139,7 +254,7 @@ def run(args: argparse.Namespace) -> int:
         frame = Frame(rgb=rgb, depth=depth, masks=masks, region_ids=ids, depth_encoding=encoding)
         queries = [Query(q, args.ask_ids if '<mask>' in q else []) for q in args.question]
         answers = engine.ask_many(frame, queries)
-    except (EngineError, settings.SettingsError, FileNotFoundError) as exc:
+    except (EngineError, CheckpointError, settings.SettingsError, FileNotFoundError) as exc:
         raise CommandError(str(exc)) from exc
     for query, answer in zip(queries, answers):
         if args.json:

@@ -50,7 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_onnx(args: argparse.Namespace) -> int:
-    from smolrgpt_core.cli import CommandError
+    from safetensors import SafetensorError
+
+    from smolrgpt_cli.errors import CommandError
     from smolrgpt_core.export.onnx_export import export_onnx
     from smolrgpt_core.weights import CheckpointError
 
@@ -59,6 +61,12 @@ def _run_onnx(args: argparse.Namespace) -> int:
         manifest = export_onnx(
             args.checkpoint, args.out, dtype=dtype, opset=args.opset, verify=args.verify
         )
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:  # before ValueError: a subclass
+        raise CommandError(f'{args.checkpoint}: config.json is not JSON text ({exc})') from exc
+    except SafetensorError as exc:
+        raise CommandError(
+            f'{args.checkpoint}: model.safetensors is not a readable safetensors file ({exc})'
+        ) from exc
     except (CheckpointError, ImportError, ValueError) as exc:
         raise CommandError(str(exc)) from exc
     out = Path(args.out)
@@ -75,7 +83,7 @@ def _run_onnx(args: argparse.Namespace) -> int:
 
 
 def _run_tensorrt(args: argparse.Namespace) -> int:
-    from smolrgpt_core.cli import CommandError
+    from smolrgpt_cli.errors import CommandError
     from smolrgpt_core.export.manifest import ManifestError
     from smolrgpt_core.export.tensorrt_build import (
         BuildSettings,

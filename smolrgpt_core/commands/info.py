@@ -8,6 +8,7 @@ import importlib.metadata
 import importlib.util
 import json
 import os
+from pathlib import Path
 import platform
 import sys
 from typing import Any
@@ -66,10 +67,18 @@ def _tensorrt_status() -> dict[str, Any]:
     return {'version': trt.__version__, 'usable': True}
 
 
+def _interfaces_built() -> bool:
+    """Whether the generated smolrgpt_ros.srv is on sys.path (looked up, never imported: the
+    core does not import the ROS adapter; the package may span several directories)."""
+    return any(
+        (Path(entry) / 'smolrgpt_ros' / 'srv' / '__init__.py').is_file() for entry in sys.path
+    )
+
+
 def _ros_status() -> dict[str, Any]:
     if importlib.util.find_spec('rclpy') is None:
         return {'rclpy': None, 'distro': os.environ.get('ROS_DISTRO'), 'interfaces': False}
-    interfaces = importlib.util.find_spec('smolrgpt_ros.srv') is not None
+    interfaces = _interfaces_built()
     return {
         # PyPI wheels are named ros-rclpy; a system install has no dist-info but sets ROS_DISTRO
         'rclpy': _dist_version('ros-rclpy', 'rclpy') or 'system',

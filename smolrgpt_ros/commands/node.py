@@ -35,15 +35,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--namespace', default='', help='node namespace')
 
 
+def _check_yaml(path: str) -> None:
+    """A UTF-8 YAML mapping (node name -> ros__parameters), or a one-line CommandError."""
+    import yaml
+
+    from smolrgpt_cli.errors import CommandError
+
+    try:
+        with open(path, encoding='utf-8') as f:
+            doc = yaml.safe_load(f)
+    except UnicodeDecodeError as exc:
+        raise CommandError(f'{path}: not UTF-8 text') from exc
+    except yaml.YAMLError as exc:
+        raise CommandError(f'{path}: not YAML ({" ".join(str(exc).split())})') from exc
+    if doc is not None and not isinstance(doc, dict):
+        raise CommandError(
+            f'{path}: expected a mapping of node names to ros__parameters, '
+            f'got a {type(doc).__name__}'
+        )
+
+
 def ros_args(args: argparse.Namespace) -> list[str]:
     from pathlib import Path
 
-    from smolrgpt_core.cli import CommandError
+    from smolrgpt_cli.errors import CommandError
     from smolrgpt_ros.node_config import NodeConfigError, load_params_file
 
     params = args.params or str(Path(__file__).resolve().parents[2] / 'config' / 'warehouse.yaml')
     if not Path(params).is_file():
         raise CommandError(f'{params}: no such parameters file')
+    _check_yaml(params)
     try:
         load_params_file(params)  # fail here, with the parameter's name, not inside the node
     except NodeConfigError as exc:
@@ -63,7 +84,7 @@ def ros_args(args: argparse.Namespace) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from smolrgpt_core.cli import CommandError
+    from smolrgpt_cli.errors import CommandError
 
     if importlib.util.find_spec('rclpy') is None:
         raise CommandError('rclpy is not installed: run `make setup` or source a ROS 2 install')

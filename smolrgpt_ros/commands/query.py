@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import re
 
 HELP = 'ask the running node a question over /spatial_query (like ros2 service call)'
 
@@ -31,21 +32,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_stamp(text: str) -> tuple[int, int]:
-    from smolrgpt_core.cli import CommandError
+    from smolrgpt_cli.errors import CommandError
 
-    sec, _, frac = text.partition('.')
-    if not sec.isdigit() or (frac and not frac.isdigit()):
-        raise CommandError(f'--stamp {text}: expected SEC or SEC.NANOSEC')
-    nanosec = int(frac.ljust(9, '0')[:9]) if frac else 0
-    return int(sec), nanosec
+    match = re.fullmatch(r'(\d+)(?:\.(\d+))?', text, re.ASCII)
+    if match is None or int(match.group(1)) >= 2**31:  # builtin_interfaces/Time.sec is int32
+        raise CommandError(f'--stamp {text}: expected SEC or SEC.NANOSEC (SEC below 2^31)')
+    frac = match.group(2) or ''
+    return int(match.group(1)), int(frac.ljust(9, '0')[:9]) if frac else 0
 
 
 def run(args: argparse.Namespace) -> int:
-    from smolrgpt_core.cli import CommandError
+    from smolrgpt_cli.errors import CommandError
 
     if importlib.util.find_spec('rclpy') is None:
         raise CommandError('rclpy is not installed: run `make setup` or source a ROS 2 install')
     sec, nanosec = parse_stamp(args.stamp)
+    if not args.timeout > 0:
+        raise CommandError(f'--timeout {args.timeout}: must be > 0 seconds')
+    if not 0 <= args.max_new_tokens < 2**32:  # the request field is a uint32
+        raise CommandError(
+            f'--max-new-tokens {args.max_new_tokens}: must be >= 0 (0: the default)'
+        )
     import rclpy
     from rclpy.node import Node
 

@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def parse_rate(text: str) -> float:
     """'max' -> 0 (no pacing), else a positive speed factor."""
-    from smolrgpt_core.cli import CommandError
+    from smolrgpt_cli.errors import CommandError
 
     if text == 'max':
         return 0.0
@@ -46,17 +46,20 @@ def parse_rate(text: str) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-    from smolrgpt_core.cli import CommandError
+    from smolrgpt_cli.errors import CommandError
 
     if importlib.util.find_spec('rclpy') is None:
         raise CommandError('rclpy is not installed: run `make setup` or source a ROS 2 install')
     rate = parse_rate(args.rate)
-    from smolrgpt_ros.bags import BagError
+    if not args.timeout > 0:
+        raise CommandError(f'--timeout {args.timeout}: must be > 0 seconds')
+    from smolrgpt_ros.bags import BagError, check_bag
     from smolrgpt_ros.node_process import NodeProcess
     from smolrgpt_ros.replay import replay, write_outputs
 
     node = None
     try:
+        check_bag(args.bag)  # before a node is started for it
         if args.start_node:
             node = NodeProcess(checkpoint=args.checkpoint, backend=args.backend)
             node.start()

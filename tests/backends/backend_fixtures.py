@@ -15,7 +15,7 @@ from smolrgpt_core.inference.types import Prompt
 def export_dir(tmp_path_factory: pytest.TempPathFactory, checkpoint: Path, dtype: str) -> Path:
     pytest.importorskip('onnxruntime')
     pytest.importorskip('onnxscript')
-    from smolrgpt_core.cli import main
+    from smolrgpt_cli.main import main
 
     out = tmp_path_factory.mktemp(f'onnx_{dtype}')
     assert (

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from smolrgpt_core.cli import main
+from smolrgpt_cli.main import main
 from smolrgpt_core.export.manifest import ManifestError, read_manifest
 from smolrgpt_core.export.tensorrt_build import (
     DECODE,

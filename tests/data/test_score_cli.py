@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from smolrgpt_core.cli import main
+from smolrgpt_cli.main import main
 
 
 def test_perfect_predictions_score_100(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from training.metrics.warehouse import (
+from smolrgpt_core.warehouse_metric import (
     IdSetMismatch,
     count_correct,
     distance_correct,
@@ -106,3 +106,19 @@ def test_numeric_stats() -> None:
     stats = score_warehouse(gt, pred).to_dict()['per_category']['distance']['numeric']
     assert stats['abs_rel'] == pytest.approx(0.125)
     assert stats['rmse'] == pytest.approx((0.5) ** 0.5)
+
+
+def test_one_category_list_and_an_alphabetical_report() -> None:
+    from smolrgpt_core.normalize import CATEGORIES
+    from smolrgpt_core.warehouse_metric import CORRECT
+
+    assert set(CORRECT) == set(CATEGORIES)
+    answers = {'left_right': 'left', 'count': '2', 'distance': '1.5', 'mcq': '1'}
+    gt = [
+        {'id': str(i), 'category': c, 'normalized_answer': answers[c]}
+        for i, c in enumerate(CATEGORIES)
+    ]
+    pred = [{'id': r['id'], 'normalized_answer': r['normalized_answer']} for r in gt]
+    report = score_warehouse(gt, pred).to_dict()
+    assert list(report['per_category']) == sorted(CATEGORIES)
+    assert report['final_score'] == 100.0

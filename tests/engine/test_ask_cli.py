@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from smolrgpt_core.cli import main
+from smolrgpt_cli.main import main
 from smolrgpt_core.masks import rle_encode
 
 H, W = 30, 40

@@ -148,7 +148,7 @@ def test_declared_on_a_real_node_with_overrides() -> None:
 def test_node_command_validates_before_starting(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from smolrgpt_core.cli import main
+    from smolrgpt_cli.main import main
 
     bad = tmp_path / 'bad.yaml'
     bad.write_text(yaml.safe_dump({'/**': {'ros__parameters': {'model': {'backend': 'x'}}}}))

@@ -15,7 +15,7 @@ def test_demo_command_end_to_end(
     tiny_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """`make demo`'s command on a tiny model (the embedded one is tested elsewhere)."""
-    from smolrgpt_core.cli import main
+    from smolrgpt_cli.main import main
 
     code = main(
         [

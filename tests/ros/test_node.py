@@ -36,7 +36,7 @@ def node_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[subproces
             [
                 sys.executable,
                 '-m',
-                'smolrgpt_core.cli',
+                'smolrgpt_cli',
                 'node',
                 '--params',
                 str(PARAMS),
@@ -167,7 +167,7 @@ def test_7_query_command_prints_like_ros2_service_call(peer: Peer) -> None:
         [
             sys.executable,
             '-m',
-            'smolrgpt_core.cli',
+            'smolrgpt_cli',
             'query',
             'Is <region4> left of <region9>?',
             '--stamp',
@@ -182,7 +182,7 @@ def test_7_query_command_prints_like_ros2_service_call(peer: Peer) -> None:
     assert 'requester: making request: smolrgpt_ros.srv.SpatialQuery_Request(' in proc.stdout
     assert 'response:\nsmolrgpt_ros.srv.SpatialQuery_Response(success=True' in proc.stdout
     bad = subprocess.run(
-        [sys.executable, '-m', 'smolrgpt_core.cli', 'query', 'Is <region5> left?'],
+        [sys.executable, '-m', 'smolrgpt_cli', 'query', 'Is <region5> left?'],
         capture_output=True,
         text=True,
         timeout=120,

@@ -45,7 +45,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[subprocess.
 
     checkpoint = make_tiny_checkpoint(tmp_path_factory.mktemp('abuse_ckpt'))
     log = tmp_path_factory.mktemp('abuse_log') / 'node.log'
-    argv = [sys.executable, '-m', 'smolrgpt_core.cli', 'node', '--params', str(PARAMS)]
+    argv = [sys.executable, '-m', 'smolrgpt_cli', 'node', '--params', str(PARAMS)]
     for param in (
         f'model.checkpoint_dir:={checkpoint}',
         'generation.max_new_tokens:=4',

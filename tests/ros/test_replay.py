@@ -13,7 +13,7 @@ pytestmark = pytest.mark.ros
 
 @pytest.fixture(scope='module')
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from smolrgpt_core.cli import main
+    from smolrgpt_cli.main import main
 
     out = tmp_path_factory.mktemp('synth') / 'data'
     # 10 scenes -> 1 val scene; enough for 8 questions over one frame
@@ -56,11 +56,11 @@ def node(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: Path) -> Ite
 def test_replay_matches_the_engine(
     dataset: Path, node: object, tiny_checkpoint: Path, tmp_path: Path
 ) -> None:
-    from smolrgpt_core.cli import main
+    from smolrgpt_cli.main import main
     from smolrgpt_core.inference.engine import Frame, SpatialQueryEngine
     from smolrgpt_core.settings import InferenceSettings
-    from smolrgpt_ros.dataset_bag import frames_from_dataset
     from smolrgpt_ros.replay import replay, write_outputs
+    from training.dataset_bag import frames_from_dataset
 
     bag = tmp_path / 'bag'
     assert (
@@ -109,7 +109,7 @@ def test_replay_matches_the_engine(
 def test_replay_eval_command_reports(
     dataset: Path, node: object, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from smolrgpt_core.cli import main
+    from smolrgpt_cli.main import main
 
     bag = tmp_path / 'bag'
     assert (

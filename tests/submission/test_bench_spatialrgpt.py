@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from smolrgpt_core.cli import main
+from smolrgpt_cli.main import main
 
 
 def _bench(root: Path, ckpt: Path, out: Path, *extra: str) -> int:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from smolrgpt_core.cli import main
+from smolrgpt_cli.main import main
 from training.classifier import CategoryClassifier, evaluate, load_labelled, train
 
 pytest.importorskip('sklearn')

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from training.metrics.warehouse import score_warehouse
+from smolrgpt_core.warehouse_metric import score_warehouse
 from training.submission.normalize import (
     FALLBACK_ANSWERS,
     Question,
@@ -160,7 +160,7 @@ def test_raw_csv_round_trip_and_repair(tmp_path: Path) -> None:
 
 
 def test_normalize_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    from smolrgpt_core.cli import main
+    from smolrgpt_cli.main import main
 
     questions = tmp_path / 'test.json'
     questions.write_text(json.dumps([{'id': '1', 'conversations': [{'value': 'q <mask>'}]}]))

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from smolrgpt_core.cli import main
+from smolrgpt_cli.main import main
 from training.submission.normalize import Question, build_submission
 
 pytest.importorskip('ollama')

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from smolrgpt_core.cli import main
-from training.metrics.warehouse import score_warehouse
+from smolrgpt_cli.main import main
+from smolrgpt_core.warehouse_metric import score_warehouse
 from training.submission.raw_csv import RAW_COLUMNS
 
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 from training_helpers import tiny_config
 
-from smolrgpt_core.cli import main as smolrgpt
+from smolrgpt_cli.main import main as smolrgpt
 from smolrgpt_core.modeling.smolrgpt import SmolRGPT
 from smolrgpt_core.weights import CONFIG_NAME, WEIGHTS_NAME
 from training.checkpoint import (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from smolrgpt_core.cli import main as smolrgpt
+from smolrgpt_cli.main import main as smolrgpt
 from smolrgpt_core.modeling.smolrgpt import SmolRGPT
 from training.train import main as train_main
 

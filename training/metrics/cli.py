@@ -53,7 +53,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from smolrgpt_core.cli import CommandError
+    from smolrgpt_cli.errors import CommandError
     from training.metrics.predictions import PredictionFileError, load_records
 
     try:
@@ -89,9 +89,9 @@ def run(args: argparse.Namespace) -> int:
 def _warehouse(
     gt: list[dict[str, Any]], pred: list[dict[str, Any]], normalize: bool
 ) -> tuple[dict[str, Any], dict[str, float], str]:
-    from smolrgpt_core.cli import CommandError
+    from smolrgpt_cli.errors import CommandError
+    from smolrgpt_core.warehouse_metric import ScoringError, score_warehouse
     from training.metrics.report import format_table
-    from training.metrics.warehouse import ScoringError, score_warehouse
 
     if normalize:
         pred = _normalize_predictions(gt, pred)
@@ -162,7 +162,7 @@ def _question_of(record: dict[str, Any]) -> str | None:
 def spatialrgpt_report(
     gt: list[dict[str, Any]], pred: list[dict[str, Any]]
 ) -> tuple[dict[str, Any], dict[str, float], str]:
-    from smolrgpt_core.cli import CommandError
+    from smolrgpt_cli.errors import CommandError
     from training.data.spatialrgpt_bench import BenchFormatError, bench_items
     from training.metrics.predictions import text_of
     from training.metrics.report import format_table

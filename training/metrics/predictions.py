@@ -23,7 +23,9 @@ def load_records(path: str | Path) -> list[dict[str, Any]]:
     """A JSON list of objects or a CSV with a header -> list of dicts (each with an 'id')."""
     path = Path(path)
     if not path.is_file():
-        raise PredictionFileError(f'{path}: no such file')
+        raise PredictionFileError(
+            f'{path}: ' + ('not a file' if path.exists() else 'no such file')
+        )
     if path.suffix.lower() == '.json':
         records = _load_json(path)
     elif path.suffix.lower() in ('.csv', '.tsv', '.txt'):
@@ -37,9 +39,18 @@ def load_records(path: str | Path) -> list[dict[str, Any]]:
     return records
 
 
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding='utf-8')
+    except UnicodeDecodeError as exc:
+        raise PredictionFileError(
+            f'{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at {exc.start})'
+        ) from exc
+
+
 def _load_json(path: Path) -> list[dict[str, Any]]:
     try:
-        data = json.loads(path.read_text(encoding='utf-8'))
+        data = json.loads(_read_text(path))
     except json.JSONDecodeError as exc:
         raise PredictionFileError(f'{path}: invalid JSON ({exc})') from exc
     if isinstance(data, dict):
@@ -51,12 +62,15 @@ def _load_json(path: Path) -> list[dict[str, Any]]:
 
 
 def _load_csv(path: Path) -> list[dict[str, Any]]:
-    text = path.read_text(encoding='utf-8')
+    text = _read_text(path)
     if not text.strip():
         raise PredictionFileError(f'{path}: empty file')
     header = text.splitlines()[0]
     delimiter = max((';', ',', '\t'), key=header.count)
-    rows = list(csv.DictReader(text.splitlines(), delimiter=delimiter))
+    try:
+        rows = list(csv.DictReader(text.splitlines(), delimiter=delimiter))
+    except csv.Error as exc:
+        raise PredictionFileError(f'{path}: not a readable CSV ({exc})') from exc
     if not rows or 'id' not in rows[0]:
         raise PredictionFileError(f'{path}: the CSV needs a header row with an "id" column')
     return [dict(row) for row in rows]

@@ -48,7 +48,7 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_engine(args: argparse.Namespace, depth_pipeline: str | None = None) -> object:
-    from smolrgpt_core.cli import CommandError
+    from smolrgpt_cli.errors import CommandError
     from smolrgpt_core.inference.engine import EngineError, SpatialQueryEngine
     from smolrgpt_core.paths import embedded_model_dir
 
@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from smolrgpt_core.cli import CommandError
+    from smolrgpt_cli.errors import CommandError
     from training.data.image_groups import group_by_image
     from training.data.warehouse_json import WarehouseJsonReader
     from training.submission.answering import answer_to_csv
@@ -158,7 +158,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _normalize(args: argparse.Namespace) -> int:
-    from smolrgpt_core.cli import CommandError
+    from smolrgpt_cli.errors import CommandError
     from training.submission.normalize import build_submission, load_questions, report_lines
     from training.submission.raw_csv import RawCsvError, read_rows
 

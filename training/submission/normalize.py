@@ -103,6 +103,8 @@ def load_questions(path: str | Path) -> list[Question]:
     path = Path(path)
     try:
         records = json.loads(path.read_text(encoding='utf-8'))
+    except UnicodeDecodeError as exc:
+        raise ValueError(f'{path}: cannot read the questions (not UTF-8 text)') from exc
     except (OSError, json.JSONDecodeError) as exc:
         raise ValueError(f'{path}: cannot read the questions ({exc})') from exc
     if not isinstance(records, list):

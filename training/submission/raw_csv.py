@@ -40,6 +40,16 @@ def _encode(rows: Iterable[Sequence[str]]) -> str:
     return buffer.getvalue()
 
 
+def _parse(path: Path, data: bytes) -> list[list[str]]:
+    """Rows of a ';'-separated UTF-8 file, or a RawCsvError naming what is wrong."""
+    try:
+        return list(csv.reader(io.StringIO(data.decode('utf-8')), delimiter=DELIMITER))
+    except UnicodeDecodeError as exc:
+        raise RawCsvError(f'{path}: not UTF-8 text (byte {exc.start})') from exc
+    except csv.Error as exc:
+        raise RawCsvError(f'{path}: not a readable {DELIMITER!r}-separated file ({exc})') from exc
+
+
 def open_for_resume(path: str | Path, columns: Sequence[str] = RAW_COLUMNS) -> set[str]:
     """Prepare ``path`` for appending and return the ids it already holds.
 
@@ -63,7 +73,7 @@ def open_for_resume(path: str | Path, columns: Sequence[str] = RAW_COLUMNS) -> s
     if not data:
         path.write_text(_encode([columns]), encoding='utf-8')
         return set()
-    rows = list(csv.reader(io.StringIO(data.decode('utf-8')), delimiter=DELIMITER))
+    rows = _parse(path, data)
     if tuple(rows[0]) != tuple(columns):
         raise RawCsvError(
             f'{path}: header {DELIMITER.join(rows[0])!r} is not '
@@ -93,11 +103,11 @@ def read_rows(path: str | Path) -> list[dict[str, str]]:
     """The rows of an answer file as dicts keyed by the header (complete lines only)."""
     path = Path(path)
     if not path.is_file():
-        raise RawCsvError(f'{path}: no such file')
-    text = path.read_text(encoding='utf-8')
-    if text and not text.endswith('\n'):
-        text = text[: text.rfind('\n') + 1]  # an interrupted run's partial line
-    rows = list(csv.reader(io.StringIO(text), delimiter=DELIMITER))
+        raise RawCsvError(f'{path}: ' + ('not a file' if path.exists() else 'no such file'))
+    data = path.read_bytes()
+    if data and not data.endswith(b'\n'):
+        data = data[: data.rfind(b'\n') + 1]  # an interrupted run's partial line
+    rows = _parse(path, data)
     if not rows or 'id' not in rows[0]:
         raise RawCsvError(f'{path}: expected a {DELIMITER!r}-separated file with an "id" column')
     header = rows[0]

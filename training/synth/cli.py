@@ -53,7 +53,7 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from smolrgpt_core.cli import CommandError
+    from smolrgpt_cli.errors import CommandError
     from training.synth.generate import generate
 
     try:

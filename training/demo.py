@@ -2,14 +2,22 @@
 
 synthetic warehouse scenes -> rosbag2 -> the spatial-query node (embedded model) over DDS ->
 answers -> official score, printed as a table.
+
+In training because it makes its data with ``training.synth``; the ROS side (bag, node,
+replay) is imported inside ``run`` (which needs rclpy).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+from pathlib import Path
+import shutil
 
 HELP = 'end-to-end demo: synthetic scenes -> bag -> node (embedded model) -> scored answers'
+MIN_SCENES = 3  # the synthetic splits get one val scene from 3 scenes on
+# what a demo run writes into --out (anything else there is not ours to delete)
+_DEMO_OUTPUTS = {'synthetic', 'demo.bag', 'node.log', 'replay'}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,17 +43,36 @@ def _short(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + '…'
 
 
-def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-    import shutil
+def _fresh_output_dir(out: Path) -> None:
+    """Re-create ``out``, refusing to delete a folder that is not an earlier demo's output."""
+    from smolrgpt_cli.errors import CommandError
 
-    from smolrgpt_core.cli import CommandError
-    from smolrgpt_core.cli import main as smolrgpt
+    if out.exists():
+        if not out.is_dir():
+            raise CommandError(f'--out {out}: exists and is not a directory')
+        if not {p.name for p in out.iterdir()} <= _DEMO_OUTPUTS:
+            raise CommandError(
+                f'--out {out}: not an earlier demo output (it holds other files); the demo '
+                're-creates its folder, so name a new or an old demo folder'
+            )
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    from smolrgpt_cli.errors import CommandError
 
     if importlib.util.find_spec('rclpy') is None:
         raise CommandError('rclpy is not installed: run `make setup` or source a ROS 2 install')
     from smolrgpt_core.paths import embedded_model_dir
+    from smolrgpt_ros.bags import BagError, write_bag
+    from smolrgpt_ros.commands.replay_eval import parse_rate
+    from training.dataset_bag import frames_from_dataset
+    from training.synth.generate import generate
 
+    if args.scenes < MIN_SCENES:
+        raise CommandError(f'--scenes must be at least {MIN_SCENES} (one val scene)')
+    rate = parse_rate(args.rate)
     checkpoint = args.checkpoint
     if not checkpoint:
         try:
@@ -53,36 +80,15 @@ def run(args: argparse.Namespace) -> int:
         except FileNotFoundError as exc:
             raise CommandError(str(exc)) from exc
     out = Path(args.out)
-    if out.exists():
-        shutil.rmtree(out)
+    _fresh_output_dir(out)
     data, bag = out / 'synthetic', out / 'demo.bag'
     print(f'[1/4] generating {args.scenes} synthetic warehouse scenes (seed {args.seed})')
-    if (
-        smolrgpt(
-            [
-                'synth',
-                '--out',
-                str(data),
-                '--scenes',
-                str(args.scenes),
-                '--seed',
-                str(args.seed),
-                '--format',
-                'nvidia',
-                '--no-progress',
-            ]
-        )
-        != 0
-    ):
-        return 1
+    generate(data, args.scenes, args.seed, 640, 360, {'nvidia'}, progress=False)
     print('[2/4] writing the val split into a rosbag2')
-    if (
-        smolrgpt(
-            ['bag', 'from-dataset', '--data-root', str(data), '--split', 'val', '--out', str(bag)]
-        )
-        != 0
-    ):
-        return 1
+    try:
+        write_bag(bag, frames_from_dataset(data, 'val'))
+    except (BagError, ValueError) as exc:
+        raise CommandError(str(exc)) from exc
     print(f'[3/4] starting spatial_query_node with {checkpoint}')
     from smolrgpt_ros.node_process import NodeProcess
     from smolrgpt_ros.replay import replay, write_outputs
@@ -91,9 +97,7 @@ def run(args: argparse.Namespace) -> int:
     node.start()
     try:
         print('[4/4] replaying the bag over DDS and asking every question')
-        from smolrgpt_ros.commands.replay_eval import parse_rate
-
-        result = replay(bag, rate=parse_rate(args.rate), timeout_s=120)
+        result = replay(bag, rate=rate, timeout_s=120)
     except RuntimeError as exc:
         raise CommandError(f'{exc}; node log: {out / "node.log"}') from exc
     finally:
@@ -102,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     print()
     print(f'{"question":<58} {"answer":<40} {"pred":>6} {"truth":>6}  ok')
     print('-' * 118)
-    from training.metrics.warehouse import CORRECT, UnparsablePrediction
+    from smolrgpt_core.warehouse_metric import CORRECT, UnparsablePrediction
 
     for row in result.answers:
         truth, pred = str(row['gt_normalized']), row['normalized_answer']

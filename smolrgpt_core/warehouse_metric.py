@@ -12,6 +12,9 @@ Rules (spatial-benchmarks §4.2, smolrgpt-reference §6.4):
 
 One deliberate difference: the official script crashes on a non-numeric count or distance
 prediction; here it is a miss and its id is listed in the report.
+
+It lives in the core (pure Python, no torch) because the robot scores replays with it too
+(``smolrgpt replay-eval``); training and the benchmarks import it from here.
 """
 
 from __future__ import annotations
@@ -23,9 +26,10 @@ import math
 import re
 from typing import Any
 
+from smolrgpt_core.normalize import CATEGORIES
+
 log = logging.getLogger(__name__)
 
-CATEGORIES = ('count', 'distance', 'left_right', 'mcq')
 QUANTITATIVE = ('count', 'distance')
 QUALITATIVE = ('left_right', 'mcq')
 
@@ -217,13 +221,14 @@ def score_warehouse(gt: list[Mapping[str, Any]], pred: list[Mapping[str, Any]]) 
                     f'ground-truth record {record.get("id", "?")} has no {key!r} '
                     '(test.json carries no answers; score against val.json)'
                 )
-        if record['category'] not in CORRECT:
+        if not isinstance(record['category'], str) or record['category'] not in CORRECT:
             raise ScoringError(
                 f'ground-truth record {record["id"]} has unknown category {record["category"]!r}'
             )
     check_id_sets((str(r['id']) for r in gt), answers)
 
-    categories = {name: CategoryScore(name) for name in CATEGORIES}
+    # the report lists the categories alphabetically (count, distance, left_right, mcq)
+    categories = {name: CategoryScore(name) for name in sorted(CATEGORIES)}
     for record in gt:
         record_id, name = str(record['id']), record['category']
         score = categories[name]
