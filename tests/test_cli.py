@@ -169,4 +169,4 @@ def test_node_with_bad_parameter_exits_with_the_reason() -> None:
         timeout=120,
     )
     assert proc.returncode == 1
-    assert "parameter model.backend: 'openvino' is not one of" in proc.stderr + proc.stdout
+    assert "parameter model.backend: unknown backend 'openvino'" in proc.stderr + proc.stdout

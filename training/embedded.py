@@ -219,8 +219,8 @@ def official_scores(work: Path) -> None:
     """The written prediction files scored again with the official metric (what `smolrgpt
     score warehouse --gt heldout_gt.json --pred heldout_NAME_pred.json` reports), for the
     record; each report goes next to its predictions as ``*.score.json``."""
-    from training.metrics.report import format_table, write_json
     from smolrgpt_core.warehouse_metric import score_warehouse
+    from training.metrics.report import format_table, write_json
 
     gt = json.loads((work / 'heldout_gt.json').read_text('utf-8'))
     for name in ('model', 'baseline'):

@@ -14,6 +14,7 @@ import torch
 
 from smolrgpt_core.inference.backends import BackendError, load_backend
 from smolrgpt_core.inference.engine import EngineError, Frame, Query, SpatialQueryEngine
+from smolrgpt_core.settings import InferenceSettings
 
 pytest.importorskip('onnxruntime')
 
@@ -137,12 +138,14 @@ def test_engine_runs_on_onnxruntime(onnx_fp32: Path, tiny_checkpoint: Path) -> N
     ]
     answers = {}
     for backend in ('torch', 'onnxruntime'):
-        engine = SpatialQueryEngine.from_checkpoint(
-            tiny_checkpoint,
-            backend=backend,
-            max_new_tokens=10,
-            engine_dir=onnx_fp32 if backend == 'onnxruntime' else None,
+        settings = InferenceSettings.from_flat(
+            {
+                'model.backend': backend,
+                'model.engine_dir': str(onnx_fp32) if backend == 'onnxruntime' else '',
+                'generation.max_new_tokens': 10,
+            }
         )
+        engine = SpatialQueryEngine.from_checkpoint(tiny_checkpoint, settings)
         answers[backend] = [a.text for a in engine.ask_many(frame, queries)]
     assert answers['onnxruntime'] == answers['torch']
 
@@ -150,7 +153,10 @@ def test_engine_runs_on_onnxruntime(onnx_fp32: Path, tiny_checkpoint: Path) -> N
 def test_load_errors_are_one_line(onnx_fp32: Path, tiny_checkpoint: Path, tmp_path: Path) -> None:
     with pytest.raises(EngineError, match=r'holds no manifest\.json') as info:
         SpatialQueryEngine.from_checkpoint(
-            tiny_checkpoint, backend='onnxruntime', engine_dir=tmp_path
+            tiny_checkpoint,
+            InferenceSettings.from_flat(
+                {'model.backend': 'onnxruntime', 'model.engine_dir': str(tmp_path)}
+            ),
         )
     assert '\n' not in str(info.value)
     with pytest.raises(BackendError, match='are float32, not float16'):

@@ -46,7 +46,7 @@ def test_int8_decoder_on_cpu(tiny_checkpoint: Path) -> None:
     # the tiny model's wide random weights give near-tied logits: a loose floor, the real
     # numbers (full size, embedded model) are in the benchmark report
     assert stats['teacher_forced'] >= 0.7
-    with pytest.raises(BackendError, match='CPU only'):
+    with pytest.raises(BackendError, match='cpu only'):
         load_backend('torch', tiny_checkpoint, dtype='int8', device='cuda')
 
 
