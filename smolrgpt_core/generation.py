@@ -22,7 +22,8 @@ from typing import Protocol
 
 import torch
 
-from smolrgpt_core.modeling.decoder import Decoder, KVCache, attention_bias, linear
+from smolrgpt_core.modeling.decoder import Decoder, attention_bias, linear
+from smolrgpt_core.modeling.kv_cache import EagerCache
 from smolrgpt_core.sampling import SamplingParams, select_next
 
 logger = logging.getLogger(__name__)
@@ -71,25 +72,22 @@ class DecodeSteps(Protocol):
 
 
 class EagerSteps:
-    """``DecodeSteps`` over the torch ``Decoder`` with a cache allocated per answer."""
+    """``DecodeSteps`` over the torch ``Decoder`` with an ``EagerCache`` allocated per answer."""
 
     def __init__(self, decoder: Decoder) -> None:
         weight = decoder.token_embedding.weight
         self.decoder = decoder
         self.dtype, self.device, self.width = weight.dtype, weight.device, weight.shape[1]
-        self.cache: KVCache | None = None
+        self.cache: EagerCache | None = None
 
     def begin(self, rows: int, total: int) -> None:
-        attn = self.decoder.blocks[0].attn
-        shape = (len(self.decoder.blocks), rows, attn.n_kv_heads, total, attn.head_dim)
-        self.cache = KVCache(
-            torch.empty(shape, dtype=self.dtype, device=self.device),
-            torch.empty(shape, dtype=self.dtype, device=self.device),
+        self.cache = EagerCache.empty(
+            self.decoder.cache_shape(rows, total), self.dtype, self.device
         )
 
     def prefix(self, x: torch.Tensor, positions: torch.Tensor, bias: torch.Tensor) -> None:
         cache, P = self.cache, x.shape[1]
-        self.decoder(x, positions, bias, KVCache(cache.k[:, :1], cache.v[:, :1]), start=0)
+        self.decoder(x, positions, bias, cache.rows(1).at(0))
         cache.k[:, 1:, :, :P] = cache.k[:, :1, :, :P]
         cache.v[:, 1:, :, :P] = cache.v[:, :1, :, :P]
 
@@ -97,7 +95,7 @@ class EagerSteps:
         self, x: torch.Tensor, positions: torch.Tensor, keys: torch.Tensor, start: int
     ) -> torch.Tensor:
         bias = attention_bias(keys, start, x.shape[1], self.dtype)
-        hidden = self.decoder(x, positions, bias, self.cache, start=start)  # [B, S, D]
+        hidden = self.decoder(x, positions, bias, self.cache.at(start))  # [B, S, D]
         return linear(self.decoder.head, hidden[:, -1])  # [B, V]
 
     def token(
@@ -106,7 +104,7 @@ class EagerSteps:
         # with no padded key left, a single query needs no mask at all
         bias = None if bool(keys.all()) else attention_bias(keys, slot, 1, self.dtype)
         x = self.decoder.token_embedding(token)[:, None]  # [B, 1, D]
-        hidden = self.decoder(x, positions, bias, self.cache, start=slot)  # [B, 1, D]
+        hidden = self.decoder(x, positions, bias, self.cache.at(slot))  # [B, 1, D]
         return linear(self.decoder.head, hidden[:, -1])  # [B, V]
 
 

@@ -13,22 +13,21 @@ only restate the control flow in a form the exporters trace into one static grap
 * ``DecoderGraph``: input embeddings [B, T, D] + position ids [B, T] + additive attention
   bias [B, 1, T, P + T] + past keys/values [L, B, Hkv, P, Dh] -> last-position logits [B, V]
   (float32) + present keys/values [L, B, Hkv, P + T, Dh] (past and new, concatenated). One
-  graph serves the prefill (P = 0 or the shared prefix) and every decode step (T = 1).
-
-The attention is written out (GQA head expansion, matmuls, float32 softmax) instead of
-``scaled_dot_product_attention``: the exported op set stays within what ONNX Runtime and
-TensorRT both parse, and the softmax statistics stay in float32 in an fp16 graph.
+  graph serves the prefill (P = 0 or the shared prefix) and every decode step (T = 1). It is
+  the model's own ``Decoder.forward`` on an ``ExportCache``, which also selects the
+  written-out attention (``decoder.explicit_attention``: GQA head expansion, matmuls, float32
+  softmax) instead of ``scaled_dot_product_attention``: the exported op set stays within what
+  ONNX Runtime and TensorRT both parse, and the softmax statistics stay in float32 in an fp16
+  graph.
 """
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
-import torch.nn.functional as F
 
-from smolrgpt_core.modeling.decoder import Attention, Decoder, DecoderBlock, apply_rotary
+from smolrgpt_core.modeling.decoder import Decoder, linear
+from smolrgpt_core.modeling.kv_cache import ExportCache
 from smolrgpt_core.modeling.region import POOL_EPS
 from smolrgpt_core.modeling.smolrgpt import SmolRGPT
 
@@ -72,51 +71,6 @@ class VisionGraph(nn.Module):
         )
 
 
-def _attention(
-    attn: Attention,
-    x: torch.Tensor,
-    cos: torch.Tensor,
-    sin: torch.Tensor,
-    bias: torch.Tensor,
-    past_k: torch.Tensor,
-    past_v: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One layer's attention over past + new keys; returns output, present k, present v."""
-    B, T, D = x.shape
-    H, Hkv, Dh = attn.n_heads, attn.n_kv_heads, attn.head_dim
-    q = F.linear(x, attn.q_proj.weight).view(B, T, H, Dh).transpose(1, 2)  # [B, H, T, Dh]
-    k = F.linear(x, attn.k_proj.weight).view(B, T, Hkv, Dh).transpose(1, 2)  # [B, Hkv, T, Dh]
-    v = F.linear(x, attn.v_proj.weight).view(B, T, Hkv, Dh).transpose(1, 2)  # [B, Hkv, T, Dh]
-    q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
-    k = torch.cat((past_k, k), dim=2)  # [B, Hkv, S, Dh], S = P + T
-    v = torch.cat((past_v, v), dim=2)  # [B, Hkv, S, Dh]
-    # GQA: query head i reads kv head i // (H / Hkv), as repeat_interleave gives
-    group = H // Hkv
-    k_all = k[:, :, None].expand(B, Hkv, group, k.shape[2], Dh).reshape(B, H, -1, Dh)
-    v_all = v[:, :, None].expand(B, Hkv, group, v.shape[2], Dh).reshape(B, H, -1, Dh)
-    scores = (q @ k_all.transpose(-1, -2)).float() * (1.0 / math.sqrt(Dh))  # [B, H, T, S]
-    probs = (scores + bias.float()).softmax(-1).to(x.dtype)  # [B, H, T, S]
-    y = (probs @ v_all).transpose(1, 2).reshape(B, T, D)  # [B, H, T, Dh] -> [B, T, D]
-    return F.linear(y, attn.out_proj.weight), k, v
-
-
-def _block(
-    block: DecoderBlock,
-    x: torch.Tensor,
-    cos: torch.Tensor,
-    sin: torch.Tensor,
-    bias: torch.Tensor,
-    past_k: torch.Tensor,
-    past_v: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    h, k, v = _attention(block.attn, block.norm1(x), cos, sin, bias, past_k, past_v)
-    x = x + h
-    mlp = block.mlp
-    z = block.norm2(x)
-    gated = F.silu(F.linear(z, mlp.gate_proj.weight)) * F.linear(z, mlp.up_proj.weight)
-    return x + F.linear(gated, mlp.down_proj.weight), k, v
-
-
 class DecoderGraph(nn.Module):
     """One decoder call with explicit past/present keys and values (post-RoPE)."""
 
@@ -132,13 +86,10 @@ class DecoderGraph(nn.Module):
         past_key: torch.Tensor,
         past_value: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        cos, sin = self.decoder.rotary_embd(position_ids)  # [B, T, Dh] each
-        x = inputs_embeds
-        keys, values = [], []
-        for i, block in enumerate(self.decoder.blocks):
-            x, k, v = _block(block, x, cos, sin, attention_bias, past_key[i], past_value[i])
-            keys.append(k)
-            values.append(v)
-        hidden = self.decoder.norm(x[:, -1])  # [B, D], the last position only
-        logits = F.linear(hidden, self.decoder.head.weight).float()  # [B, V]
-        return logits, torch.stack(keys), torch.stack(values)  # [L, B, Hkv, S, Dh]
+        cache = ExportCache(past_key, past_value)
+        hidden = self.decoder(
+            inputs_embeds, position_ids, attention_bias, cache, last_only=True
+        )  # [B, D]
+        logits = linear(self.decoder.head, hidden).float()  # [B, V]
+        present_key, present_value = cache.present()  # [L, B, Hkv, P + T, Dh] each
+        return logits, present_key, present_value

@@ -3,8 +3,11 @@
 * ``vision.py``: SigLIP-style ViT shared by the RGB and depth images.
 * ``projector.py``: pixel shuffle + bias-free linear into the LM width (``MP``, ``MP_depth``).
 * ``region.py``: feature refiner (8x transposed-conv upsampling) and mask pooling.
-* ``decoder.py``: Llama-style decoder (RMSNorm, RoPE, GQA attention, SwiGLU, tied head) and
-  its preallocated KV cache.
+* ``decoder.py``: Llama-style decoder (RMSNorm, RoPE, GQA attention, SwiGLU, tied head), one
+  block for the eager, static (CUDA-graph) and exported paths.
+* ``kv_cache.py``: the cache objects that block writes its keys/values to (``EagerCache``,
+  ``StaticCache``, ``ExportCache``).
+* ``splice.py``: image and region vectors into the prompt's placeholder rows (every backend).
 * ``smolrgpt.py``: the VLM that composes them: training forward, ``encode_frame`` and
   ``answer``.
 

@@ -2,33 +2,39 @@
 
 The decoder takes embeddings (the VLM splices image and region vectors into them first) and
 returns final-normed hidden states; ``head`` (tied to ``token_embedding``) is applied by the
-caller, only where logits are needed. Attention always goes through
-``F.scaled_dot_product_attention``; incremental decoding writes into a preallocated
-``KVCache`` instead of growing tensors.
+caller, only where logits are needed. One block serves every way of running the model: its
+attention hands the new keys/values to a cache object (``kv_cache.py``: eager, static for CUDA
+graphs, or the exported graph's past/present form) and attends over what the cache returns,
+through ``F.scaled_dot_product_attention`` or, for exporters, the written-out
+``explicit_attention``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
 
 import torch
 from torch import nn
 import torch.nn.functional as F
 
 from smolrgpt_core.config import SmolRGPTConfig
+from smolrgpt_core.modeling.kv_cache import KVCache
 
 # A decode step multiplies a handful of rows by large weights. On CPU, MKL's sgemm for such a
 # skinny ``x @ W.T`` packs the whole weight first (twice the memory traffic), and its
 # one-row gemv runs on a single thread; the transposed product ``(W @ x.T).T`` streams W
 # once on all threads (2-4x faster at 1-8 rows, measured on 2 threads). Same math in fp32;
-# only the summation order of the kernel differs.
+# only the summation order of the kernel differs. Tracers (export, torch.compile) get the
+# plain layer: a branch on a dynamic row count would pin the traced shapes.
 SKINNY_ROWS = 8
 
 
 def linear(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
     """``layer(x)`` for a bias-free linear, with the skinny-product path on CPU."""
+    if x.device.type != 'cpu' or layer.bias is not None or torch.compiler.is_compiling():
+        return layer(x)
     rows = x.numel() // x.shape[-1]
-    if x.device.type != 'cpu' or rows > SKINNY_ROWS or layer.bias is not None:
+    if rows > SKINNY_ROWS:
         return layer(x)
     flat = x.reshape(rows, x.shape[-1])  # [..., Din] -> [R, Din]
     if rows == 1:
@@ -87,33 +93,6 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
     return (x32 * cos + rotate_half(x32) * sin).to(x.dtype)
 
 
-@dataclass
-class KVCache:
-    """Preallocated keys (post-RoPE) and values for every layer: [L, B, Hkv, S_max, Dh]."""
-
-    k: torch.Tensor
-    v: torch.Tensor
-
-    @classmethod
-    def empty(
-        cls,
-        cfg: SmolRGPTConfig,
-        batch: int,
-        max_len: int,
-        dtype: torch.dtype,
-        device: torch.device,
-    ) -> KVCache:
-        shape = (cfg.lm_n_blocks, batch, cfg.lm_n_kv_heads, max_len, cfg.lm_head_dim)
-        return cls(
-            torch.empty(shape, dtype=dtype, device=device),
-            torch.empty(shape, dtype=dtype, device=device),
-        )
-
-    @property
-    def max_len(self) -> int:
-        return self.k.shape[3]
-
-
 def attention_bias(
     key_valid: torch.Tensor, start: int, length: int, dtype: torch.dtype
 ) -> torch.Tensor:
@@ -133,9 +112,27 @@ def attention_bias(
     return bias.masked_fill(~causal, float('-inf'))
 
 
+def explicit_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor
+) -> torch.Tensor:
+    """SDPA with GQA, written out for exporters: q [B, H, T, Dh], k/v [B, Hkv, S, Dh], bias
+    [B, 1, T, S] -> [B, H, T, Dh]. Only matmuls, expand and a float32 softmax (also in an
+    fp16 graph), which ONNX Runtime and TensorRT both parse."""
+    B, H, _, Dh = q.shape  # [B, H, T, Dh]
+    Hkv, S = k.shape[1], k.shape[2]
+    # query head i reads kv head i // (H / Hkv), as repeat_interleave gives
+    group = H // Hkv
+    k = k[:, :, None].expand(B, Hkv, group, S, Dh).reshape(B, H, S, Dh)  # -> [B, H, S, Dh]
+    v = v[:, :, None].expand(B, Hkv, group, S, Dh).reshape(B, H, S, Dh)  # -> [B, H, S, Dh]
+    scores = (q @ k.transpose(-1, -2)).float() * (1.0 / math.sqrt(Dh))  # [B, H, T, S]
+    probs = (scores + bias.float()).softmax(-1).to(q.dtype)  # [B, H, T, S]
+    return probs @ v  # [B, H, T, Dh]
+
+
 class Attention(nn.Module):
-    def __init__(self, cfg: SmolRGPTConfig) -> None:
+    def __init__(self, cfg: SmolRGPTConfig, layer_idx: int = 0) -> None:
         super().__init__()
+        self.layer_idx = layer_idx  # which of the cache's layers is this one's
         self.n_heads = cfg.lm_n_heads
         self.n_kv_heads = cfg.lm_n_kv_heads
         self.head_dim = cfg.lm_head_dim
@@ -152,10 +149,9 @@ class Attention(nn.Module):
         cos: torch.Tensor,
         sin: torch.Tensor,
         bias: torch.Tensor | None,
-        cache: tuple[torch.Tensor, torch.Tensor] | None = None,
-        start: int = 0,
+        cache: KVCache | None = None,
     ) -> torch.Tensor:
-        """x [B, T, D]; with a cache, this chunk occupies slots start..start+T-1."""
+        """x [B, T, D]; bias [B, 1, T, S] over the keys the cache returns (None: causal)."""
         B, T, D = x.shape
         H, Hkv, Dh = self.n_heads, self.n_kv_heads, self.head_dim
         q = linear(self.q_proj, x).view(B, T, H, Dh).transpose(1, 2)  # -> [B, H, T, Dh]
@@ -163,20 +159,22 @@ class Attention(nn.Module):
         v = linear(self.v_proj, x).view(B, T, Hkv, Dh).transpose(1, 2)  # -> [B, Hkv, T, Dh]
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
         if cache is not None:
-            k_cache, v_cache = cache  # [B, Hkv, S_max, Dh] each
-            k_cache[:, :, start : start + T] = k
-            v_cache[:, :, start : start + T] = v
-            k, v = k_cache[:, :, : start + T], v_cache[:, :, : start + T]  # [B, Hkv, S, Dh]
-        # GQA: query head i reads kv head i // (H / Hkv), as repeat_interleave would give
-        y = F.scaled_dot_product_attention(
-            q,
-            k,
-            v,
-            attn_mask=bias,
-            is_causal=bias is None and T > 1 and cache is None,
-            dropout_p=self.dropout if self.training else 0.0,
-            enable_gqa=True,
-        )  # [B, H, T, Dh]
+            k, v = cache.update(k, v, self.layer_idx)  # [B, Hkv, S, Dh] each
+        if cache is not None and cache.explicit_attention:
+            if bias is None:
+                raise ValueError('the written-out attention needs an explicit bias')
+            y = explicit_attention(q, k, v, bias)  # [B, H, T, Dh]
+        else:
+            # GQA: query head i reads kv head i // (H / Hkv), as repeat_interleave would give
+            y = F.scaled_dot_product_attention(
+                q,
+                k,
+                v,
+                attn_mask=bias,
+                is_causal=bias is None and T > 1 and cache is None,
+                dropout_p=self.dropout if self.training else 0.0,
+                enable_gqa=True,
+            )  # [B, H, T, Dh]
         y = y.transpose(1, 2).reshape(B, T, D)  # [B, H, T, Dh] -> [B, T, D]
         return linear(self.out_proj, y)
 
@@ -194,11 +192,11 @@ class MLP(nn.Module):
 
 
 class DecoderBlock(nn.Module):
-    def __init__(self, cfg: SmolRGPTConfig) -> None:
+    def __init__(self, cfg: SmolRGPTConfig, layer_idx: int = 0) -> None:
         super().__init__()
         # creation order mirrors the official state dict (mlp, attn, norm1, norm2)
         self.mlp = MLP(cfg)
-        self.attn = Attention(cfg)
+        self.attn = Attention(cfg, layer_idx)
         self.norm1 = RMSNorm(cfg.lm_hidden_dim, cfg.lm_rms_eps)
         self.norm2 = RMSNorm(cfg.lm_hidden_dim, cfg.lm_rms_eps)
 
@@ -208,10 +206,9 @@ class DecoderBlock(nn.Module):
         cos: torch.Tensor,
         sin: torch.Tensor,
         bias: torch.Tensor | None,
-        cache: tuple[torch.Tensor, torch.Tensor] | None = None,
-        start: int = 0,
+        cache: KVCache | None = None,
     ) -> torch.Tensor:
-        x = x + self.attn(self.norm1(x), cos, sin, bias, cache, start)
+        x = x + self.attn(self.norm1(x), cos, sin, bias, cache)
         return x + self.mlp(self.norm2(x))
 
 
@@ -227,7 +224,7 @@ class Decoder(nn.Module):
             )
         self.token_embedding = nn.Embedding(cfg.lm_vocab_size, cfg.lm_hidden_dim)
         self.rotary_embd = RotaryEmbedding(cfg)
-        self.blocks = nn.ModuleList(DecoderBlock(cfg) for _ in range(cfg.lm_n_blocks))
+        self.blocks = nn.ModuleList(DecoderBlock(cfg, i) for i in range(cfg.lm_n_blocks))
         self.norm = RMSNorm(cfg.lm_hidden_dim, cfg.lm_rms_eps)
         self.head = nn.Linear(cfg.lm_hidden_dim, cfg.lm_vocab_size, bias=False)
         self.tie_weights()
@@ -235,22 +232,28 @@ class Decoder(nn.Module):
     def tie_weights(self) -> None:
         self.head.weight = self.token_embedding.weight
 
+    def cache_shape(self, rows: int, slots: int) -> tuple[int, int, int, int, int]:
+        """[L, B, Hkv, S_max, Dh] of a key (or value) cache for ``rows`` rows."""
+        attn = self.blocks[0].attn
+        return (len(self.blocks), rows, attn.n_kv_heads, slots, attn.head_dim)
+
     def forward(
         self,
         x: torch.Tensor,
         position_ids: torch.Tensor,
         bias: torch.Tensor | None,
         cache: KVCache | None = None,
-        start: int = 0,
+        last_only: bool = False,
     ) -> torch.Tensor:
-        """x [B, T, D]; position_ids [B, T]; bias [B, 1, T, S] or None (plain causal)."""
+        """x [B, T, D]; position_ids [B, T]; bias [B, 1, T, S] or None (plain causal).
+        ``last_only``: the last position's hidden state alone, [B, D] (a decode step needs no
+        more, and the final norm then runs on one row)."""
         if cache is not None and bias is None and x.shape[1] > 1:
             # is_causal aligns the diagonal at the top-left, which is wrong once earlier
             # chunks sit in the cache; the caller must state the mask (a single query with
             # no padded key needs none)
             raise ValueError('a cached multi-token chunk needs an explicit bias')
         cos, sin = self.rotary_embd(position_ids)  # [B, T, Dh] each
-        for i, block in enumerate(self.blocks):
-            layer_cache = None if cache is None else (cache.k[i], cache.v[i])
-            x = block(x, cos, sin, bias, layer_cache, start)
-        return self.norm(x)
+        for block in self.blocks:
+            x = block(x, cos, sin, bias, cache)
+        return self.norm(x[:, -1] if last_only else x)

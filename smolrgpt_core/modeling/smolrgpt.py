@@ -33,6 +33,7 @@ from smolrgpt_core.inference.types import EncodedFrame, Prompt
 from smolrgpt_core.modeling.decoder import Decoder, attention_bias
 from smolrgpt_core.modeling.projector import ModalityProjector
 from smolrgpt_core.modeling.region import FeatureRefiner, MaskPooling, pool_regions, resize_masks
+from smolrgpt_core.modeling.splice import prompt_embeddings, splice
 from smolrgpt_core.modeling.vision import VisionEncoder
 from smolrgpt_core.sampling import SamplingParams
 
@@ -151,19 +152,7 @@ class SmolRGPT(nn.Module):
             image_tokens[0], pool_regions(rgb_map, weights), pool_regions(depth_map, weights)
         )
 
-    # splicing ------------------------------------------------------------------------------
-    def _check_counts(
-        self, input_ids: torch.Tensor, token_id: int, expected: Sequence[int], what: str
-    ) -> torch.Tensor:
-        is_token = input_ids == token_id  # [B, T]
-        found = is_token.sum(-1).tolist()
-        if found != list(expected):
-            raise ValueError(
-                f'{what}: the prompts hold {found} placeholder tokens per sample '
-                f'but {list(expected)} embeddings were given'
-            )
-        return is_token
-
+    # splicing (modeling/splice.py) ------------------------------------------------------
     def embed(
         self,
         input_ids: torch.Tensor,
@@ -171,26 +160,15 @@ class SmolRGPT(nn.Module):
         rgb_regions: Sequence[torch.Tensor] | None = None,
         depth_regions: Sequence[torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        """Token embeddings with image and region vectors spliced in: [B, T] -> [B, T, D].
-
-        Out-of-place (masked_scatter fills row-major, batch then sequence), so gradients reach
-        the spliced vectors. Count mismatches are errors; nothing shifts silently.
-        """
-        cfg = self.cfg
-        B, n, _ = image_tokens.shape
+        """Token embeddings with image and region vectors spliced in: [B, T] -> [B, T, D]."""
         emb = self.decoder.token_embedding(input_ids)  # [B, T, D]
-        is_image = self._check_counts(input_ids, cfg.image_token_id, [n] * B, 'image tokens')
-        emb = emb.masked_scatter(is_image[..., None], image_tokens.to(emb.dtype))
-        n_regions = [0] * B if rgb_regions is None else [r.shape[0] for r in rgb_regions]
-        for token_id, regions, what in (
-            (cfg.mask_rgb_token_id, rgb_regions, 'rgb region tokens'),
-            (cfg.mask_depth_token_id, depth_regions, 'depth region tokens'),
-        ):
-            is_region = self._check_counts(input_ids, token_id, n_regions, what)
-            if regions is not None and sum(n_regions):
-                values = torch.cat(list(regions)).to(emb.dtype)  # [sum M_b, D], sample order
-                emb = emb.masked_scatter(is_region[..., None], values)
-        return emb
+        return splice(emb, input_ids, self.cfg, image_tokens, rgb_regions, depth_regions)
+
+    def prompt_embeddings(
+        self, frame: EncodedFrame, prompts: Sequence[Prompt]
+    ) -> list[torch.Tensor]:
+        """Each prompt's embeddings [T, D] with the frame's image and region vectors spliced."""
+        return prompt_embeddings(self.decoder.token_embedding.weight, self.cfg, frame, prompts)
 
     # training / scoring ------------------------------------------------------------------
     def forward(
@@ -277,28 +255,6 @@ class SmolRGPT(nn.Module):
             sampling=sampling,
             generator=generator,
         )
-
-    def prompt_embeddings(
-        self, frame: EncodedFrame, prompts: Sequence[Prompt]
-    ) -> list[torch.Tensor]:
-        """Each prompt's embeddings [T, D] with the frame's image and region vectors spliced."""
-        embeds = []
-        for prompt in prompts:
-            bad = [r for r in prompt.regions if not 0 <= r < frame.n_regions]
-            if bad:
-                raise ValueError(
-                    f'prompt refers to regions {bad} but the frame has {frame.n_regions} masks'
-                )
-            index = torch.tensor(prompt.regions, dtype=torch.long, device=frame.rgb_regions.device)
-            ids = torch.tensor([prompt.ids], device=frame.image_embeds.device)  # [1, T]
-            emb = self.embed(
-                ids,
-                frame.image_embeds[None],
-                [frame.rgb_regions[index]],
-                [frame.depth_regions[index]],
-            )  # [1, T, D]
-            embeds.append(emb[0])
-        return embeds
 
     @torch.inference_mode()
     def generate(

@@ -1,11 +1,12 @@
 """Host side shared by the exported-graph backends (ONNX Runtime, TensorRT).
 
 The graphs hold the networks; the host keeps what is cheap and must match the torch backend
-bit for bit: the mask resize, the token embedding lookup with image/region splicing
-(``SmolRGPT.embed``), the attention bias and position ids, and the generation loop with its
+bit for bit, and runs the torch backend's own code for it: the mask resize, the token
+embedding lookup with image/region splicing (``modeling.splice.prompt_embeddings`` on the
+exported table), the attention bias and position ids, and the generation loop with its
 shared-prefix batching and EOS stop (``smolrgpt_core.generation.decode``, driven through a
-``KVRunner`` instead of the torch ``Decoder``). Greedy answers therefore equal the
-torch backend's whenever the graphs' logits pick the same argmax.
+``KVRunner`` instead of the torch ``Decoder``). Greedy answers therefore equal the torch
+backend's whenever the graphs' logits pick the same argmax.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from smolrgpt_core.generation import decode
 from smolrgpt_core.inference.types import EncodedFrame, Prompt
 from smolrgpt_core.modeling.decoder import attention_bias
 from smolrgpt_core.modeling.region import resize_masks
+from smolrgpt_core.modeling.splice import prompt_embeddings
 from smolrgpt_core.sampling import SamplingParams
 
 logger = logging.getLogger(__name__)
@@ -118,42 +120,6 @@ def mask_grid_weights(masks: torch.Tensor | None, cfg: SmolRGPTConfig) -> torch.
     return resize_masks(torch.as_tensor(masks).cpu(), G).view(-1, G, G)  # [M, G*G] -> [M, G, G]
 
 
-def splice_prompt(
-    table: torch.Tensor, cfg: SmolRGPTConfig, frame: EncodedFrame, prompt: Prompt
-) -> torch.Tensor:
-    """Prompt ids -> embeddings [T, D] with the frame's image and region vectors in place."""
-    bad = [r for r in prompt.regions if not 0 <= r < frame.n_regions]
-    if bad:
-        raise ValueError(
-            f'prompt refers to regions {bad} but the frame has {frame.n_regions} masks'
-        )
-    ids = torch.tensor(prompt.ids, dtype=torch.long, device=table.device)  # [T]
-    emb = table[ids]  # [T, D], a copy
-    index = torch.tensor(prompt.regions, dtype=torch.long, device=table.device)
-    for token_id, values, what in (
-        (cfg.image_token_id, frame.image_embeds, 'image tokens'),
-        (
-            cfg.mask_rgb_token_id,
-            frame.rgb_regions[index.to(frame.rgb_regions.device)],
-            'rgb region tokens',
-        ),
-        (
-            cfg.mask_depth_token_id,
-            frame.depth_regions[index.to(frame.depth_regions.device)],
-            'depth region tokens',
-        ),
-    ):
-        where = ids == token_id
-        found = int(where.sum())
-        if found != values.shape[0]:
-            raise ValueError(
-                f'{what}: the prompt holds {found} placeholder tokens but '
-                f'{values.shape[0]} embeddings were given'
-            )
-        emb[where] = values.to(device=emb.device, dtype=emb.dtype)
-    return emb
-
-
 class GraphSteps:
     """``DecodeSteps`` over a ``KVRunner``: the attention bias is always an explicit input,
     and token embeddings come from the host table."""
@@ -230,7 +196,7 @@ class GraphBackend(ABC):
         sampling: SamplingParams | None = None,
         generator: torch.Generator | None = None,
     ) -> list[list[int]]:
-        embeds = [splice_prompt(self.table, self.cfg, frame, p) for p in prompts]
+        embeds = prompt_embeddings(self.table, self.cfg, frame, prompts)  # [T, D] each
         return decode(
             GraphSteps(self._runner(), self.table),
             embeds,

@@ -10,11 +10,12 @@ deprecated in favour of torchao; it still ships in torch 2.13 and is what runs h
 
 **GPU fast path** (``FastTorchBackend``; backend name ``torch-fast``). fp16/bf16 weights, a KV
 cache preallocated for the whole answer at a fixed ``max_len``, and a decode step whose
-tensors never change shape or address: the new key/value are written with ``index_copy_`` at
-a slot held in a device tensor, and attention always spans all ``max_len`` slots with the
-unfilled ones masked by ``-inf``. That step is captured once per batch size in a CUDA graph
-and replayed per token (``graph=True``); on CPU, or with ``graph=False``, the same static
-step runs eagerly. Prefill stays eager (variable length) and reuses ``Decoder.forward``.
+tensors never change shape or address: ``Decoder.forward`` on a ``StaticCache``, which writes
+the new key/value with ``index_copy_`` at a slot held in a device tensor, while attention
+always spans all ``max_len`` slots with the unfilled ones masked by ``-inf``. That step is
+captured once per batch size in a CUDA graph and replayed per token (``graph=True``); on CPU,
+or with ``graph=False``, the same static step runs eagerly. Prefill stays eager (variable
+length): the same decoder on an ``EagerCache`` over the static buffers.
 """
 
 from __future__ import annotations
@@ -26,17 +27,12 @@ import warnings
 
 import torch
 from torch import nn
-import torch.nn.functional as F
 
 from smolrgpt_core.generation import EagerSteps, decode
 from smolrgpt_core.inference.backends import DTYPES, BackendError
 from smolrgpt_core.inference.types import EncodedFrame, Prompt
-from smolrgpt_core.modeling.decoder import (
-    Decoder,
-    DecoderBlock,
-    KVCache,
-    apply_rotary,
-)
+from smolrgpt_core.modeling.decoder import Decoder, linear
+from smolrgpt_core.modeling.kv_cache import EagerCache, StaticCache
 from smolrgpt_core.modeling.smolrgpt import SmolRGPT
 from smolrgpt_core.sampling import SamplingParams
 
@@ -71,54 +67,17 @@ def load_torch_int8(checkpoint: Path, *, device: str) -> SmolRGPT:
 
 
 # --- GPU fast path ------------------------------------------------------------------------
-def _static_block(
-    block: DecoderBlock,
-    x: torch.Tensor,
-    cos: torch.Tensor,
-    sin: torch.Tensor,
-    bias: torch.Tensor,
-    k_cache: torch.Tensor,
-    v_cache: torch.Tensor,
-    slot: torch.Tensor,
-) -> torch.Tensor:
-    """One block for one new token per row; writes its key/value at ``slot`` ([1] long)."""
-    attn = block.attn
-    B, T, D = x.shape  # T == 1
-    H, Hkv, Dh = attn.n_heads, attn.n_kv_heads, attn.head_dim
-    h = block.norm1(x)
-    q = F.linear(h, attn.q_proj.weight).view(B, T, H, Dh).transpose(1, 2)  # [B, H, 1, Dh]
-    k = F.linear(h, attn.k_proj.weight).view(B, T, Hkv, Dh).transpose(1, 2)  # [B, Hkv, 1, Dh]
-    v = F.linear(h, attn.v_proj.weight).view(B, T, Hkv, Dh).transpose(1, 2)  # [B, Hkv, 1, Dh]
-    q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
-    k_cache.index_copy_(2, slot, k)  # [B, Hkv, S_max, Dh]
-    v_cache.index_copy_(2, slot, v)
-    y = F.scaled_dot_product_attention(
-        q, k_cache, v_cache, attn_mask=bias, enable_gqa=True
-    )  # [B, H, 1, Dh]
-    x = x + F.linear(y.transpose(1, 2).reshape(B, T, D), attn.out_proj.weight)
-    mlp = block.mlp
-    z = block.norm2(x)
-    gated = F.silu(F.linear(z, mlp.gate_proj.weight)) * F.linear(z, mlp.up_proj.weight)
-    return x + F.linear(gated, mlp.down_proj.weight)
-
-
 class StaticDecodeState:
     """Fixed buffers for ``rows`` rows and ``max_len`` slots, plus the (optional) CUDA graph."""
 
     def __init__(self, decoder: Decoder, rows: int, max_len: int, graph: bool) -> None:
         weight = decoder.token_embedding.weight
         dtype, device = weight.dtype, weight.device
-        attn = decoder.blocks[0].attn
         self.decoder = decoder
         self.rows, self.max_len = rows, max_len
-        shape = (len(decoder.blocks), rows, attn.n_kv_heads, max_len, attn.head_dim)
-        self.cache = KVCache(
-            torch.zeros(shape, dtype=dtype, device=device),
-            torch.zeros(shape, dtype=dtype, device=device),
-        )
+        self.cache = StaticCache.zeros(decoder.cache_shape(rows, max_len), dtype, device)
         self.x = torch.zeros(rows, 1, weight.shape[1], dtype=dtype, device=device)  # [B, 1, D]
         self.positions = torch.zeros(rows, 1, dtype=torch.long, device=device)  # [B, 1]
-        self.slot = torch.zeros(1, dtype=torch.long, device=device)  # [1]
         self.bias = torch.full(
             (rows, 1, 1, max_len), float('-inf'), dtype=dtype, device=device
         )  # [B, 1, 1, S_max]
@@ -128,14 +87,8 @@ class StaticDecodeState:
             self._capture()
 
     def _step(self) -> None:
-        cos, sin = self.decoder.rotary_embd(self.positions)  # [B, 1, Dh] each
-        x = self.x
-        for i, block in enumerate(self.decoder.blocks):
-            x = _static_block(
-                block, x, cos, sin, self.bias, self.cache.k[i], self.cache.v[i], self.slot
-            )
-        hidden = self.decoder.norm(x[:, -1])  # [B, D]
-        self.logits.copy_(F.linear(hidden, self.decoder.head.weight).float())
+        hidden = self.decoder(self.x, self.positions, self.bias, self.cache, last_only=True)
+        self.logits.copy_(linear(self.decoder.head, hidden).float())  # [B, D] -> [B, V]
 
     def _capture(self) -> None:
         # warm up on a side stream (allocator and kernels settle), then capture one step;
@@ -242,7 +195,8 @@ class StaticSteps(EagerSteps):
                 f'built with max_len={max_len}'
             )
         self.state = self.backend._state(rows)
-        self.cache = self.state.cache
+        # the prefill (EagerSteps.prefix / suffix) writes the same buffers eagerly
+        self.cache = EagerCache(self.state.cache.k, self.state.cache.v)
 
     def suffix(
         self, x: torch.Tensor, positions: torch.Tensor, keys: torch.Tensor, start: int
@@ -261,7 +215,7 @@ class StaticSteps(EagerSteps):
         state = self.state
         state.x.copy_(self.decoder.token_embedding(token)[:, None])
         state.positions.copy_(positions)
-        state.slot.fill_(slot)
+        state.cache.slot.fill_(slot)
         state.bias[..., slot] = 0
         return state.run().clone()
 
