@@ -64,24 +64,35 @@ class FeatureRefiner(nn.Module):
         return x.flatten(2).transpose(1, 2)  # [B, D, G, G] -> [B, G*G, D], row-major
 
 
+_FLOAT_CHUNK_BYTES = 64 << 20  # float copies of masks made at once, at most
+
+
 def resize_masks(masks: torch.Tensor, grid: int) -> torch.Tensor:
-    """Binary masks [M, Hi, Wi] -> pooling weights [M, G*G] on the refined grid.
+    """Binary masks [M, Hi, Wi] (bool, uint8 or float) -> pooling weights [M, G*G] on the
+    refined grid.
 
     Bilinear, ``align_corners=False`` and no antialiasing, as the reference does it: a thin
-    region can fall between the sample points and vanish.
+    region can fall between the sample points and vanish. Masks become float a few at a time,
+    so a camera-size mask stack is never copied to float whole (each channel is interpolated on
+    its own, so chunks give the same numbers as one call).
     """
     if masks.dim() != 3:
         raise ValueError(f'masks must be [M, H, W], got {list(masks.shape)}')
     if masks.shape[0] == 0:
         return masks.new_zeros(0, grid * grid, dtype=torch.float32)
-    resized = F.interpolate(
-        masks[None].float(),
-        size=(grid, grid),
-        mode='bilinear',
-        align_corners=False,
-        antialias=False,
-    )  # [1, M, G, G]
-    return resized[0].flatten(1)  # [M, G, G] -> [M, G*G]
+    per_chunk = max(1, _FLOAT_CHUNK_BYTES // (4 * masks.shape[1] * masks.shape[2]))
+    out = []
+    for start in range(0, masks.shape[0], per_chunk):
+        chunk = masks[start : start + per_chunk]
+        resized = F.interpolate(
+            chunk[None].float(),
+            size=(grid, grid),
+            mode='bilinear',
+            align_corners=False,
+            antialias=False,
+        )  # [1, m, G, G]
+        out.append(resized[0].flatten(1))  # [m, G, G] -> [m, G*G]
+    return torch.cat(out)  # [M, G*G]
 
 
 def pool_regions(features: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
