@@ -258,7 +258,9 @@ def export_model(
         opset,
     )
     batch, seq = Dim('batch', min=1, max=1024), Dim('seq', min=1, max=65536)
-    past, total = Dim('past', min=0, max=65536), Dim('total', min=1, max=65536)
+    # total = past + seq with seq >= 1: a past of 65536 could never fit, and declaring it
+    # makes the exporter's range check fail whenever its solver notices (order-dependent)
+    past, total = Dim('past', min=0, max=65535), Dim('total', min=1, max=65536)
     decoder_graph = _export(
         decoder,
         decoder_example(cfg, torch_dtype),
