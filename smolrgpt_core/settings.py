@@ -111,6 +111,33 @@ class CacheSettings:
     )
 
 
+ANSWER_MODES = ('model', 'geometry', 'hybrid')
+
+
+@dataclass(frozen=True)
+class AnswerSettings:
+    mode: str = _setting(
+        'model',
+        'model (the language model) | geometry (measured from metric depth and intrinsics; '
+        'refuses what it cannot measure) | hybrid (geometry where its preconditions hold, '
+        'else the model)',
+        '--mode',
+    )
+    cross_check: bool = _setting(
+        False,
+        'also run the other path and report its answer (geometry and hybrid)',
+        '--cross-check',
+    )
+    priors: bool = _setting(
+        False,
+        'use class-size priors (config/class_priors.yaml) in geometry; answers say so',
+        '--priors',
+    )
+    min_points: int = _setting(
+        50, 'fewest valid depth pixels a region needs to be measured', '--min-points', 1, 10**7
+    )
+
+
 _DEPTH_META = {
     'encoding': (
         'expected depth encoding: auto (as received) | ' + ' | '.join(ENCODINGS),
@@ -138,6 +165,7 @@ class InferenceSettings:
     generation: GenerationSettings = field(default_factory=GenerationSettings)
     limits: FrameLimits = field(default_factory=FrameLimits)
     cache: CacheSettings = field(default_factory=CacheSettings)
+    answer: AnswerSettings = field(default_factory=AnswerSettings)
 
     def __post_init__(self) -> None:
         for name, value, meta in self._items():
@@ -155,6 +183,10 @@ class InferenceSettings:
             check_choice(m.backend, m.device, m.dtype)
         except ChoiceError as exc:
             raise SettingsError(f'model.{exc.field}', str(exc)) from None
+        if self.answer.mode not in ANSWER_MODES:
+            raise SettingsError(
+                'answer.mode', f'{self.answer.mode!r} is not one of {", ".join(ANSWER_MODES)}'
+            )
         if g.max_new_tokens > g.max_new_tokens_cap:
             raise SettingsError(
                 'generation.max_new_tokens',
@@ -255,6 +287,10 @@ def add_arguments(
             kwargs['choices'] = list(RANGE_POLICIES)
         elif name == 'depth.pipeline':
             kwargs['choices'] = list(PIPELINES)
+        elif name == 'answer.mode':
+            kwargs['choices'] = list(ANSWER_MODES)
+        elif isinstance(default, bool):
+            kwargs['action'] = argparse.BooleanOptionalAction
         elif not isinstance(default, str):
             kwargs['type'] = type(default)
         group.add_argument(flag, **kwargs)

@@ -12,6 +12,7 @@ topic                          type                        content
 ``/camera/color/image_raw``    sensor_msgs/msg/Image       rgb8
 ``/camera/depth/image_raw``    sensor_msgs/msg/Image       16UC1 mm (metric) or mono8
 ``/regions``                   smolrgpt_ros/msg/...Array   one mono8 mask per region
+``/camera/depth/camera_info``  sensor_msgs/msg/CameraInfo  pinhole intrinsics, when known
 ``/smolrgpt/questions``        std_msgs/msg/String         JSON: id, question, region_ids,
                                                            frame stamp, ground truth
 =============================  ==========================  =================================
@@ -30,6 +31,7 @@ import numpy as np
 RGB_TOPIC = '/camera/color/image_raw'
 DEPTH_TOPIC = '/camera/depth/image_raw'
 REGIONS_TOPIC = '/regions'
+CAMERA_INFO_TOPIC = '/camera/depth/camera_info'
 QUESTIONS_TOPIC = '/smolrgpt/questions'
 FRAME_ID = 'camera_color_optical_frame'
 
@@ -73,6 +75,9 @@ class BagFrame:
     region_ids: list[int]
     labels: list[str]
     questions: list[Question] = field(default_factory=list)
+    # pinhole intrinsics of the (registered) depth image: fx, fy, cx, cy in pixels; None =
+    # unknown (the NVIDIA warehouse data has none), then no CameraInfo is written
+    intrinsics: dict[str, float] | None = None
 
     def __post_init__(self) -> None:
         h, w = self.rgb.shape[:2]
@@ -87,6 +92,10 @@ class BagFrame:
             raise BagError(f'masks must be [M, {h}, {w}], got {self.masks.shape}')
         if not len(self.region_ids) == len(self.labels) == self.masks.shape[0]:
             raise BagError('one region id and one label per mask are needed')
+        if self.intrinsics is not None:
+            missing = {'fx', 'fy', 'cx', 'cy'} - set(self.intrinsics)
+            if missing:
+                raise BagError(f'intrinsics lack {", ".join(sorted(missing))}')
 
 
 def typestore() -> Any:
@@ -125,6 +134,27 @@ def _bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
     return int(cols[0]), int(rows[0]), int(rows[-1] - rows[0] + 1), int(cols[-1] - cols[0] + 1)
 
 
+def _camera_info(store: Any, header: Any, frame: BagFrame) -> Any:
+    """CameraInfo of an undistorted pinhole camera (K, P from fx, fy, cx, cy; R = I)."""
+    k = frame.intrinsics
+    height, width = frame.depth.shape
+    return store.types['sensor_msgs/msg/CameraInfo'](
+        header=header,
+        height=height,
+        width=width,
+        distortion_model='plumb_bob',
+        d=np.zeros(5, dtype=np.float64),
+        k=np.array([k['fx'], 0, k['cx'], 0, k['fy'], k['cy'], 0, 0, 1], dtype=np.float64),
+        r=np.eye(3, dtype=np.float64).reshape(-1),
+        p=np.array([k['fx'], 0, k['cx'], 0, 0, k['fy'], k['cy'], 0, 0, 0, 1, 0], dtype=np.float64),
+        binning_x=0,
+        binning_y=0,
+        roi=store.types['sensor_msgs/msg/RegionOfInterest'](
+            x_offset=0, y_offset=0, height=0, width=0, do_rectify=False
+        ),
+    )
+
+
 def write_bag(path: str | Path, frames: Iterable[BagFrame], storage: str = 'mcap') -> int:
     """Write frames into a new rosbag2 directory; returns the number of frames written."""
     from rosbags.rosbag2 import StoragePlugin, Writer
@@ -155,6 +185,13 @@ def write_bag(path: str | Path, frames: Iterable[BagFrame], storage: str = 'mcap
             ),
         }
 
+        def camera_connection() -> Any:
+            if CAMERA_INFO_TOPIC not in conns:
+                conns[CAMERA_INFO_TOPIC] = writer.add_connection(
+                    CAMERA_INFO_TOPIC, 'sensor_msgs/msg/CameraInfo', typestore=store
+                )
+            return conns[CAMERA_INFO_TOPIC]
+
         def put(topic: str, stamp_ns: int, msg: Any) -> None:
             writer.write(conns[topic], stamp_ns, store.serialize_cdr(msg, msg.__msgtype__))
 
@@ -170,6 +207,9 @@ def write_bag(path: str | Path, frames: Iterable[BagFrame], storage: str = 'mcap
             put(RGB_TOPIC, frame.stamp_ns, _image(store, header, frame.rgb, 'rgb8'))
             depth_encoding = '16UC1' if frame.depth.dtype == np.uint16 else 'mono8'
             put(DEPTH_TOPIC, frame.stamp_ns, _image(store, header, frame.depth, depth_encoding))
+            if frame.intrinsics is not None:
+                camera_connection()
+                put(CAMERA_INFO_TOPIC, frame.stamp_ns, _camera_info(store, header, frame))
             regions = []
             for rid, label, mask in zip(frame.region_ids, frame.labels, frame.masks):
                 x, y, h, w = _bbox(mask)

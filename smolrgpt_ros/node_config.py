@@ -16,6 +16,9 @@ from typing import Any
 
 from smolrgpt_core.settings import InferenceSettings, SettingsError
 
+# the node answers with geometry where it can; the core's default (model) serves submissions
+NODE_INFERENCE_DEFAULTS = InferenceSettings.from_flat({'answer.mode': 'hybrid'})
+
 
 class NodeConfigError(ValueError):
     """A parameter value the node cannot run with; the message names the parameter."""
@@ -39,6 +42,11 @@ class NodeConfig:
     topics_rgb: str = _param('rgb/image', 'RGB image topic (rgb8 or bgr8)')
     topics_depth: str = _param('depth/image', 'depth image topic (16UC1 mm, 32FC1 m, mono8)')
     topics_regions: str = _param('regions', 'RegionMaskArray topic, stamped like the images')
+    topics_camera_info: str = _param(
+        'depth/camera_info',
+        'sensor_msgs/CameraInfo of the depth image (registered to the RGB image, as '
+        'aligned_depth_to_color); matched by stamp, else the latest',
+    )
     qos_reliable: bool = _param(
         False,
         'subscribe RELIABLE instead of best effort (sensor data QoS): needed for large '
@@ -54,7 +62,7 @@ class NodeConfig:
         4, 'requests waiting for the model; more are rejected with "busy"'
     )
     autostart: bool = _param(True, 'configure and activate the lifecycle node at start-up')
-    inference: InferenceSettings = field(default_factory=InferenceSettings)
+    inference: InferenceSettings = field(default_factory=lambda: NODE_INFERENCE_DEFAULTS)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -68,7 +76,7 @@ class NodeConfig:
                 fail(name, f'must be in 1..1024, got {getattr(self, name)}')
         if not 0 < self.sync_slop_s <= 10:
             fail('sync_slop_s', f'must be in (0, 10] seconds, got {self.sync_slop_s}')
-        for name in ('topics_rgb', 'topics_depth', 'topics_regions'):
+        for name in ('topics_rgb', 'topics_depth', 'topics_regions', 'topics_camera_info'):
             if not getattr(self, name):
                 fail(name, 'must not be empty')
 
@@ -94,7 +102,7 @@ class NodeConfig:
             kwargs[f.name] = value
         try:
             kwargs['inference'] = InferenceSettings.from_flat(
-                {k: v for k, v in values.items() if k in settings_names}
+                {k: v for k, v in values.items() if k in settings_names}, NODE_INFERENCE_DEFAULTS
             )
         except SettingsError as exc:
             raise NodeConfigError(f'parameter {exc.name}: {exc.problem}') from None

@@ -26,6 +26,7 @@ DEFAULT_TOPIC_MAP = {
     bags.RGB_TOPIC: 'rgb/image',
     bags.DEPTH_TOPIC: 'depth/image',
     bags.REGIONS_TOPIC: 'regions',
+    bags.CAMERA_INFO_TOPIC: 'depth/camera_info',
 }
 FRAME_WAIT_S = 20.0  # generous: a loaded machine may take seconds to sync big frames
 
@@ -52,11 +53,15 @@ class ReplayResult:
 
 
 def _message_types() -> dict[str, type]:
-    from sensor_msgs.msg import Image
+    from sensor_msgs.msg import CameraInfo, Image
 
     from smolrgpt_ros.msg import RegionMaskArray
 
-    return {'sensor_msgs/msg/Image': Image, 'smolrgpt_ros/msg/RegionMaskArray': RegionMaskArray}
+    return {
+        'sensor_msgs/msg/Image': Image,
+        'sensor_msgs/msg/CameraInfo': CameraInfo,
+        'smolrgpt_ros/msg/RegionMaskArray': RegionMaskArray,
+    }
 
 
 def replay(

@@ -41,6 +41,20 @@ def _load(path: Path) -> np.ndarray:
         raise ValueError(f'{path}: not a readable image ({exc})') from exc
 
 
+def _intrinsics(rgb_path: Path) -> dict[str, float] | None:
+    """The camera intrinsics a synthetic scene records next to its images (what a camera
+    driver would publish as CameraInfo); None for datasets without them. Only the
+    ``intrinsics`` entry is read: the scene's ground truth never reaches the bag."""
+    scene = rgb_path.parent.parent / 'scenes' / (rgb_path.stem + '.json')
+    if not scene.is_file():
+        return None
+    try:
+        entry = json.loads(scene.read_text(encoding='utf-8'))['intrinsics']
+        return {key: float(entry[key]) for key in ('fx', 'fy', 'cx', 'cy')}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f'{scene}: no readable intrinsics ({exc})') from exc
+
+
 def frames_from_dataset(
     data_root: str | Path, split: str = 'val', rate_hz: float = 2.0, limit: int = 0
 ) -> Iterator[BagFrame]:
@@ -91,6 +105,7 @@ def _frames(groups: list[ImageGroup], period_ns: int) -> Iterator[BagFrame]:
             depth = depth[..., 0]
         masks = group.masks()
         yield BagFrame(
+            intrinsics=_intrinsics(group.rgb_path),
             stamp_ns=BASE_STAMP_NS + index * period_ns,
             rgb=np.ascontiguousarray(rgb),
             depth=np.ascontiguousarray(depth),

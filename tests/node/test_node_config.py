@@ -53,7 +53,10 @@ def test_node_builds_the_same_settings_object_as_the_cli() -> None:
 
     parser = argparse.ArgumentParser()
     settings.add_arguments(parser)
-    args = parser.parse_args(['--backend', 'onnxruntime', '--max-new-tokens', '20'])
+    settings.add_arguments(parser, ('answer.mode',))
+    args = parser.parse_args(
+        ['--backend', 'onnxruntime', '--max-new-tokens', '20', '--mode', 'hybrid']
+    )
     from_cli = settings.from_args(args)
     from_node = NodeConfig.from_params(
         {'model.backend': 'onnxruntime', 'generation.max_new_tokens': 20}
