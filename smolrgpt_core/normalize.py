@@ -59,7 +59,7 @@ def infer_category(question: str) -> str:
     q = question.lower()
     if re.search(r'\bhow many\b|\bnumber of\b|\bcount\b', q):
         return 'count'
-    if re.search(r'\bdistance\b|\bhow far\b|\bapart\b|\bmeters?\b|\bmetres?\b', q):
+    if re.search(r'\bdistance\b|\bdistant\b|\bhow far\b|\bapart\b|\bmeters?\b|\bmetres?\b', q):
         return 'distance'
     if re.search(
         r'\b(?:left|right)(?:[\s-]hand)?\s+(?:of|or|side)\b|\bleft or (?:the )?right\b', q
