@@ -137,7 +137,37 @@ class StoredFrame:
             return self._frame
 
 
-def fill_response(response: Any, answer: Answer, stamp_type: type) -> Any:
+def region_geometry_msg(msg: Any, region_id: int, region: Any) -> Any:
+    """smolrgpt_ros/RegionGeometry from a measured region (``geometry.RegionGeometry``)."""
+    msg.id, msg.label = int(region_id), str(region.label)
+    msg.valid, msg.reason = bool(region.valid), str(region.reason)
+    msg.valid_points = int(region.n_valid)
+    if region.centre is not None:
+        msg.centre.x, msg.centre.y, msg.centre.z = (float(c) for c in region.centre)
+    if region.extent_min is not None and region.extent_max is not None:
+        size = [float(b) - float(a) for a, b in zip(region.extent_min, region.extent_max)]
+        msg.extent.x, msg.extent.y, msg.extent.z = size
+    return msg
+
+
+def fill_response(
+    response: Any, answer: Answer, stamp_type: type, geometry_type: type | None = None
+) -> Any:
+    """Response (or SpatialAnswer) fields of an engine Answer. An answer nothing could give
+    (geometry mode, nothing measurable) is a failure whose error says why."""
+    response.source = answer.source
+    response.cross_check = answer.cross_check
+    response.geometry_reason = answer.geometry_reason
+    if geometry_type is not None:
+        response.regions_3d = [
+            region_geometry_msg(geometry_type(), rid, region)
+            for rid, region in zip(answer.question_region_ids, answer.regions_3d)
+        ]
+    response.frame_stamp = ns_to_stamp(answer.frame_stamp_ns, stamp_type)
+    if not answer.answered:
+        return fail_response(
+            response, f'geometry cannot answer: {answer.geometry_reason}', answer.latency_ms
+        )
     response.success = True
     response.error = ''
     response.answer = answer.text
@@ -172,6 +202,10 @@ def answer_message(msg: Any, request: Any, response: Any, header: Any) -> Any:
         'value',
         'region_ids',
         'latency_ms',
+        'source',
+        'cross_check',
+        'geometry_reason',
+        'regions_3d',
     ):
         setattr(msg, name, getattr(response, name))
     return msg

@@ -9,6 +9,7 @@ answer is about exactly that frame.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 import json
 import math
@@ -203,6 +204,9 @@ def _ask(
                 'error': response.error,
                 'answer': response.answer,
                 'normalized_answer': response.normalized_answer,
+                'source': response.source,
+                'cross_check': response.cross_check,
+                'geometry_reason': response.geometry_reason,
                 'latency_ms': latency,
             }
         )
@@ -219,6 +223,7 @@ def ground_truth(bag: str | Path) -> list[dict[str, Any]]:
 
 def write_outputs(result: ReplayResult, bag: str | Path, out: str | Path) -> dict[str, Any]:
     """predictions.json, answers.jsonl, report.json (+ score and latency histogram PNG)."""
+    from smolrgpt_core.answer_sources import score_by_source
     from smolrgpt_core.warehouse_metric import score_warehouse
 
     out = Path(out)
@@ -239,6 +244,9 @@ def write_outputs(result: ReplayResult, bag: str | Path, out: str | Path) -> dic
     }
     if gt and len(gt) == len(result.predictions):
         report['score'] = score_warehouse(gt, result.predictions).to_dict()
+        report['sources'] = dict(Counter(row['source'] or 'none' for row in result.answers))
+        if any(row['source'] != 'model' or row['cross_check'] for row in result.answers):
+            report['by_source'] = score_by_source(gt, result.answers)
     (out / 'report.json').write_text(json.dumps(report, indent=1))
     _histogram(result.latencies_ms, out / 'latency_histogram.png')
     return report

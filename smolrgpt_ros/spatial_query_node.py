@@ -21,23 +21,29 @@ import gc
 import sys
 import threading
 import time
+from types import SimpleNamespace
 from typing import Any
 
+from geometry_msgs.msg import Point
 import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CameraInfo, Image
+from visualization_msgs.msg import Marker, MarkerArray
 
-from smolrgpt_core.inference.engine import EngineError, SpatialQueryEngine
+from smolrgpt_core.geometry import CameraModel
+from smolrgpt_core.inference.engine import EngineError, Query, SpatialQueryEngine
 from smolrgpt_core.paths import embedded_model_dir
 from smolrgpt_core.settings import InferenceSettings
 from smolrgpt_ros import conversions, sync
 from smolrgpt_ros.annotate import annotate
+from smolrgpt_ros.camera_info_cache import CameraInfoCache
 from smolrgpt_ros.frame_cache import FrameCache, FrameNotFoundError
 from smolrgpt_ros.image_conversion import numpy_to_imgmsg
-from smolrgpt_ros.msg import RegionMaskArray, SpatialAnswer
+from smolrgpt_ros.markers import answer_markers
+from smolrgpt_ros.msg import RegionGeometry, RegionMaskArray, SpatialAnswer
 from smolrgpt_ros.node_config import NodeConfig, NodeConfigError, declare_and_read
 from smolrgpt_ros.srv import SpatialQuery
 
@@ -77,6 +83,9 @@ class SpatialQueryNode(LifecycleNode):
         self._pending_lock = threading.Lock()
         self.counts = {'busy': 0, 'bad_frames': 0, 'frames': 0, 'answered': 0, 'failed': 0}
         self._encoder: ThreadPoolExecutor | None = None
+        self._camera_infos = CameraInfoCache()
+        self._cameras: dict[int, CameraModel] = {}  # the last converted CameraInfo
+        self._said: set[str] = set()  # reasons logged once
         self._sensor_group = MutuallyExclusiveCallbackGroup()
         self._service_group = ReentrantCallbackGroup()  # waiting requests hold no sensor thread
 
@@ -150,16 +159,31 @@ class SpatialQueryNode(LifecycleNode):
         ]
         self._sync = synchronizer(subs, cfg.sync_queue_size, cfg.sync_slop_s)
         self._sync.registerCallback(self._on_frame)
+        camera_info = self.create_subscription(
+            CameraInfo,
+            cfg.topics_camera_info,
+            self._on_camera_info,
+            qos,
+            callback_group=self._sensor_group,
+        )
         self._answers = self.create_publisher(SpatialAnswer, '~/answers', 10)
         self._annotated = self.create_publisher(Image, '~/annotated', 1)
+        self._markers = self.create_publisher(MarkerArray, '~/markers', 1)
         self._service = self.create_service(
             SpatialQuery, 'spatial_query', self._on_query, callback_group=self._service_group
         )
-        self._entities = [s.sub for s in subs] + [self._answers, self._annotated, self._service]
+        self._entities = [s.sub for s in subs] + [
+            camera_info,
+            self._answers,
+            self._annotated,
+            self._markers,
+            self._service,
+        ]
         if cfg.encode_eager:
             self._encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix='encoder')
         self.get_logger().info(
             f'active: {cfg.topics_rgb} + {cfg.topics_depth} + {cfg.topics_regions} '
+            f'+ {cfg.topics_camera_info} (answer.mode {cfg.inference.answer.mode}) '
             f'(sync: {source}, slop {cfg.sync_slop_s} s), service spatial_query'
         )
         return TransitionCallbackReturn.SUCCESS
@@ -276,19 +300,56 @@ class SpatialQueryNode(LifecycleNode):
         except FrameNotFoundError as exc:
             raise EngineError(str(exc)) from exc
         frame = stored.frame()
-        answer = self.engine.ask(
-            frame, request.question, list(request.region_ids), int(request.max_new_tokens)
+        frame.camera = self._camera_for(stamp_ns)
+        query = Query(
+            request.question,
+            list(request.region_ids),
+            int(request.max_new_tokens),
+            request.mode,
         )
-        conversions.fill_response(response, answer, type(request.stamp))
+        answer = self.engine.ask_many(frame, [query])[0]
+        if answer.geometry_reason and answer.source in ('model', 'image'):
+            self._say_once(f'geometry falls back ({answer.source}): {answer.geometry_reason}')
+        conversions.fill_response(response, answer, type(request.stamp), RegionGeometry)
         header = stored.header
         self._answers.publish(
             conversions.answer_message(SpatialAnswer(), request, response, header)
         )
-        if self._annotated.get_subscription_count() > 0:
-            image = annotate(
-                frame.rgb, frame.masks, frame.region_ids, f'{request.question} -> {answer.text}'
+        if self._markers.get_subscription_count() > 0 and answer.regions_3d:
+            types = SimpleNamespace(MarkerArray=MarkerArray, Marker=Marker, Point=Point)
+            self._markers.publish(
+                answer_markers(types, header, answer, answer.question_region_ids, answer.floor)
             )
+        if self._annotated.get_subscription_count() > 0:
+            caption = f'{request.question} -> {answer.text} [{answer.source}]'
+            image = annotate(frame.rgb, frame.masks, frame.region_ids, caption)
             self._annotated.publish(numpy_to_imgmsg(image, 'rgb8', header=header))
+
+    # camera intrinsics ---------------------------------------------------------------------
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        self._camera_infos.put(sync.stamp_to_ns(msg.header.stamp), msg)
+
+    def _camera_for(self, stamp_ns: int) -> CameraModel | None:
+        """The frame's intrinsics: CameraInfo with the frame's stamp, else the latest one."""
+        found = self._camera_infos.match(stamp_ns)
+        if found is None:
+            return None
+        msg, how = found
+        if how == 'latest':
+            self._say_once('camera_info stamps differ from the frames: using the latest')
+        key = id(msg)
+        if key not in self._cameras:
+            try:
+                self._cameras = {key: CameraModel.from_camera_info(msg)}
+            except ValueError as exc:
+                self._say_once(f'camera_info is unusable: {exc}')
+                return None
+        return self._cameras[key]
+
+    def _say_once(self, text: str) -> None:
+        if text not in self._said:
+            self._said.add(text)
+            self.get_logger().warning(text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -22,6 +22,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from training.data.sensors import scene_intrinsics, sensor_depth
+from training.perturb import PRESETS, Perturbation, frame_rng, perturb_masks
+
 if TYPE_CHECKING:
     from smolrgpt_ros.bags import BagFrame
     from training.data.image_groups import ImageGroup
@@ -41,24 +44,17 @@ def _load(path: Path) -> np.ndarray:
         raise ValueError(f'{path}: not a readable image ({exc})') from exc
 
 
-def _intrinsics(rgb_path: Path) -> dict[str, float] | None:
-    """The camera intrinsics a synthetic scene records next to its images (what a camera
-    driver would publish as CameraInfo); None for datasets without them. Only the
-    ``intrinsics`` entry is read: the scene's ground truth never reaches the bag."""
-    scene = rgb_path.parent.parent / 'scenes' / (rgb_path.stem + '.json')
-    if not scene.is_file():
-        return None
-    try:
-        entry = json.loads(scene.read_text(encoding='utf-8'))['intrinsics']
-        return {key: float(entry[key]) for key in ('fx', 'fy', 'cx', 'cy')}
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f'{scene}: no readable intrinsics ({exc})') from exc
-
-
 def frames_from_dataset(
-    data_root: str | Path, split: str = 'val', rate_hz: float = 2.0, limit: int = 0
+    data_root: str | Path,
+    split: str = 'val',
+    rate_hz: float = 2.0,
+    limit: int = 0,
+    perturb: str = 'none',
+    perturb_seed: int = 0,
 ) -> Iterator[BagFrame]:
-    """One BagFrame per image of the split (at most ``limit`` images when > 0).
+    """One BagFrame per image of the split (at most ``limit`` images when > 0): RGB, metric
+    depth where the dataset has it, the masks and the intrinsics (``training.data.sensors``),
+    perturbed like a real sensor with ``perturb='realistic'``.
 
     The arguments and the split file are checked now, before a bag is opened; images are read
     as the frames are consumed.
@@ -70,6 +66,7 @@ def frames_from_dataset(
         raise ValueError(f'rate must be > 0 Hz, got {rate_hz}')
     if limit < 0:
         raise ValueError(f'limit must be >= 0 (0 = all frames), got {limit}')
+    perturbation = Perturbation.preset(perturb)
     reader = WarehouseJsonReader(data_root, split)
     try:
         groups = [g for g in group_by_image(reader) if g.rles]
@@ -77,10 +74,17 @@ def frames_from_dataset(
         raise ValueError(f'{reader.annotation_path}: not UTF-8 text') from exc
     except json.JSONDecodeError as exc:
         raise ValueError(f'{reader.annotation_path}: not a JSON file ({exc})') from exc
-    return _frames(groups[:limit] if limit else groups, round(1e9 / rate_hz))
+    return _frames(
+        groups[:limit] if limit else groups, round(1e9 / rate_hz), perturbation, perturb_seed
+    )
 
 
-def _frames(groups: list[ImageGroup], period_ns: int) -> Iterator[BagFrame]:
+def _frames(
+    groups: list[ImageGroup],
+    period_ns: int,
+    perturbation: Perturbation | None,
+    perturb_seed: int,
+) -> Iterator[BagFrame]:
     from smolrgpt_ros.bags import BagFrame, Question
 
     for index, group in enumerate(groups):
@@ -99,13 +103,13 @@ def _frames(groups: list[ImageGroup], period_ns: int) -> Iterator[BagFrame]:
             if ids
         ]
         rgb = _load(group.rgb_path)[..., :3]
-        mm_path = group.rgb_path.parent.parent / 'depth_mm' / group.rgb_path.name
-        depth = _load(mm_path).astype(np.uint16) if mm_path.is_file() else _load(group.depth_path)
-        if depth.ndim == 3:
-            depth = depth[..., 0]
+        rng = frame_rng(perturb_seed, index)
+        depth, _ = sensor_depth(group.rgb_path, group.depth_path, rgb.shape[:2], perturbation, rng)
         masks = group.masks()
+        if perturbation is not None:
+            masks = perturb_masks(masks, perturbation, rng)
         yield BagFrame(
-            intrinsics=_intrinsics(group.rgb_path),
+            intrinsics=scene_intrinsics(group.rgb_path),
             stamp_ns=BASE_STAMP_NS + index * period_ns,
             rgb=np.ascontiguousarray(rgb),
             depth=np.ascontiguousarray(depth),
@@ -129,6 +133,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     make.add_argument('--storage', choices=('mcap', 'sqlite3'), default='mcap')
     make.add_argument('--rate', type=float, default=2.0, help='frames per second of bag time')
     make.add_argument('--limit', type=int, default=0, help='at most this many frames (0 = all)')
+    make.add_argument(
+        '--perturb',
+        choices=PRESETS,
+        default='none',
+        help='realistic: range-dependent depth noise, holes, mask erosion/dilation, missed '
+        'detections (training.perturb)',
+    )
+    make.add_argument('--perturb-seed', type=int, default=0)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -138,7 +150,9 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     existed = out.exists()
     try:
-        frames = frames_from_dataset(args.data_root, args.split, args.rate, args.limit)
+        frames = frames_from_dataset(
+            args.data_root, args.split, args.rate, args.limit, args.perturb, args.perturb_seed
+        )
         count = write_bag(out, frames, storage=args.storage)
     except BaseException as exc:
         if not existed and out.is_dir():  # a half-written bag would block the rerun

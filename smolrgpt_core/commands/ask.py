@@ -62,8 +62,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         help='region ids for the <mask> placeholders, in order',
     )
+    parser.add_argument(
+        '--labels', nargs='*', help='class label of each region (pallet, buffer, transporter, ...)'
+    )
+    camera = parser.add_mutually_exclusive_group()
+    camera.add_argument(
+        '--camera-info',
+        metavar='YAML',
+        help='camera calibration YAML (camera_calibration / camera_info_manager format) of the '
+        'depth image: enables geometry answers',
+    )
+    camera.add_argument(
+        '--intrinsics', metavar='FX,FY,CX,CY', help='pinhole intrinsics in pixels (no distortion)'
+    )
     parser.add_argument('--json', action='store_true', help='print JSON lines')
-    settings.add_arguments(parser)
+    settings.add_arguments(
+        parser, (*settings.COMMON_FLAGS, 'answer.mode', 'answer.cross_check', 'answer.priors')
+    )
 
 
 def _existing_file(path: str) -> Path:
@@ -222,6 +237,22 @@ def load_masks(
     return masks, list(range(len(masks)))
 
 
+def _camera(args: argparse.Namespace, width: int, height: int) -> object:
+    """The CameraModel the flags give (None without them); ValueError names the problem."""
+    if not (args.camera_info or args.intrinsics):
+        return None
+    from smolrgpt_core.geometry import CameraModel
+
+    if args.camera_info:
+        camera = CameraModel.from_calibration_yaml(_existing_file(args.camera_info))
+    else:
+        camera = CameraModel.from_intrinsics_text(args.intrinsics, width, height)
+    problem = camera.check_frame(width, height)
+    if problem:
+        raise ValueError(problem)
+    return camera
+
+
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -245,16 +276,30 @@ def run(args: argparse.Namespace) -> int:
     }.get(depth.dtype)
     if encoding is None:
         raise CommandError(f'{args.depth}: unsupported depth type {depth.dtype}')
+    if depth.dtype == np.int32 and depth.size and (depth.min() < 0 or depth.max() > 65535):
+        raise CommandError(f'{args.depth}: 32-bit depth values outside 0..65535 mm')
     depth = depth.astype({'mono8': np.uint8, '16UC1': np.uint16, '32FC1': np.float32}[encoding])
     masks, default_ids = load_masks(args)
     ids = args.region_ids if args.region_ids is not None else default_ids
+    labels = args.labels or []
+    if labels and len(labels) != len(masks):
+        raise CommandError(f'--labels gives {len(labels)} labels for {len(masks)} regions')
     try:
+        camera = _camera(args, depth.shape[1], depth.shape[0])
         checkpoint = args.checkpoint or embedded_model_dir()
         engine = SpatialQueryEngine.from_checkpoint(checkpoint, settings.from_args(args))
-        frame = Frame(rgb=rgb, depth=depth, masks=masks, region_ids=ids, depth_encoding=encoding)
+        frame = Frame(
+            rgb=rgb,
+            depth=depth,
+            masks=masks,
+            region_ids=ids,
+            depth_encoding=encoding,
+            labels=labels,
+            camera=camera,
+        )
         queries = [Query(q, args.ask_ids if '<mask>' in q else []) for q in args.question]
         answers = engine.ask_many(frame, queries)
-    except (EngineError, CheckpointError, settings.SettingsError, FileNotFoundError) as exc:
+    except (EngineError, CheckpointError, settings.SettingsError, OSError, ValueError) as exc:
         raise CommandError(str(exc)) from exc
     for query, answer in zip(queries, answers):
         if args.json:
@@ -267,14 +312,20 @@ def run(args: argparse.Namespace) -> int:
                         'category': answer.category,
                         'value': None if math.isnan(answer.value) else answer.value,
                         'region_ids': answer.region_ids,
+                        'source': answer.source,
+                        'cross_check': answer.cross_check,
+                        'geometry_reason': answer.geometry_reason,
                         'latency_ms': round(answer.latency_ms, 1),
                     }
                 )
             )
         else:
+            text = answer.text if answer.answered else f'(not answered: {answer.geometry_reason})'
+            note = f'; geometry: {answer.geometry_reason}' if answer.geometry_reason else ''
+            check = f'; other path: {answer.cross_check}' if answer.cross_check else ''
             print(
-                f'Q: {query.question}\nA: {answer.text}\n   normalized: '
-                f'{answer.normalized_answer or "-"} ({answer.category}), '
-                f'{answer.latency_ms:.0f} ms'
+                f'Q: {query.question}\nA: {text}\n   normalized: '
+                f'{answer.normalized_answer or "-"} ({answer.category}), source {answer.source}, '
+                f'{answer.latency_ms:.0f} ms{check}{note}'
             )
     return 0

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 import logging
 import math
 from pathlib import Path
@@ -31,183 +30,44 @@ import torch
 from smolrgpt_core import depth as depth_codec
 from smolrgpt_core.config import SmolRGPTConfig
 from smolrgpt_core.inference.backends import Backend, BackendError, load_backend, resolve_device
-from smolrgpt_core.inference.types import EncodedFrame, Prompt
+from smolrgpt_core.inference.geometry_answers import GeometryPath
+from smolrgpt_core.inference.requests import (
+    Answer,
+    EngineError,
+    Frame,
+    Prepared,
+    Query,
+    question_category,
+    resolve_regions,
+    validate_frame,
+)
+from smolrgpt_core.inference.types import EncodedFrame
 from smolrgpt_core.normalize import (
     CATEGORIES,
     NormalizationError,
-    infer_category,
     normalize_answer,
     region_indices,
 )
 from smolrgpt_core.preprocess import preprocess_depth8, preprocess_rgb
 from smolrgpt_core.sampling import SamplingParams
-from smolrgpt_core.settings import InferenceSettings
+from smolrgpt_core.settings import ANSWER_MODES, InferenceSettings
 from smolrgpt_core.tokens import (
     PromptError,
-    RegionReferences,
     SmolRGPTTokenizer,
     parse_references,
 )
 
 logger = logging.getLogger(__name__)
-
-
-class EngineError(ValueError):
-    """A request the engine cannot answer; the message says why (shown to the caller)."""
-
-
-@dataclass
-class Frame:
-    """One synchronised RGB-D frame with its region masks, as numpy arrays.
-
-    depth: in ``depth_encoding`` (``smolrgpt_core.depth`` says what its pixels mean).
-    masks: bool, or uint8 / float holding only 0 and 1 (uint8 also 255 for inside).
-    """
-
-    rgb: np.ndarray  # uint8 [H, W, 3]
-    depth: np.ndarray  # [H, W], dtype per depth_encoding
-    masks: np.ndarray  # [M, H, W]
-    region_ids: Sequence[int]  # id of each mask, unique
-    depth_encoding: str = 'mono8'
-    stamp_ns: int = 0  # cache key for the encoded frame; 0 = do not cache
-    labels: Sequence[str] = ()
-
-    @property
-    def nbytes(self) -> int:
-        return sum(getattr(a, 'nbytes', 0) for a in (self.rgb, self.depth, self.masks))
-
-
-@dataclass
-class Query:
-    question: str
-    region_ids: Sequence[int] = ()
-    max_new_tokens: int = 0  # 0 = the settings' default
-
-
-@dataclass
-class Answer:
-    text: str
-    normalized_answer: str  # '' when the answer holds nothing the scorer could read
-    category: str  # left_right | count | distance | mcq | other
-    value: float  # numeric answer (metres, count, choice index); NaN otherwise
-    region_ids: list[int]  # regions the answer mentions, as ids
-    question_region_ids: list[int]
-    frame_stamp_ns: int
-    timings_ms: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def latency_ms(self) -> float:
-        return self.timings_ms.get('total', math.nan)
-
-
-def _mask_problem(masks: np.ndarray) -> str | None:
-    """Why these masks are not binary, or None. Costs no full-size temporary for uint8."""
-    if masks.dtype == bool:
-        return None
-    if masks.dtype == np.uint8:
-        counts = np.bincount(masks.reshape(-1), minlength=256)
-        if counts[2:255].any():
-            return 'masks must be binary (0 outside; 1 or 255 inside), got other values'
-        return None
-    if masks.dtype.kind == 'f':
-        if not np.isfinite(masks).all():
-            return 'masks hold NaN or infinite values'
-        if not ((masks == 0) | (masks == 1)).all():
-            return 'masks must be binary (0 or 1), got other values'
-        return None
-    return f'masks must be bool or uint8, got {masks.dtype}'
-
-
-def validate_frame(frame: Frame, settings: InferenceSettings | None = None) -> None:
-    """EngineError naming the first problem of a frame (sizes bounded by ``settings``)."""
-    limits = (settings or InferenceSettings()).limits
-    rgb, depth, masks = frame.rgb, frame.depth, frame.masks
-    if (
-        not isinstance(rgb, np.ndarray)
-        or rgb.dtype != np.uint8
-        or rgb.ndim != 3
-        or rgb.shape[2] != 3
-    ):
-        raise EngineError(
-            f'rgb must be uint8 [H, W, 3], got {getattr(rgb, "dtype", None)} '
-            f'{getattr(rgb, "shape", None)}'
-        )
-    h, w = rgb.shape[:2]
-    if h == 0 or w == 0:
-        raise EngineError(f'the image is empty ({w}x{h})')
-    if h * w > limits.max_image_pixels:
-        raise EngineError(
-            f'the image is {w}x{h} = {h * w} pixels, above limits.max_image_pixels '
-            f'{limits.max_image_pixels}'
-        )
-    try:
-        enc = depth_codec.encoding(frame.depth_encoding)
-    except ValueError as exc:
-        raise EngineError(str(exc)) from None
-    if not isinstance(depth, np.ndarray) or depth.dtype != enc.dtype:
-        raise EngineError(
-            f'malformed depth: {frame.depth_encoding} needs {enc.dtype}, got '
-            f'{getattr(depth, "dtype", type(depth).__name__)}'
-        )
-    if depth.shape != (h, w):
-        raise EngineError(f'size mismatch: depth is {list(depth.shape)}, rgb is [{h}, {w}]')
-    if not isinstance(masks, np.ndarray) or masks.ndim != 3:
-        raise EngineError(f'masks must be [M, H, W], got {getattr(masks, "shape", None)}')
-    if masks.shape[0] > limits.max_regions:
-        raise EngineError(
-            f'{masks.shape[0]} regions, above limits.max_regions {limits.max_regions}'
-        )
-    if masks.shape[1:] != (h, w):
-        raise EngineError(f'size mismatch: masks are {list(masks.shape[1:])}, rgb is [{h}, {w}]')
-    if frame.nbytes > limits.max_frame_bytes:
-        raise EngineError(
-            f'the frame holds {frame.nbytes} bytes, above limits.max_frame_bytes '
-            f'{limits.max_frame_bytes}'
-        )
-    problem = _mask_problem(masks)
-    if problem:
-        raise EngineError(problem)
-    ids = list(frame.region_ids)
-    if len(ids) != masks.shape[0]:
-        raise EngineError(f'{masks.shape[0]} masks but {len(ids)} region ids')
-    if len(set(ids)) != len(ids):
-        raise EngineError(f'region ids must be unique, got {ids}')
-
-
-def resolve_regions(
-    refs: RegionReferences, region_ids: Sequence[int], frame_ids: Sequence[int]
-) -> tuple[list[int], list[int]]:
-    """(region ids, frame mask indices) of a question's references, in question order.
-
-    ``<mask>``: the k-th is ``region_ids[k]``; ``<regionN>``: the region whose id is N.
-    """
-    if refs.style == 'mask':
-        if len(region_ids) != refs.count:
-            raise EngineError(
-                f'the question has {refs.count} <mask> placeholders but '
-                f'{len(region_ids)} region ids were given'
-            )
-        wanted = [int(r) for r in region_ids]
-    else:
-        tags = [int(t) for t in refs.tags if t is not None]
-        if region_ids and [int(r) for r in region_ids] != tags:
-            raise EngineError(
-                f'region_ids {list(region_ids)} do not match the <regionN> tags '
-                f'{tags} of the question (leave region_ids empty with tags)'
-            )
-        wanted = tags
-    index = {rid: i for i, rid in enumerate(frame_ids)}
-    unknown = [r for r in wanted if r not in index]
-    if unknown:
-        raise EngineError(f'unknown region ids {unknown}; the frame has {list(frame_ids)}')
-    return wanted, [index[r] for r in wanted]
-
-
-def question_category(refs: RegionReferences) -> str:
-    try:
-        return infer_category(refs.plain)
-    except NormalizationError:
-        return 'other'
+# the request types are part of the engine's API (``from ...engine import Frame, Query``)
+__all__ = [
+    'Answer',
+    'EngineError',
+    'Frame',
+    'Query',
+    'SpatialQueryEngine',
+    'resolve_regions',
+    'validate_frame',
+]
 
 
 def _encoded_bytes(encoded: EncodedFrame) -> int:
@@ -242,6 +102,7 @@ class SpatialQueryEngine:
         self._cache: OrderedDict[int, tuple[EncodedFrame, int]] = OrderedDict()
         self._cache_bytes = 0
         self._lock = threading.Lock()  # one inference at a time; the cache is shared
+        self.geometry = GeometryPath(settings)
 
     @classmethod
     def from_checkpoint(
@@ -325,9 +186,8 @@ class SpatialQueryEngine:
     ) -> Answer:
         return self.ask_many(frame, [Query(question, region_ids, max_new_tokens)])[0]
 
-    def _prepare(self, frame: Frame, q: Query) -> tuple[Prompt, list[int], str]:
-        """Check one question against the bounds and the frame, before anything runs:
-        (prompt, region ids in question order, category)."""
+    def _prepare(self, frame: Frame, q: Query) -> Prepared:
+        """Check one question against the bounds and the frame, before anything runs."""
         gen = self.settings.generation
         if not isinstance(q.question, str):
             raise EngineError(f'the question must be text, got {type(q.question).__name__}')
@@ -344,6 +204,9 @@ class SpatialQueryEngine:
                 f'(generation.max_new_tokens_cap; 0 = {gen.max_new_tokens}), '
                 f'got {q.max_new_tokens}'
             )
+        mode = q.mode or self.settings.answer.mode
+        if mode not in ANSWER_MODES:
+            raise EngineError(f'mode must be one of {", ".join(ANSWER_MODES)}, got {mode!r}')
         try:
             refs = parse_references(q.question)
         except PromptError as exc:
@@ -367,42 +230,83 @@ class SpatialQueryEngine:
                 f'the prompt is {len(prompt.ids)} tokens, above generation.max_prompt_tokens '
                 f'{gen.max_prompt_tokens}'
             )
-        return prompt, ids, category
+        return Prepared(q, prompt, refs, ids, indices, category, mode)
 
     def ask_many(self, frame: Frame, queries: Sequence[Query]) -> list[Answer]:
-        """Several questions about one frame: one vision pass, one batched generation."""
+        """Several questions about one frame: geometry where the mode asks for it, and one
+        vision pass + one batched generation for the questions the model answers."""
         start = time.perf_counter()
         if not queries:
             return []
         validate_frame(frame, self.settings)
         prepared = [self._prepare(frame, q) for q in queries]
+        cross_check = self.settings.answer.cross_check
+        measured = self.geometry.measure(frame, prepared)
+        t_geometry = time.perf_counter()
+        wanted = [
+            p.mode == 'model' or cross_check or (p.mode == 'hybrid' and not m.answered)
+            for p, m in zip(prepared, measured)
+        ]
+        texts, t_encode, t_generate = self._generate(
+            frame, [p for p, want in zip(prepared, wanted) if want]
+        )
+        model_texts = iter(texts)
+        answers = []
+        for p, m, want in zip(prepared, measured, wanted):
+            model = self._answer_of(next(model_texts), p, frame) if want else None
+            geometry = self._answer_of(m.text, p, frame) if m.answered else None
+            if p.mode == 'model' or (p.mode == 'hybrid' and geometry is None):
+                chosen, other = model, geometry
+            else:  # geometry, or hybrid with a measurement
+                chosen, other = geometry, model
+            if chosen is None:  # geometry mode, nothing measurable
+                chosen = self._answer_of('', p, frame)
+                chosen.source = 'none'
+            else:
+                chosen.source = m.source if chosen is geometry else 'model'
+            chosen.cross_check = other.normalized_answer if other is not None else ''
+            chosen.geometry_reason = m.reason if p.mode != 'model' else ''
+            chosen.detail = m.detail if chosen is geometry else ''
+            chosen.regions_3d, chosen.floor = m.regions, m.floor
+            answers.append(chosen)
+        end = time.perf_counter()
+        for a in answers:
+            a.timings_ms = {
+                'geometry': (t_geometry - start) * 1e3,
+                'encode': t_encode,
+                'generate': t_generate,
+                'total': (end - start) * 1e3,
+            }
+        return answers
+
+    def _generate(
+        self, frame: Frame, prepared: Sequence[Prepared]
+    ) -> tuple[list[str], float, float]:
+        """The model's answer texts (one batched generation), and the encode/generate ms."""
+        if not prepared:
+            return [], 0.0, 0.0
         default = self.settings.generation.max_new_tokens
-        budget = max(q.max_new_tokens or default for q in queries)
+        budget = max(p.query.max_new_tokens or default for p in prepared)
         with self._lock:
             t0 = time.perf_counter()
             encoded = self._encode_locked(frame)
             t1 = time.perf_counter()
             outputs = self.model.answer(
                 encoded,
-                [prompt for prompt, _, _ in prepared],
+                [p.prompt for p in prepared],
                 eos_token_id=self.tokenizer.eos_token_id,
                 max_new_tokens=budget,
                 sampling=self.sampling,
             )
             t2 = time.perf_counter()
-        answers = []
-        for q, (_, ids, category), tokens in zip(queries, prepared, outputs):
-            tokens = tokens[: q.max_new_tokens or default]
-            text = self.tokenizer.decode(tokens).strip()
-            answers.append(self._finish(text, q.question, ids, category, frame.stamp_ns))
-        end = time.perf_counter()
-        for a in answers:
-            a.timings_ms = {
-                'encode': (t1 - t0) * 1e3,
-                'generate': (t2 - t1) * 1e3,
-                'total': (end - start) * 1e3,
-            }
-        return answers
+        texts = [
+            self.tokenizer.decode(tokens[: p.query.max_new_tokens or default]).strip()
+            for p, tokens in zip(prepared, outputs)
+        ]
+        return texts, (t1 - t0) * 1e3, (t2 - t1) * 1e3
+
+    def _answer_of(self, text: str, p: Prepared, frame: Frame) -> Answer:
+        return self._finish(text, p.query.question, p.ids, p.category, frame.stamp_ns)
 
     @staticmethod
     def _finish(text: str, question: str, ids: list[int], category: str, stamp_ns: int) -> Answer:

@@ -27,6 +27,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         '--checkpoint', default='', help='with --start-node: checkpoint (default: embedded model)'
     )
     parser.add_argument('--backend', default='torch', help='with --start-node')
+    parser.add_argument(
+        '--mode',
+        choices=('model', 'geometry', 'hybrid'),
+        default='hybrid',
+        help='with --start-node: answer.mode of the node; the node also runs the other path '
+        '(answer.cross_check), so the report scores model, geometry and hybrid side by side',
+    )
     parser.add_argument('--timeout', type=float, default=120.0)
 
 
@@ -61,7 +68,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         check_bag(args.bag)  # before a node is started for it
         if args.start_node:
-            node = NodeProcess(checkpoint=args.checkpoint, backend=args.backend)
+            node = NodeProcess(
+                checkpoint=args.checkpoint,
+                backend=args.backend,
+                extra_params={'answer.mode': args.mode, 'answer.cross_check': 'true'},
+            )
             node.start()
         result = replay(args.bag, rate=rate, service=args.service, timeout_s=args.timeout)
     except (BagError, RuntimeError) as exc:
@@ -83,6 +94,11 @@ def run(args: argparse.Namespace) -> int:
         for name, entry in score['per_category'].items():
             print(f'  {name:<11} {entry["accuracy"]:6.2f}  ({entry["correct"]}/{entry["total"]})')
         print(f'official warehouse score: {score["final_score"]:.2f}')
+    if 'by_source' in report:
+        from smolrgpt_core.answer_sources import format_by_source
+
+        print('by answer source (official metric):')
+        print(format_by_source(report['by_source']))
     print(
         f'outputs: {args.out}/predictions.json, answers.jsonl, report.json, latency_histogram.png'
     )
