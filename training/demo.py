@@ -93,7 +93,12 @@ def run(args: argparse.Namespace) -> int:
     from smolrgpt_ros.node_process import NodeProcess
     from smolrgpt_ros.replay import replay, write_outputs
 
-    node = NodeProcess(checkpoint=checkpoint, log_path=str(out / 'node.log'))
+    # hybrid (the node's default) with the model run too, to show both answers side by side
+    node = NodeProcess(
+        checkpoint=checkpoint,
+        log_path=str(out / 'node.log'),
+        extra_params={'answer.cross_check': 'true'},
+    )
     node.start()
     try:
         print('[4/4] replaying the bag over DDS and asking every question')
@@ -104,21 +109,31 @@ def run(args: argparse.Namespace) -> int:
         node.stop()
     report = write_outputs(result, bag, out / 'replay')
     print()
-    print(f'{"question":<58} {"answer":<40} {"pred":>6} {"truth":>6}  ok')
+    print(
+        f'{"question":<50} {"hybrid answer":<36} {"src":<8} {"hybrid":>6} {"model":>6} '
+        f'{"truth":>6}'
+    )
     print('-' * 118)
+    from smolrgpt_core.answer_sources import MEASURED, format_by_source
     from smolrgpt_core.warehouse_metric import CORRECT, UnparsablePrediction
+
+    def mark(pred: str, truth: str, category: str) -> str:
+        try:
+            ok = CORRECT[category](pred, truth) if pred != '' else False
+        except UnparsablePrediction:
+            ok = False
+        return f'{_short(pred, 5)}{"+" if ok else "-"}'
 
     for row in result.answers:
         truth, pred = str(row['gt_normalized']), row['normalized_answer']
-        try:
-            ok = CORRECT[row['category']](pred, truth) if pred != '' else False
-        except UnparsablePrediction:
-            ok = False
+        model = row['cross_check'] if row['source'] in MEASURED else pred
         answer = row['answer'] if row['success'] else f'error: {row["error"]}'
         print(
-            f'{_short(row["question"], 58):<58} {_short(answer, 40):<40} '
-            f'{_short(pred, 6):>6} {_short(truth, 6):>6}  {"yes" if ok else "no"}'
+            f'{_short(row["question"], 50):<50} {_short(answer, 36):<36} '
+            f'{row["source"] or "-":<8} {mark(pred, truth, row["category"]):>6} '
+            f'{mark(model, truth, row["category"]):>6} {_short(truth, 6):>6}'
         )
+    print('(+ right, - wrong by the official rule; src: where the hybrid answer came from)')
     print()
     lat = report['latency_ms']
     print(
@@ -126,7 +141,10 @@ def run(args: argparse.Namespace) -> int:
         f'answered, {report["rejected_busy"]} rejected, {report["frames_dropped"]} frames '
         f'dropped; latency p50 {lat["p50"]:.0f} ms, p95 {lat["p95"]:.0f} ms'
     )
-    if 'score' in report:
+    if 'by_source' in report:
+        print('official warehouse score by answer source:')
+        print(format_by_source(report['by_source']))
+    elif 'score' in report:
         for name, entry in report['score']['per_category'].items():
             print(f'  {name:<11} {entry["accuracy"]:6.2f}  ({entry["correct"]}/{entry["total"]})')
         print(f'official warehouse score: {report["score"]["final_score"]:.2f}')

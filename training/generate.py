@@ -20,6 +20,8 @@ import numpy as np
 from smolrgpt_core import settings
 from smolrgpt_core.normalize import CATEGORIES
 from smolrgpt_core.settings import InferenceSettings
+from training.data.sensors import camera_model, sensor_depth
+from training.perturb import PRESETS, Perturbation, frame_rng, perturb_masks
 
 HELP = 'per-stage inspection runs of a checkpoint (rgb captions, refiner regions, sft QA)'
 KINDS = {'rgb': 'captions', 'refiners': 'regions', 'sft': 'warehouse'}
@@ -43,7 +45,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         '--out', type=Path, help='output JSONL (default CHECKPOINT/generate-STAGE.jsonl)'
     )
-    settings.add_arguments(parser, defaults=GENERATE_SETTINGS)
+    settings.add_arguments(
+        parser,
+        (*settings.COMMON_FLAGS, 'answer.mode', 'answer.cross_check', 'answer.priors'),
+        defaults=GENERATE_SETTINGS,
+    )
+    parser.add_argument(
+        '--perturb',
+        choices=PRESETS,
+        default='none',
+        help='realistic: the sensor noise preset (training.perturb) on depth and masks',
+    )
+    parser.add_argument('--perturb-seed', type=int, default=0)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,13 +71,26 @@ def run(args: argparse.Namespace) -> int:
     if args.limit:
         examples = examples[: args.limit]
     out = args.out or args.checkpoint / f'generate-{args.stage}.jsonl'
-    records = generate_answers(args.checkpoint, examples, chosen)
+    perturbation = Perturbation.preset(args.perturb)
+    records = generate_answers(args.checkpoint, examples, chosen, perturbation, args.perturb_seed)
     write_jsonl(out, records)
     scored = [r for r in records if r.get('correct') is not None]
     summary = f'{len(records)} answers -> {out}'
     if scored:
         summary += f'; {sum(r["correct"] for r in scored)}/{len(scored)} correct'
     print(summary)
+    gt = [
+        {'id': ex.id, 'category': ex.category, 'normalized_answer': ex.normalized_answer}
+        for ex in examples
+        if ex.category in CATEGORIES and ex.normalized_answer is not None
+    ]
+    if gt and chosen.answer.mode != 'model':
+        from smolrgpt_core.answer_sources import format_by_source, score_by_source
+
+        wanted = {g['id'] for g in gt}
+        report = score_by_source(gt, [r for r in records if r['id'] in wanted])
+        print(f'by answer source (official metric, perturb {args.perturb}):')
+        print(format_by_source(report))
     return 0
 
 
@@ -90,23 +116,32 @@ def _load(path: Path, mode: str | None = None) -> np.ndarray:
 
 
 def answer_examples(
-    engine: Any, examples: Sequence[Any], progress: bool = False
+    engine: Any,
+    examples: Sequence[Any],
+    progress: bool = False,
+    perturbation: Perturbation | None = None,
+    perturb_seed: int = 0,
 ) -> Iterator[tuple[Any, Any]]:
     """(example, engine Answer) for every example: one batched ``ask_many`` per image, each
-    question's masks appended to that image's frame."""
+    question's masks appended to that image's frame. With an answer mode other than
+    ``model``, frames hold what the robot's sensors would (``training.data.sensors``: metric
+    depth and intrinsics where the dataset has them); else the stored dataset depth."""
+    sensors = engine.settings.answer.mode != 'model' or perturbation is not None
     from tqdm import tqdm
 
     from smolrgpt_core.inference.engine import Frame, Query
     from smolrgpt_core.masks import rles_decode
 
     groups = list(_by_image(examples))
-    for group in tqdm(groups, desc='generate', unit='image', disable=not progress):
+    for index, group in enumerate(
+        tqdm(groups, desc='generate', unit='image', disable=not progress)
+    ):
         rgb = _load(group[0].rgb_path, 'RGB')
         h, w = rgb.shape[:2]
-        depth = (
-            _load(group[0].depth_path)
-            if group[0].depth_path is not None
-            else np.zeros((h, w), np.uint8)
+        rng = frame_rng(perturb_seed, index)
+        # without sensors: the stored dataset depth, as the model was trained on it
+        depth, encoding = sensor_depth(
+            group[0].rgb_path, group[0].depth_path, (h, w), perturbation, rng, metric=sensors
         )
         masks, queries = [], []
         for ex in group:
@@ -115,21 +150,57 @@ def answer_examples(
                 masks.extend(rles_decode(ex.rle))  # [M, H, W]
             queries.append(Query(ex.question, list(range(first, len(masks)))))
         stack = np.stack(masks).astype(bool) if masks else np.zeros((0, h, w), bool)
-        frame = Frame(rgb, depth.astype(np.uint8), stack, list(range(len(stack))))
-        yield from zip(group, engine.ask_many(frame, queries))
+        if perturbation is not None:
+            stack = perturb_masks(stack, perturbation, rng)
+        frame = Frame(
+            rgb,
+            depth,
+            stack,
+            list(range(len(stack))),
+            depth_encoding=encoding,
+            camera=camera_model(group[0].rgb_path) if sensors else None,
+        )
+        yield from zip(group, _answers(engine, frame, queries))
+
+
+def _answers(engine: Any, frame: Any, queries: Sequence[Any]) -> list[Any]:
+    """The batch's answers; a question the engine refuses (e.g. a missed detection left its
+    mask empty) gets an empty answer, and the others still run."""
+    from smolrgpt_core.inference.engine import EngineError
+
+    try:
+        return engine.ask_many(frame, queries)
+    except EngineError:
+        pass
+    answers = []
+    for query in queries:
+        try:
+            answers.append(engine.ask_many(frame, [query])[0])
+        except EngineError as exc:
+            answers.append(_refused(frame, query, str(exc)))
+    return answers
+
+
+def _refused(frame: Any, query: Any, reason: str) -> Any:
+    from smolrgpt_core.inference.engine import Answer
+
+    return Answer('', '', 'other', float('nan'), [], [], frame.stamp_ns, source='none',
+                  geometry_reason=reason)  # fmt: skip
 
 
 def generate_answers(
     checkpoint: str | Path,
     examples: Sequence[Any],
     settings: InferenceSettings = GENERATE_SETTINGS,
+    perturbation: Perturbation | None = None,
+    perturb_seed: int = 0,
 ) -> list[dict[str, Any]]:
     from smolrgpt_core.inference.engine import SpatialQueryEngine
     from smolrgpt_core.warehouse_metric import score_warehouse
 
     engine = SpatialQueryEngine.from_checkpoint(checkpoint, settings)
     records = []
-    for ex, answer in answer_examples(engine, examples, progress=True):
+    for ex, answer in answer_examples(engine, examples, True, perturbation, perturb_seed):
         record = {
             'id': ex.id,
             'question': ex.question,
@@ -137,6 +208,9 @@ def generate_answers(
             'ground_truth': ex.answer,
             'category': ex.category,
             'normalized_answer': answer.normalized_answer,
+            'source': answer.source,
+            'cross_check': answer.cross_check,
+            'geometry_reason': answer.geometry_reason,
         }
         if ex.category in CATEGORIES and ex.normalized_answer is not None:
             gt = [

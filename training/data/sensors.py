@@ -49,10 +49,12 @@ def sensor_depth(
     shape: tuple[int, int],
     perturbation: Perturbation | None = None,
     rng: np.random.Generator | None = None,
+    *,
+    metric: bool = True,
 ) -> tuple[np.ndarray, str]:
-    """(depth, encoding): 16UC1 millimetres when the dataset has them (perturbed when asked),
-    else the stored 8-bit depth (mono8), else a flat mid-grey image."""
-    mm = depth_mm_path(rgb_path)
+    """(depth, encoding): 16UC1 millimetres when the dataset has them and ``metric`` (perturbed
+    when asked), else the stored 8-bit depth (mono8), else a flat mid-grey image."""
+    mm = depth_mm_path(rgb_path) if metric else None
     if mm is not None:
         depth = _load(mm).astype(np.uint16)
         if perturbation is not None:
