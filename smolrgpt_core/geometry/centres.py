@@ -19,10 +19,10 @@ import numpy as np
 
 from smolrgpt_core.geometry.footprint import (
     Footprint,
-    far_sides,
+    far_side,
     footprint_of,
     grow,
-    hidden_sides,
+    hidden_share,
     quantiles,
 )
 from smolrgpt_core.geometry.priors import ClassPrior
@@ -63,7 +63,7 @@ def estimate_object(
     lo, hi = quantiles(stats, EXTENT_PERCENTILES)
     outline = boundary if len(boundary) >= 3 else interior
     flags = hidden if len(boundary) >= 3 else np.zeros(len(interior), dtype=bool)
-    footprint = footprint_of(outline[:, [0, 2]], grid_angle=grid_angle)
+    footprint = footprint_of(outline[:, [0, 2]], flags, grid_angle=grid_angle)
     if label in FLOOR_CLASSES:
         x, z = footprint.centre
         lo3, hi3 = (float(lo[0]), 0.0, float(lo[2])), (float(hi[0]), 0.0, float(hi[2]))
@@ -72,8 +72,8 @@ def estimate_object(
     hidden_back = top >= camera_height - HIDDEN_TOP_MARGIN_M
     prior_used = False
     if prior is not None and prior.footprint_m is not None:
-        sides = hidden_sides(footprint, outline[:, [0, 2]], flags) | far_sides(footprint)
-        footprint, prior_used = grow(footprint, prior.footprint_m, sides)
+        share = np.maximum(hidden_share(footprint, outline[:, [0, 2]], flags), far_side(footprint))
+        footprint, prior_used = grow(footprint, prior.footprint_m, share)
     if prior is not None and prior.min_height_m is not None and top < prior.min_height_m:
         top, prior_used = prior.min_height_m, True
     x, z = footprint.centre

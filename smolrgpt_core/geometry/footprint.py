@@ -13,11 +13,13 @@ import math
 
 import numpy as np
 
-EDGE_TRIM = 1.0  # percent of boundary points a footprint side may leave outside
+EDGE_TRIM = 0.25  # percent of boundary points a footprint side may leave outside
 END_TOLERANCE_M = 0.05  # the least band of boundary points that belong to a side
 HIDDEN_SHARE = 0.25  # this share of a side's boundary points hidden: the side may go on
+MIN_SIDE_POINTS = 5  # fewer boundary points than this near a side say nothing about it
 OVERLAP_TOLERANCE_M = 0.1  # objects this close to a floor rectangle stand on it
 GRID_SNAP_RATIO = 1.15  # a footprint takes the scene's grid angle if its area grows less
+HIDDEN_SNAP_RATIO = 1.6  # the same for a footprint with a hidden side
 
 
 @dataclass(frozen=True)
@@ -86,22 +88,26 @@ def min_area_angle(xz: np.ndarray) -> float:
 
 def footprint_of(
     xz: np.ndarray,
+    hidden: np.ndarray | None = None,
     *,
     grid_angle: float | None = None,
-    snap_ratio: float = GRID_SNAP_RATIO,
     trim: float = EDGE_TRIM,
 ) -> Footprint:
     """The rectangle around [N, 2] floor points: the orientation of their minimum-area
     rectangle, each side at the ``trim`` / 100 - ``trim`` percentile of the points along it
     (stray points do not stretch it). With ``grid_angle`` (the scene's layout direction), the
-    rectangle turns to it when that costs less than ``snap_ratio`` times the area: a partly
-    seen region's own outline says little about its direction."""
+    rectangle turns to it when that costs less than GRID_SNAP_RATIO times the area, or
+    HIDDEN_SNAP_RATIO when ``hidden`` ([N] bool) says a side is hidden: a partly seen region's
+    own outline says little about its direction."""
     own = _rectangle_at(xz, min_area_angle(xz), trim)
     if grid_angle is None:
         return own
     aligned = _rectangle_at(xz, grid_angle, trim)
+    ratio = GRID_SNAP_RATIO
+    if hidden is not None and hidden_share(own, xz, hidden).max() >= HIDDEN_SHARE:
+        ratio = HIDDEN_SNAP_RATIO
     own_area = max(own.size[0] * own.size[1], 1e-6)
-    return aligned if aligned.size[0] * aligned.size[1] <= snap_ratio * own_area else own
+    return aligned if aligned.size[0] * aligned.size[1] <= ratio * own_area else own
 
 
 def grid_angle(outlines: list[np.ndarray]) -> float | None:
@@ -118,37 +124,49 @@ def grid_angle(outlines: list[np.ndarray]) -> float | None:
     return math.degrees(math.atan2(s, c)) / 4.0 % 90.0
 
 
-def hidden_sides(fp: Footprint, xz: np.ndarray, hidden: np.ndarray) -> np.ndarray:
-    """bool [2 axes, 2 sides (low, high)]: sides the region may continue past unseen. "Near" a
-    side is a band of 10% of its length (at least END_TOLERANCE_M), so ragged edges count."""
+def hidden_share(fp: Footprint, xz: np.ndarray, hidden: np.ndarray) -> np.ndarray:
+    """float [2 axes, 2 sides (low, high)]: the share of boundary points near each side that
+    are hidden. "Near" is a band of 10% of the side (at least END_TOLERANCE_M), so ragged
+    edges count; a side with no boundary point near it counts as fully hidden."""
     along = (xz - np.array(fp.centre)) @ np.array(fp.axes).T  # [N, 2]
     half = np.array(fp.size) / 2
-    out = np.zeros((2, 2), dtype=bool)
+    out = np.ones((2, 2))
     for k in range(2):
         band = max(END_TOLERANCE_M, 0.1 * fp.size[k])
         for end, sign in ((0, -1.0), (1, 1.0)):
             near = np.abs(along[:, k] - sign * half[k]) <= band
-            out[k, end] = bool(near.any() and hidden[near].mean() >= HIDDEN_SHARE)
+            if near.sum() >= MIN_SIDE_POINTS:
+                out[k, end] = float(hidden[near].mean())
     return out
 
 
-def far_sides(fp: Footprint) -> np.ndarray:
-    """bool [2 axes, 2 sides]: the side of each axis facing away from the camera (at 0, 0)."""
-    out = np.zeros((2, 2), dtype=bool)
-    for k in range(2):
-        away = float(np.array(fp.axes[k]) @ np.array(fp.centre))
-        out[k, 1 if away >= 0 else 0] = True
+def hidden_sides(fp: Footprint, xz: np.ndarray, hidden: np.ndarray) -> np.ndarray:
+    """bool [2 axes, 2 sides (low, high)]: sides the region may continue past unseen."""
+    return hidden_share(fp, xz, hidden) >= HIDDEN_SHARE
+
+
+def far_side(fp: Footprint) -> np.ndarray:
+    """float [2 axes, 2 sides]: 1 at the side facing away from the camera (at 0, 0) of the
+    axis that runs along the line of sight (within 45 degrees), else 0."""
+    out = np.zeros((2, 2))
+    centre = np.array(fp.centre)
+    sight = centre / max(float(np.linalg.norm(centre)), 1e-9)
+    along = np.array(fp.axes) @ sight  # [2] cosines
+    k = int(np.argmax(np.abs(along)))
+    if abs(along[k]) >= math.cos(math.radians(45.0)):
+        out[k, 1 if along[k] > 0 else 0] = 1.0
     return out
 
 
-def grow(
-    fp: Footprint, prior: tuple[float, float], open_sides: np.ndarray
-) -> tuple[Footprint, bool]:
-    """Grow the sides to the prior's (long, short) where the footprint may go on unseen; never
-    shrink. The prior's long side goes along the axis that needs the least growth past seen
-    sides (the measured long side when nothing tells them apart). Returns (footprint, grown)."""
+def grow(fp: Footprint, prior: tuple[float, float], share: np.ndarray) -> tuple[Footprint, bool]:
+    """Grow the sides to the prior's (long, short) where the footprint may go on unseen
+    (``share`` [2, 2]: how hidden each side is; below HIDDEN_SHARE it is seen); never shrink.
+    The missing length goes to the open sides in proportion to their share. The prior's long
+    side goes along the axis that needs the least growth past seen sides (the measured long
+    side when nothing tells them apart). Returns (footprint, grown)."""
     size = np.array(fp.size)
-    movable = open_sides.any(axis=1)
+    weight = np.where(share >= HIDDEN_SHARE, share, 0.0)  # [2, 2]
+    movable = weight.sum(axis=1) > 0
 
     def cost(assign: tuple[int, int]) -> float:
         missing = np.maximum(np.array([prior[assign[0]], prior[assign[1]]]) - size, 0.0)
@@ -161,11 +179,10 @@ def grow(
     grown = False
     for k in range(2):
         missing = prior[assign[k]] - size[k]
-        low, high = open_sides[k]
-        if missing <= 0 or not (low or high):
+        if missing <= 0 or not movable[k]:
             continue
-        shift = 0.0 if (low and high) else (missing / 2 if high else -missing / 2)
-        centre = centre + shift * np.array(fp.axes[k])
+        low, high = weight[k] / weight[k].sum()
+        centre = centre + missing * (high - low) / 2 * np.array(fp.axes[k])
         size[k] = prior[assign[k]]
         grown = True
     out = Footprint(
