@@ -55,6 +55,11 @@ def format_by_source(report: Mapping[str, Any]) -> str:
         lines.append(f'{cat:<14}' + ''.join(f'{c:10.2f}' for c in cells) + f'   n={total}')
     lines.append('final         ' + ''.join(f'{report[n]["final_score"]:10.2f}' for n in names))
     if 'distance' in cats:
-        rel = [report[n]['per_category']['distance']['numeric']['abs_rel'] for n in names]
-        lines.append('dist abs-rel  ' + ''.join(f'{r:10.3f}' for r in rel))
+        rel = [
+            report[n]['per_category']['distance'].get('numeric', {}).get('abs_rel') for n in names
+        ]
+        lines.append(
+            'dist abs-rel  '
+            + ''.join(f'{r:10.3f}' if r is not None else f'{"-":>10}' for r in rel)
+        )
     return '\n'.join(lines)

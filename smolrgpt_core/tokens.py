@@ -196,7 +196,8 @@ class SmolRGPTTokenizer:
 # a reference slot while a prompt is spelt: NUL never survives into a valid question
 _SLOT = '\x00'
 _SLOT_RE = re.compile(_SLOT)
-_REFERENCE = re.compile(r'<mask>|<region(\d+)>')
+# the model's own pair (SmolRGPT parquet questions) is a dataset-style reference too
+_REFERENCE = re.compile(r'<mask>|<mask_rgb><mask_depth>|<region(\d+)>')
 
 
 @dataclass(frozen=True)
@@ -230,7 +231,8 @@ class RegionReferences:
 
 
 def parse_references(question: str) -> RegionReferences:
-    """``<mask>`` / ``<regionN>`` references of a question (``<image>`` markers dropped)."""
+    """``<mask>`` (or ``<mask_rgb><mask_depth>``) / ``<regionN>`` references of a question
+    (``<image>`` markers dropped)."""
     text = question.replace(DATASET_IMAGE, '').replace(_SLOT, '')
     pieces, tags, last = [], [], 0
     for match in _REFERENCE.finditer(text):

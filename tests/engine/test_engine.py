@@ -56,7 +56,7 @@ def test_answer_fields(engine: SpatialQueryEngine) -> None:
     assert isinstance(answer.text, str)
     assert answer.category == 'distance'
     assert answer.question_region_ids == [3, 7]
-    assert set(answer.timings_ms) == {'encode', 'generate', 'total'}
+    assert set(answer.timings_ms) == {'geometry', 'encode', 'generate', 'total'}
     assert answer.latency_ms >= answer.timings_ms['generate']
 
 
