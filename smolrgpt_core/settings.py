@@ -134,7 +134,7 @@ class AnswerSettings:
         '--priors',
     )
     min_points: int = _setting(
-        50, 'fewest valid depth pixels a region needs to be measured', '--min-points', 1, 10**7
+        50, 'fewest valid depth pixels a region needs to be measured', '--min-points', 1, 20000
     )
 
 

@@ -308,8 +308,14 @@ class SpatialQueryNode(LifecycleNode):
             request.mode,
         )
         answer = self.engine.ask_many(frame, [query])[0]
-        if answer.geometry_reason and answer.source in ('model', 'image'):
-            self._say_once(f'geometry falls back ({answer.source}): {answer.geometry_reason}')
+        if answer.geometry_reason and answer.source != 'geometry':
+            if frame.camera is None:  # once, not per question: the cause is the missing topic
+                self._say_once(
+                    f'no CameraInfo on {self.config.topics_camera_info}: answers fall back to '
+                    'image-plane geometry (left/right, extremes) and the model'
+                )
+            else:
+                self.get_logger().debug(f'geometry did not answer: {answer.geometry_reason}')
         conversions.fill_response(response, answer, type(request.stamp), RegionGeometry)
         header = stored.header
         self._answers.publish(

@@ -194,7 +194,11 @@ class GeometryPath:
                 continue
             out[i].answered, out[i].text, out[i].detail = True, measured.text, measured.detail
             out[i].source = 'geometry' if measured.basis == 'metric' else 'image'
-            out[i].reason = metric or ''
+            if measured.basis == 'metric':
+                out[i].reason = ''
+            else:  # why the image plane had to do: no metric frame, or a region unmeasured
+                unmeasured = [r.reason for r in out[i].regions if not r.valid]
+                out[i].reason = metric or (unmeasured[0] if unmeasured else 'image-plane answer')
         return out
 
     @staticmethod
