@@ -23,7 +23,7 @@ QUIET_PIP := 2>&1 | { grep -v "^WARNING: Location 'file://" || true; }
 # pypi: ROS 2 Jazzy from the ros-jazzy-* wheels into the venv; system: a sourced /opt/ros install
 ROS_SOURCE ?= $(if $(ROS_DISTRO),system,pypi)
 
-INTERFACE_SOURCES := CMakeLists.txt package.xml $(wildcard msg/*.msg srv/*.srv) \
+INTERFACE_SOURCES := CMakeLists.txt package.xml $(wildcard msg/*.msg srv/*.srv action/*.action) \
 	smolrgpt_ros/__init__.py scripts/spatial_query_node
 
 .PHONY: help setup test test-all lint demo embedded-model clean distclean

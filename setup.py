@@ -9,7 +9,7 @@ from pathlib import Path
 
 from setuptools import find_packages, setup
 
-VERSION = '0.2.0'  # keep equal to package.xml and smolrgpt_core.__version__
+VERSION = '0.3.0'  # keep equal to package.xml and smolrgpt_core.__version__
 
 setup(
     name='smolrgpt',
