@@ -12,11 +12,18 @@ by the position ids, so a row's positions are 0, 1, 2, ... over its real tokens,
 it ran alone; batched answers therefore equal one-by-one answers. Decoding stops as soon as
 every row has produced EOS (the reference always runs the full budget and truncates after
 EOS, which gives the same text).
+
+A caller may follow the tokens as they come (streaming, cancel): ``on_token(step, tokens)``
+is called after every step with each row's new token, and may return one flag per row to end
+those rows there. Backends call ``decode`` without it; ``token_hook`` installs one for the
+calls made on this thread (the engine uses it), so no backend signature carries it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 import logging
 from typing import Protocol
 
@@ -27,6 +34,20 @@ from smolrgpt_core.modeling.kv_cache import EagerCache
 from smolrgpt_core.sampling import SamplingParams, select_next
 
 logger = logging.getLogger(__name__)
+
+# (step, one new token id per row) -> None, or one flag per row: True ends that row now
+TokenHook = Callable[[int, list[int]], 'Sequence[bool] | None']
+_token_hook: ContextVar[TokenHook | None] = ContextVar('token_hook', default=None)
+
+
+@contextmanager
+def token_hook(hook: TokenHook | None) -> Iterator[None]:
+    """``decode`` calls made on this thread inside the block report to ``hook``."""
+    reset = _token_hook.set(hook)
+    try:
+        yield
+    finally:
+        _token_hook.reset(reset)
 
 
 def shared_prefix_length(embeds: Sequence[torch.Tensor]) -> int:
@@ -117,10 +138,13 @@ def decode(
     max_new_tokens: int = 120,
     sampling: SamplingParams | None = None,
     generator: torch.Generator | None = None,
+    on_token: TokenHook | None = None,
 ) -> list[list[int]]:
-    """Decode from B prompt embeddings [T_i, D]; returns each row's new tokens before EOS."""
+    """Decode from B prompt embeddings [T_i, D]; returns each row's new tokens before EOS.
+    ``on_token``: see the module docstring (default: the hook of ``token_hook``, if any)."""
     if not embeds:
         return []
+    on_token = on_token or _token_hook.get()
     if max_new_tokens < 1:
         raise ValueError(f'max_new_tokens must be >= 1, got {max_new_tokens}')
     if min(e.shape[0] for e in embeds) < 1:
@@ -161,6 +185,10 @@ def decode(
         out[:, step] = token
         steps_done = step + 1
         finished |= token == eos_token_id
+        if on_token is not None:
+            stop = on_token(step, token.tolist())
+            if stop is not None:
+                finished |= torch.as_tensor(stop, dtype=torch.bool, device=device)
         if step == max_new_tokens - 1 or bool(finished.all()):
             break
         key_valid[:, slot] = True

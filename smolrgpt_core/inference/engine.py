@@ -17,7 +17,7 @@ maps them back to region ids.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 import logging
 import math
 from pathlib import Path
@@ -29,6 +29,7 @@ import torch
 
 from smolrgpt_core import depth as depth_codec
 from smolrgpt_core.config import SmolRGPTConfig
+from smolrgpt_core.generation import token_hook
 from smolrgpt_core.inference.backends import Backend, BackendError, load_backend, resolve_device
 from smolrgpt_core.inference.geometry_answers import GeometryPath
 from smolrgpt_core.inference.requests import (
@@ -58,6 +59,8 @@ from smolrgpt_core.tokens import (
 )
 
 logger = logging.getLogger(__name__)
+# (step, {query index: its new token id}) -> query indices to stop now, or None
+QueryTokenHook = Callable[[int, dict[int, int]], 'Collection[int] | None']
 # the request types are part of the engine's API (``from ...engine import Frame, Query``)
 __all__ = [
     'Answer',
@@ -232,9 +235,20 @@ class SpatialQueryEngine:
             )
         return Prepared(q, prompt, refs, ids, indices, category, mode)
 
-    def ask_many(self, frame: Frame, queries: Sequence[Query]) -> list[Answer]:
+    def check(self, frame: Frame, query: Query) -> None:
+        """EngineError when ``ask_many`` would refuse this question about this (valid) frame;
+        nothing runs. Callers batching questions from several sources drop the bad ones
+        first, so one bad question does not fail the others."""
+        self._prepare(frame, query)
+
+    def ask_many(
+        self, frame: Frame, queries: Sequence[Query], on_token: QueryTokenHook | None = None
+    ) -> list[Answer]:
         """Several questions about one frame: geometry where the mode asks for it, and one
-        vision pass + one batched generation for the questions the model answers."""
+        vision pass + one batched generation for the questions the model answers.
+
+        ``on_token(step, {query index: token id})`` follows the generation (the questions the
+        model answers) and may name questions to stop there (their answers end early)."""
         start = time.perf_counter()
         if not queries:
             return []
@@ -247,9 +261,15 @@ class SpatialQueryEngine:
             p.mode == 'model' or cross_check or (p.mode == 'hybrid' and not m.answered)
             for p, m in zip(prepared, measured)
         ]
-        texts, t_encode, t_generate = self._generate(
-            frame, [p for p, want in zip(prepared, wanted) if want]
-        )
+        rows = [k for k, want in enumerate(wanted) if want]  # query index of each model row
+        hook = None
+        if on_token is not None:
+
+            def hook(step: int, tokens: list[int]) -> list[bool] | None:
+                stop = on_token(step, dict(zip(rows, tokens)))
+                return [k in stop for k in rows] if stop else None
+
+        texts, t_encode, t_generate = self._generate(frame, [prepared[k] for k in rows], hook)
         model_texts = iter(texts)
         answers = []
         for p, m, want in zip(prepared, measured, wanted):
@@ -280,7 +300,10 @@ class SpatialQueryEngine:
         return answers
 
     def _generate(
-        self, frame: Frame, prepared: Sequence[Prepared]
+        self,
+        frame: Frame,
+        prepared: Sequence[Prepared],
+        hook: Callable[[int, list[int]], list[bool] | None] | None = None,
     ) -> tuple[list[str], float, float]:
         """The model's answer texts (one batched generation), and the encode/generate ms."""
         if not prepared:
@@ -291,13 +314,14 @@ class SpatialQueryEngine:
             t0 = time.perf_counter()
             encoded = self._encode_locked(frame)
             t1 = time.perf_counter()
-            outputs = self.model.answer(
-                encoded,
-                [p.prompt for p in prepared],
-                eos_token_id=self.tokenizer.eos_token_id,
-                max_new_tokens=budget,
-                sampling=self.sampling,
-            )
+            with token_hook(hook):
+                outputs = self.model.answer(
+                    encoded,
+                    [p.prompt for p in prepared],
+                    eos_token_id=self.tokenizer.eos_token_id,
+                    max_new_tokens=budget,
+                    sampling=self.sampling,
+                )
             t2 = time.perf_counter()
         texts = [
             self.tokenizer.decode(tokens[: p.query.max_new_tokens or default]).strip()
