@@ -11,6 +11,7 @@ import numpy as np
 from smolrgpt_core import depth as depth_codec
 from smolrgpt_core.inference.engine import Answer, EngineError, Frame
 from smolrgpt_core.settings import FrameLimits
+from smolrgpt_ros import region_forms
 from smolrgpt_ros.image_conversion import ImageConversionError, imgmsg_to_numpy
 from smolrgpt_ros.sync import stamp_to_ns
 
@@ -21,45 +22,29 @@ def ns_to_stamp(stamp_ns: int, stamp_type: type) -> Any:
     return stamp_type(sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000)
 
 
-def _image_problem(msg: Any, what: str, limits: FrameLimits) -> str | None:
-    width, height = int(msg.width), int(msg.height)
-    if width == 0 or height == 0:
-        return f'the {what} image is empty ({width}x{height})'
-    if width * height > limits.max_image_pixels:
-        return (
-            f'the {what} image is {width}x{height}, above limits.max_image_pixels '
-            f'{limits.max_image_pixels}'
-        )
-    if len(msg.data) > limits.max_frame_bytes:
-        return f'the {what} image holds {len(msg.data)} bytes, above limits.max_frame_bytes'
-    return None
-
-
 def message_problem(msg: Any, limits: FrameLimits) -> str | None:
-    """Why one incoming Image or RegionMaskArray cannot belong to a frame the engine would take
-    (sizes only, from the header fields: nothing is converted or allocated), or None."""
+    """Why one incoming Image, RegionMaskArray or RegionArray cannot belong to a frame the
+    engine would take (sizes only, from the header fields: nothing is converted or
+    allocated), or None."""
     if hasattr(msg, 'regions'):
-        if len(msg.regions) > limits.max_regions:
-            return f'{len(msg.regions)} regions, above limits.max_regions {limits.max_regions}'
-        total = 0
-        for region in msg.regions:
-            problem = _image_problem(region.mask, f'mask of region {region.id}', limits)
-            if problem:
-                return problem
-            total += len(region.mask.data)
-        if total > limits.max_frame_bytes:
-            return f'the masks hold {total} bytes, above limits.max_frame_bytes'
-        return None
-    return _image_problem(msg, 'input', limits)
+        return region_forms.regions_problem(msg, limits)
+    return region_forms.image_problem(msg, 'input', limits)
 
 
 def frame_from_msgs(
-    rgb_msg: Any, depth_msg: Any, regions_msg: Any, limits: FrameLimits | None = None
+    rgb_msg: Any,
+    depth_msg: Any,
+    regions_msg: Any,
+    limits: FrameLimits | None = None,
+    instances_msg: Any = None,
 ) -> Frame:
-    """A synchronised (Image, Image, RegionMaskArray) triple -> engine Frame.
+    """The one conversion point: synchronised messages -> engine Frame.
 
-    Sizes are checked from the headers before anything is allocated; masks stay uint8 (the
-    engine refuses values other than 0, 1 and 255). Raises EngineError naming the problem."""
+    ``regions_msg`` is a RegionMaskArray (masks full-frame or cropped to their bbox), or a
+    RegionArray with ``instances_msg``, the instance-label image (``region_forms`` documents
+    the forms; they give the same Frame for the same regions). Sizes are checked from the
+    headers before anything is allocated; masks stay uint8 (the engine refuses values other
+    than 0, 1 and 255). Raises EngineError naming the problem."""
     limits = limits or FrameLimits()
     for msg in (rgb_msg, depth_msg, regions_msg):
         problem = message_problem(msg, limits)
@@ -70,30 +55,23 @@ def frame_from_msgs(
         raise EngineError(
             f'size mismatch: depth is [{depth_msg.height}, {depth_msg.width}], rgb is [{h}, {w}]'
         )
-    for region in regions_msg.regions:
-        if (int(region.mask.height), int(region.mask.width)) != (h, w):
-            raise EngineError(
-                f'size mismatch: mask of region {region.id} is '
-                f'[{region.mask.height}, {region.mask.width}], rgb is [{h}, {w}]'
-            )
+    if rgb_msg.encoding not in RGB_ENCODINGS:
+        raise EngineError(f'rgb image encoding must be rgb8 or bgr8, got {rgb_msg.encoding!r}')
     try:
-        if rgb_msg.encoding not in RGB_ENCODINGS:
-            raise EngineError(f'rgb image encoding must be rgb8 or bgr8, got {rgb_msg.encoding!r}')
-        try:
-            encoding = depth_codec.encoding(depth_msg.encoding).name
-        except ValueError as exc:
-            raise EngineError(f'malformed depth: {exc}') from None
+        encoding = depth_codec.encoding(depth_msg.encoding).name
+    except ValueError as exc:
+        raise EngineError(f'malformed depth: {exc}') from None
+    if instances_msg is not None:
+        masks = region_forms.masks_from_instances(instances_msg, regions_msg, h, w, limits)
+    elif any(not hasattr(r, 'mask') for r in regions_msg.regions):
+        raise EngineError('a RegionArray needs its instance-label image (regions.form instances)')
+    else:
+        masks = region_forms.masks_from_mask_array(regions_msg, h, w, limits)
+    try:
         rgb = imgmsg_to_numpy(rgb_msg)
         if rgb_msg.encoding == 'bgr8':
             rgb = np.ascontiguousarray(rgb[..., ::-1])
         depth = imgmsg_to_numpy(depth_msg)
-        masks = np.empty((len(regions_msg.regions), h, w), dtype=np.uint8)
-        for k, region in enumerate(regions_msg.regions):
-            if region.mask.encoding not in ('mono8', '8UC1'):
-                raise EngineError(
-                    f'mask of region {region.id} must be mono8, got {region.mask.encoding!r}'
-                )
-            masks[k] = imgmsg_to_numpy(region.mask)
     except ImageConversionError as exc:
         raise EngineError(str(exc)) from exc
     return Frame(
@@ -108,13 +86,19 @@ def frame_from_msgs(
 
 
 class StoredFrame:
-    """One synchronised message triple, converted to an engine Frame once, on first use:
+    """One synchronised set of messages, converted to an engine Frame once, on first use:
     callbacks stay cheap, and later questions about the frame skip the conversion."""
 
     def __init__(
-        self, rgb_msg: Any, depth_msg: Any, regions_msg: Any, limits: FrameLimits | None = None
+        self,
+        rgb_msg: Any,
+        depth_msg: Any,
+        regions_msg: Any,
+        limits: FrameLimits | None = None,
+        instances_msg: Any = None,
     ) -> None:
         self.msgs = (rgb_msg, depth_msg, regions_msg)
+        self.instances = instances_msg
         self.limits = limits or FrameLimits()
         self._frame: Frame | None = None
         self._lock = threading.Lock()
@@ -125,15 +109,20 @@ class StoredFrame:
 
     @property
     def nbytes(self) -> int:
-        """Bytes this frame may hold: its messages' pixel data, and as much again once
-        converted (the engine Frame's arrays are copies of the same pixels)."""
-        held = len(self.msgs[0].data) + len(self.msgs[1].data)
-        return 2 * (held + sum(len(r.mask.data) for r in self.msgs[2].regions))
+        """Bytes this frame may hold: its messages' pixel data, and once converted the
+        engine Frame's copies of RGB and depth and its full-frame masks (one byte a pixel)."""
+        rgb, depth, regions = self.msgs
+        images = len(rgb.data) + len(depth.data)
+        wire = images + sum(len(r.mask.data) for r in regions.regions if hasattr(r, 'mask'))
+        if self.instances is not None:
+            wire += len(self.instances.data)
+        full_masks = len(regions.regions) * int(rgb.height) * int(rgb.width)
+        return wire + images + full_masks
 
     def frame(self) -> Frame:
         with self._lock:
             if self._frame is None:  # a failed conversion is not cached: it raises again
-                self._frame = frame_from_msgs(*self.msgs, self.limits)
+                self._frame = frame_from_msgs(*self.msgs, self.limits, self.instances)
             return self._frame
 
 

@@ -39,6 +39,7 @@ ENCODINGS: dict[str, tuple[np.dtype, int]] = {
     '8UC3': (np.dtype(np.uint8), 3),
     'mono16': (np.dtype(np.uint16), 1),
     '16UC1': (np.dtype(np.uint16), 1),
+    '32SC1': (np.dtype(np.int32), 1),
     '32FC1': (np.dtype(np.float32), 1),
     '64FC1': (np.dtype(np.float64), 1),
 }

@@ -24,8 +24,14 @@ class NodeConfigError(ValueError):
     """A parameter value the node cannot run with; the message names the parameter."""
 
 
-def _param(default: Any, description: str) -> Any:
-    return field(default=default, metadata={'description': description})
+REGION_FORMS = ('masks', 'instances')
+
+
+def _param(
+    default: Any, description: str, lo: float | None = None, hi: float | None = None
+) -> Any:
+    """A node parameter; numbers are checked against lo..hi (inclusive) when given."""
+    return field(default=default, metadata={'description': description, 'lo': lo, 'hi': hi})
 
 
 @dataclass
@@ -41,7 +47,21 @@ class NodeConfig:
     )
     topics_rgb: str = _param('rgb/image', 'RGB image topic (rgb8 or bgr8)')
     topics_depth: str = _param('depth/image', 'depth image topic (16UC1 mm, 32FC1 m, mono8)')
-    topics_regions: str = _param('regions', 'RegionMaskArray topic, stamped like the images')
+    topics_regions: str = _param(
+        'regions',
+        'regions topic, stamped like the images: RegionMaskArray (regions.form masks) or '
+        'RegionArray (regions.form instances)',
+    )
+    topics_instances: str = _param(
+        'instances',
+        'instance-label image (mono8, mono16 or 32SC1; 0 = background, else the region id), '
+        'regions.form instances only',
+    )
+    regions_form: str = _param(
+        'masks',
+        'how regions arrive: masks (RegionMaskArray, each mask full-frame or cropped to its '
+        'bbox) | instances (an instance-label image on topics.instances + RegionArray)',
+    )
     topics_camera_info: str = _param(
         'depth/camera_info',
         'sensor_msgs/CameraInfo of the depth image (registered to the RGB image, as '
@@ -53,13 +73,46 @@ class NodeConfig:
         'messages over UDP (e.g. full-HD masks, rosbag replay); a reliable subscription does not '
         'match best-effort publishers',
     )
-    sync_queue_size: int = _param(10, 'messages kept per input for approximate-time matching')
+    sync_queue_size: int = _param(
+        10, 'messages kept per input for approximate-time matching', 1, 1024
+    )
     sync_slop_s: float = _param(0.05, 'largest stamp spread (seconds) of one RGB-D-masks set')
+    sync_max_age_s: float = _param(
+        2.0,
+        'a question about the latest frame (stamp 0) fails when that frame is older than this, '
+        "by the node's clock (sim time with use_sim_time); 0 = no limit",
+        0.0,
+        86400.0,
+    )
     encode_eager: bool = _param(
         False, 'run the vision encoder on every frame as it arrives (else on first question)'
     )
     requests_queue_limit: int = _param(
-        4, 'requests waiting for the model; more are rejected with "busy"'
+        4,
+        'batches waiting for the engine; a question that joins none and finds this many '
+        'waiting is rejected with "busy"',
+        1,
+        1024,
+    )
+    requests_batch_max: int = _param(
+        8,
+        'most questions (from every caller, about one frame) answered by one engine pass',
+        1,
+        64,
+    )
+    requests_batch_window_s: float = _param(
+        0.005,
+        'seconds a new batch waits for more questions about its frame while the engine is '
+        'idle (while it is busy, batches fill anyway)',
+        0.0,
+        1.0,
+    )
+    diagnostics_period_s: float = _param(1.0, 'seconds between /diagnostics reports', 0.1, 60.0)
+    diagnostics_stale_s: float = _param(
+        5.0,
+        '/diagnostics says ERROR when no frame has been synchronised for this many seconds',
+        0.1,
+        3600.0,
     )
     autostart: bool = _param(True, 'configure and activate the lifecycle node at start-up')
     inference: InferenceSettings = field(default_factory=lambda: NODE_INFERENCE_DEFAULTS)
@@ -71,14 +124,23 @@ class NodeConfig:
         def fail(name: str, problem: str) -> None:
             raise NodeConfigError(f'parameter {param_name(name)}: {problem}')
 
-        for name in ('sync_queue_size', 'requests_queue_limit'):
-            if not 1 <= getattr(self, name) <= 1024:
-                fail(name, f'must be in 1..1024, got {getattr(self, name)}')
+        for f in _own_fields():
+            lo, hi, value = f.metadata['lo'], f.metadata['hi'], getattr(self, f.name)
+            if lo is not None and not lo <= value <= hi:
+                fail(f.name, f'must be in {lo}..{hi}, got {value}')
         if not 0 < self.sync_slop_s <= 10:
             fail('sync_slop_s', f'must be in (0, 10] seconds, got {self.sync_slop_s}')
-        for name in ('topics_rgb', 'topics_depth', 'topics_regions', 'topics_camera_info'):
+        for name in (
+            'topics_rgb',
+            'topics_depth',
+            'topics_regions',
+            'topics_instances',
+            'topics_camera_info',
+        ):
             if not getattr(self, name):
                 fail(name, 'must not be empty')
+        if self.regions_form not in REGION_FORMS:
+            fail('regions_form', f'{self.regions_form!r} is not one of {", ".join(REGION_FORMS)}')
 
     @classmethod
     def from_params(cls, values: dict[str, Any]) -> NodeConfig:

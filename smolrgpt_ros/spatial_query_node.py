@@ -2,15 +2,16 @@
 
 A lifecycle node (configure = load the model, activate = subscribe and serve, cleanup = free
 memory); with ``autostart`` (default) it configures and activates itself, so it also runs as
-a plain node. The work lives in ``SpatialQueryEngine``; this file only adapts ROS to it:
+a plain node. The work lives in ``SpatialQueryEngine``; the node only adapts ROS to it:
 
-* RGB, depth and RegionMaskArray are matched by approximate time; the callback only stores
-  the message triple (cheap). Conversion and the vision encoder run once per frame, on the
-  first question about it (or on arrival in a worker thread with ``encode.eager``), never in
-  a subscription callback.
-* ``spatial_query`` answers from the frame with the requested stamp (zero = latest). Every
-  bad request gets ``success: false`` with a reason; beyond ``requests.queue_limit`` waiting
-  requests, calls are rejected as busy, never dropped.
+* RGB, depth and the regions (``regions.form``: a RegionMaskArray, or an instance-label image
+  and a RegionArray) are matched by approximate time; the callback only stores the messages
+  (cheap). ``conversions.frame_from_msgs`` turns them into the engine's Frame once per frame,
+  on the first question about it (or on arrival in a worker thread with ``encode.eager``).
+* Questions come over the ``spatial_query`` service and action (``queries.QueryFront``) and are
+  answered in batches per frame by one worker thread (``batcher.QuestionBatcher``).
+* ``/diagnostics`` reports the model, the inputs, the queue, batch sizes, latencies and errors
+  every ``diagnostics.period_s``, in every lifecycle state.
 """
 
 from __future__ import annotations
@@ -19,35 +20,33 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 import gc
 import sys
-import threading
 import time
 from types import SimpleNamespace
 from typing import Any
 
-from geometry_msgs.msg import Point
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
-from visualization_msgs.msg import Marker, MarkerArray
 
 from smolrgpt_core.geometry import CameraModel
-from smolrgpt_core.inference.engine import EngineError, Query, SpatialQueryEngine
+from smolrgpt_core.inference.engine import Answer, EngineError, Frame, SpatialQueryEngine
 from smolrgpt_core.paths import embedded_model_dir
 from smolrgpt_core.settings import InferenceSettings
-from smolrgpt_ros import conversions, sync
-from smolrgpt_ros.annotate import annotate
+from smolrgpt_ros import conversions, region_forms, sync
+from smolrgpt_ros.batcher import QuestionBatcher
 from smolrgpt_ros.camera_info_cache import CameraInfoCache
+from smolrgpt_ros.diagnostics import EngineInfo, NodeStats
 from smolrgpt_ros.frame_cache import FrameCache, FrameNotFoundError
-from smolrgpt_ros.image_conversion import numpy_to_imgmsg
-from smolrgpt_ros.markers import answer_markers
-from smolrgpt_ros.msg import RegionGeometry, RegionMaskArray, SpatialAnswer
+from smolrgpt_ros.msg import RegionArray, RegionMaskArray
 from smolrgpt_ros.node_config import NodeConfig, NodeConfigError, declare_and_read
-from smolrgpt_ros.srv import SpatialQuery
+from smolrgpt_ros.queries import QueryFront, executor_threads
 
 NODE_NAME = 'spatial_query_node'
+DIAGNOSTIC_TYPES = SimpleNamespace(DiagnosticStatus=DiagnosticStatus, KeyValue=KeyValue)
 
 
 def _guarded(subscriber: type, node: SpatialQueryNode) -> type:
@@ -56,9 +55,15 @@ def _guarded(subscriber: type, node: SpatialQueryNode) -> type:
 
     class GuardedSubscriber(subscriber):  # type: ignore[misc, valid-type]
         def callback(self, msg: Any) -> None:
-            problem = conversions.message_problem(msg, node.settings.limits)
+            topic = self.getTopic()
+            node.stats.receive(topic)
+            limits = node.settings.limits
+            if topic == node.config.topics_instances:
+                problem = region_forms.instances_problem(msg, limits)
+            else:
+                problem = conversions.message_problem(msg, limits)
             if problem:
-                node.bad_frame(f'{self.getTopic()}: {problem}')
+                node.bad_frame(f'{topic}: {problem}')
                 return
             super().callback(msg)
 
@@ -70,6 +75,7 @@ class SpatialQueryNode(LifecycleNode):
         super().__init__(NODE_NAME, **kwargs)
         self.config: NodeConfig | None = None
         self.config_error = ''
+        self.problem = ''  # why no model is loaded, for /diagnostics
         try:
             self.config = declare_and_read(self)
         except Exception as exc:  # a bad override (type or value) must not kill the node silently
@@ -77,17 +83,23 @@ class SpatialQueryNode(LifecycleNode):
             self.get_logger().error(f'parameters: {exc}')  # configure fails with the same reason
         self._warn_unknown_parameters()
         self.engine: SpatialQueryEngine | None = None
+        self.engine_info: EngineInfo | None = None
         self.frames: FrameCache[conversions.StoredFrame] = FrameCache(1)
+        self.stats = NodeStats()
+        self.state = 'unconfigured'
+        self._batcher: QuestionBatcher | None = None
+        self._front: QueryFront | None = None
         self._entities: list[Any] = []
-        self._pending = 0  # requests accepted and not yet answered
-        self._pending_lock = threading.Lock()
-        self.counts = {'busy': 0, 'bad_frames': 0, 'frames': 0, 'answered': 0, 'failed': 0}
         self._encoder: ThreadPoolExecutor | None = None
         self._camera_infos = CameraInfoCache()
         self._cameras: dict[int, CameraModel] = {}  # the last converted CameraInfo
         self._said: set[str] = set()  # reasons logged once
         self._sensor_group = MutuallyExclusiveCallbackGroup()
-        self._service_group = ReentrantCallbackGroup()  # waiting requests hold no sensor thread
+        self.service_group = ReentrantCallbackGroup()  # waiting questions hold no sensor thread
+        # diagnostics run in every state: an unconfigured node says why it serves nothing
+        self._diagnostics = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        period = self.config.diagnostics_period_s if self.config else 1.0
+        self.create_timer(period, self._report, callback_group=MutuallyExclusiveCallbackGroup())
 
     @property
     def settings(self) -> InferenceSettings:
@@ -102,10 +114,10 @@ class SpatialQueryNode(LifecycleNode):
                 self.get_logger().warning(f'parameter {name} is not a parameter of this node')
 
     def bad_frame(self, reason: str) -> None:
-        self.counts['bad_frames'] += 1
+        count = self.stats.count('frames refused')
+        self.stats.error(reason)
         self.get_logger().warning(
-            f'dropped input ({self.counts["bad_frames"]} so far): {reason}',
-            throttle_duration_sec=5.0,
+            f'dropped input ({count} so far): {reason}', throttle_duration_sec=5.0
         )
 
     # lifecycle ---------------------------------------------------------------------------
@@ -122,10 +134,15 @@ class SpatialQueryNode(LifecycleNode):
             start = time.perf_counter()
             self.engine = SpatialQueryEngine.from_checkpoint(checkpoint, cfg.inference)
         except Exception as exc:
-            self.get_logger().error(f'configure failed: {exc}')
+            self.problem = f'configure failed: {exc}'
+            self.stats.error(self.problem)
+            self.get_logger().error(self.problem)
             return TransitionCallbackReturn.FAILURE
+        self.problem = ''
         self.frames = FrameCache(cfg.inference.cache.frames, cfg.inference.cache.max_bytes)
         m = cfg.inference.model
+        self.engine_info = EngineInfo(checkpoint, m.backend, m.device, m.dtype)
+        self.state = 'inactive'
         self.get_logger().info(
             f'configured: {checkpoint} on {m.backend}/{m.device}/{m.dtype} in '
             f'{time.perf_counter() - start:.1f} s'
@@ -142,20 +159,14 @@ class SpatialQueryNode(LifecycleNode):
             else qos_profile_sensor_data
         )
         subscriber = _guarded(subscriber, self)
+        inputs = [(Image, cfg.topics_rgb), (Image, cfg.topics_depth)]
+        if cfg.regions_form == 'instances':
+            inputs += [(Image, cfg.topics_instances), (RegionArray, cfg.topics_regions)]
+        else:
+            inputs += [(RegionMaskArray, cfg.topics_regions)]
         subs = [
-            subscriber(
-                self, Image, cfg.topics_rgb, qos_profile=qos, callback_group=self._sensor_group
-            ),
-            subscriber(
-                self, Image, cfg.topics_depth, qos_profile=qos, callback_group=self._sensor_group
-            ),
-            subscriber(
-                self,
-                RegionMaskArray,
-                cfg.topics_regions,
-                qos_profile=qos,
-                callback_group=self._sensor_group,
-            ),
+            subscriber(self, kind, topic, qos_profile=qos, callback_group=self._sensor_group)
+            for kind, topic in inputs
         ]
         self._sync = synchronizer(subs, cfg.sync_queue_size, cfg.sync_slop_s)
         self._sync.registerCallback(self._on_frame)
@@ -166,37 +177,38 @@ class SpatialQueryNode(LifecycleNode):
             qos,
             callback_group=self._sensor_group,
         )
-        self._answers = self.create_publisher(SpatialAnswer, '~/answers', 10)
-        self._annotated = self.create_publisher(Image, '~/annotated', 1)
-        self._markers = self.create_publisher(MarkerArray, '~/markers', 1)
-        self._service = self.create_service(
-            SpatialQuery, 'spatial_query', self._on_query, callback_group=self._service_group
+        self._entities = [s.sub for s in subs] + [camera_info]
+        self._batcher = QuestionBatcher(
+            self.engine,
+            window_s=cfg.requests_batch_window_s,
+            max_batch=cfg.requests_batch_max,
+            backlog=cfg.requests_queue_limit,
+            on_batch=lambda jobs, timings: self.stats.batch(len(jobs), timings),
         )
-        self._entities = [s.sub for s in subs] + [
-            camera_info,
-            self._answers,
-            self._annotated,
-            self._markers,
-            self._service,
-        ]
+        self._front = QueryFront(self, self._batcher)
         if cfg.encode_eager:
             self._encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix='encoder')
+        self.stats.since_active()
+        self.state = 'active'
         self.get_logger().info(
-            f'active: {cfg.topics_rgb} + {cfg.topics_depth} + {cfg.topics_regions} '
-            f'+ {cfg.topics_camera_info} (answer.mode {cfg.inference.answer.mode}) '
-            f'(sync: {source}, slop {cfg.sync_slop_s} s), service spatial_query'
+            f'active: {" + ".join(topic for _, topic in inputs)} + {cfg.topics_camera_info} '
+            f'(regions.form {cfg.regions_form}, answer.mode {cfg.inference.answer.mode}, '
+            f'sync: {source}, slop {cfg.sync_slop_s} s), service and action spatial_query '
+            f'(batches of up to {cfg.requests_batch_max})'
         )
         return TransitionCallbackReturn.SUCCESS
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._destroy_entities()
+        self.state = 'inactive'
         self.get_logger().info('deactivated')
         return TransitionCallbackReturn.SUCCESS
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._destroy_entities()
-        self.engine = None
+        self.engine = self.engine_info = None
         self.frames.clear()
+        self.state = 'unconfigured'
         gc.collect()
         if sys.modules.get('torch') is not None and sys.modules['torch'].cuda.is_available():
             sys.modules['torch'].cuda.empty_cache()
@@ -205,32 +217,39 @@ class SpatialQueryNode(LifecycleNode):
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._destroy_entities()
+        self.state = 'finalized'
         return TransitionCallbackReturn.SUCCESS
 
     def _destroy_entities(self) -> None:
         if self._encoder is not None:
             self._encoder.shutdown(wait=True, cancel_futures=True)
             self._encoder = None
+        if self._batcher is not None:
+            self._batcher.stop()  # waiting questions end with the reason
+            self._batcher = None
+        if self._front is not None:
+            self._front.destroy()
+            self._front = None
         for entity in self._entities:
-            if hasattr(entity, 'srv_type'):
-                self.destroy_service(entity)
-            elif hasattr(entity, 'msg_type') and hasattr(entity, 'publish'):
-                self.destroy_publisher(entity)
-            else:
-                self.destroy_subscription(entity)
+            self.destroy_subscription(entity)
         self._entities = []
 
     # sensors -------------------------------------------------------------------------------
-    def _on_frame(self, rgb: Image, depth: Image, regions: RegionMaskArray) -> None:
+    def _on_frame(self, rgb: Image, depth: Image, *regions: Any) -> None:
         stamp_ns = sync.stamp_to_ns(rgb.header.stamp)
-        stored = conversions.StoredFrame(rgb, depth, regions, self.settings.limits)
+        if len(regions) == 2:  # instances form: the label image, then the RegionArray
+            stored = conversions.StoredFrame(
+                rgb, depth, regions[1], self.settings.limits, instances_msg=regions[0]
+            )
+        else:
+            stored = conversions.StoredFrame(rgb, depth, regions[0], self.settings.limits)
         if stored.nbytes > self.settings.cache.max_bytes:
             self.bad_frame(
                 f'frame {stamp_ns}: {stored.nbytes} bytes do not fit cache.max_bytes '
                 f'{self.settings.cache.max_bytes}'
             )
             return
-        self.counts['frames'] += 1
+        self.stats.synchronised()
         self.frames.put(stamp_ns, stored, stored.nbytes)
         if self._encoder is not None:
             self._encoder.submit(self._encode_eagerly, stamp_ns)
@@ -242,98 +261,16 @@ class SpatialQueryNode(LifecycleNode):
         except (EngineError, FrameNotFoundError) as exc:
             self.bad_frame(f'frame {stamp_ns}: {exc}')
 
-    # service -------------------------------------------------------------------------------
-    def _on_query(
-        self, request: SpatialQuery.Request, response: SpatialQuery.Response
-    ) -> SpatialQuery.Response:
-        start = time.perf_counter()
-        limit = self.config.requests_queue_limit if self.config else 1
-        with self._pending_lock:
-            busy = self._pending >= limit
-            if busy:
-                self.counts['busy'] += 1
-            else:
-                self._pending += 1
-        if busy:
-            self.get_logger().warning(
-                f'busy: rejected a request ({self.counts["busy"]} so far; '
-                f'requests.queue_limit = {limit})',
-                throttle_duration_sec=2.0,
-            )
-            return conversions.fail_response(
-                response, f'busy: {limit} requests are already waiting (requests.queue_limit)'
-            )
-        try:
-            self._answer(request, response)
-            self.counts['answered'] += 1
-        except EngineError as exc:
-            self.counts['failed'] += 1
-            conversions.fail_response(response, str(exc))
-        except Exception as exc:  # the service must answer and the node live on, whatever failed
-            self.counts['failed'] += 1
-            self.get_logger().error(f'spatial_query failed: {type(exc).__name__}: {exc}')
-            conversions.fail_response(
-                response, 'internal error while answering; the node log has the details'
-            )
-        finally:
-            with self._pending_lock:
-                self._pending -= 1
-        response.latency_ms = float((time.perf_counter() - start) * 1e3)
-        question = (
-            request.question
-            if len(request.question) <= 200
-            else (f'{request.question[:200]}... ({len(request.question)} characters)')
-        )
-        self.get_logger().info(
-            f'{question!r} {list(request.region_ids)} -> '
-            f'{response.answer if response.success else "error: " + response.error!r} '
-            f'({response.latency_ms:.0f} ms)'
-        )
-        return response
-
-    def _answer(self, request: SpatialQuery.Request, response: SpatialQuery.Response) -> None:
-        if self.engine is None:
-            raise EngineError('the node is not configured')
-        stamp_ns = sync.stamp_to_ns(request.stamp)
-        try:
-            stamp_ns, stored = self.frames.get(stamp_ns)
-        except FrameNotFoundError as exc:
-            raise EngineError(str(exc)) from exc
-        frame = stored.frame()
-        frame.camera = self._camera_for(stamp_ns)
-        query = Query(
-            request.question,
-            list(request.region_ids),
-            int(request.max_new_tokens),
-            request.mode,
-        )
-        answer = self.engine.ask_many(frame, [query])[0]
-        if answer.geometry_reason and answer.source != 'geometry':
-            if frame.camera is None:  # once, not per question: the cause is the missing topic
-                self._say_once(
-                    f'no CameraInfo on {self.config.topics_camera_info}: answers fall back to '
-                    'image-plane geometry (left/right, extremes) and the model'
-                )
-            else:
-                self.get_logger().debug(f'geometry did not answer: {answer.geometry_reason}')
-        conversions.fill_response(response, answer, type(request.stamp), RegionGeometry)
-        header = stored.header
-        self._answers.publish(
-            conversions.answer_message(SpatialAnswer(), request, response, header)
-        )
-        if self._markers.get_subscription_count() > 0 and answer.regions_3d:
-            types = SimpleNamespace(MarkerArray=MarkerArray, Marker=Marker, Point=Point)
-            self._markers.publish(
-                answer_markers(types, header, answer, answer.question_region_ids, answer.floor)
-            )
-        if self._annotated.get_subscription_count() > 0:
-            caption = f'{request.question} -> {answer.text} [{answer.source}]'
-            image = annotate(frame.rgb, frame.masks, frame.region_ids, caption)
-            self._annotated.publish(numpy_to_imgmsg(image, 'rgb8', header=header))
-
     # camera intrinsics ---------------------------------------------------------------------
     def _on_camera_info(self, msg: CameraInfo) -> None:
+        self.stats.receive(self.config.topics_camera_info)
         self._camera_infos.put(sync.stamp_to_ns(msg.header.stamp), msg)
+
+    def frame_with_camera(self, stamp_ns: int, stored: conversions.StoredFrame) -> Frame:
+        """The stored frame as the engine takes it, with the intrinsics for its stamp."""
+        frame = stored.frame()
+        frame.camera = self._camera_for(stamp_ns)
+        return frame
 
     def _camera_for(self, stamp_ns: int) -> CameraModel | None:
         """The frame's intrinsics: CameraInfo with the frame's stamp, else the latest one."""
@@ -352,17 +289,47 @@ class SpatialQueryNode(LifecycleNode):
                 return None
         return self._cameras[key]
 
+    def note_geometry(self, answer: Answer, had_camera: bool) -> None:
+        """Say why geometry did not answer: once for a missing CameraInfo (the cause is the
+        topic, not the question), at debug level otherwise."""
+        if not answer.geometry_reason or answer.source == 'geometry':
+            return
+        if not had_camera:
+            self._say_once(
+                f'no CameraInfo on {self.config.topics_camera_info}: answers fall back to '
+                'image-plane geometry (left/right, extremes) and the model'
+            )
+        else:
+            self.get_logger().debug(f'geometry did not answer: {answer.geometry_reason}')
+
     def _say_once(self, text: str) -> None:
         if text not in self._said:
             self._said.add(text)
             self.get_logger().warning(text)
 
+    # diagnostics ---------------------------------------------------------------------------
+    def _report(self) -> None:
+        batcher = self._batcher
+        status = self.stats.report(
+            DIAGNOSTIC_TYPES,
+            f'{self.get_name()}: spatial query',
+            self.engine_info,
+            self.state,
+            batcher.depth() if batcher is not None else (0, 0),
+            self.config.diagnostics_stale_s if self.config else 5.0,
+            problem=self.problem or self.config_error,
+        )
+        msg = DiagnosticArray(status=[status])
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self._diagnostics.publish(msg)
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     rclpy.init(args=argv)
     node = SpatialQueryNode()
-    limit = node.config.requests_queue_limit if node.config else 4
-    executor = MultiThreadedExecutor(num_threads=limit + 2)
+    executor = MultiThreadedExecutor(
+        num_threads=executor_threads(node.config) if node.config else 8
+    )
     executor.add_node(node)
     autostart = node.config.autostart if node.config else True
     if autostart:

@@ -1,0 +1,165 @@
+"""The forms regions arrive in, turned into the one the engine takes: full-frame uint8 masks.
+
+* ``RegionMaskArray`` with full-frame masks: each mask is as large as the image;
+* ``RegionMaskArray`` with masks cropped to ``bbox``: a mask of ``bbox.width x bbox.height``
+  whose pixel (0, 0) lies at ``(bbox.x_offset, bbox.y_offset)``; outside the box is outside
+  (each region may take either form; a mask as large as the image is full-frame);
+* an instance-label ``Image`` (mono8, mono16 or 32SC1; 0 = background, any other value is the
+  id of a region) with a ``RegionArray`` naming the regions (id == label value, class, score,
+  bbox; only label pixels inside the box count, an all-zero box is the whole image).
+
+The three give the same masks for the same regions, so the same answers. Every size is checked
+from the header fields before an array is allocated; values are left as they arrive (the
+engine refuses masks other than 0, 1 and 255). No rclpy import: tested without ROS.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from smolrgpt_core.inference.engine import EngineError
+from smolrgpt_core.settings import FrameLimits
+from smolrgpt_ros.image_conversion import ImageConversionError, imgmsg_to_numpy
+
+MASK_ENCODINGS = ('mono8', '8UC1')
+# instance-label encodings -> the largest region id they can hold
+LABEL_ENCODINGS = {'mono8': 255, '8UC1': 255, 'mono16': 65535, '16UC1': 65535, '32SC1': 2**31 - 1}
+
+
+def image_problem(msg: Any, what: str, limits: FrameLimits) -> str | None:
+    width, height = int(msg.width), int(msg.height)
+    if width == 0 or height == 0:
+        return f'the {what} image is empty ({width}x{height})'
+    if width * height > limits.max_image_pixels:
+        return (
+            f'the {what} image is {width}x{height}, above limits.max_image_pixels '
+            f'{limits.max_image_pixels}'
+        )
+    if len(msg.data) > limits.max_frame_bytes:
+        return f'the {what} image holds {len(msg.data)} bytes, above limits.max_frame_bytes'
+    return None
+
+
+def regions_problem(msg: Any, limits: FrameLimits) -> str | None:
+    """Why a RegionMaskArray or RegionArray cannot belong to a frame, from its sizes alone."""
+    if len(msg.regions) > limits.max_regions:
+        return f'{len(msg.regions)} regions, above limits.max_regions {limits.max_regions}'
+    total = 0
+    for region in msg.regions:
+        mask = getattr(region, 'mask', None)
+        if mask is None:  # RegionArray: a box per region, the pixels are in the label image
+            continue
+        problem = image_problem(mask, f'mask of region {region.id}', limits)
+        if problem:
+            return problem
+        total += len(mask.data)
+    if total > limits.max_frame_bytes:
+        return f'the masks hold {total} bytes, above limits.max_frame_bytes'
+    return None
+
+
+def _box(bbox: Any) -> tuple[int, int, int, int]:
+    return int(bbox.x_offset), int(bbox.y_offset), int(bbox.width), int(bbox.height)
+
+
+def _box_problem(what: str, bbox: Any, h: int, w: int) -> str | None:
+    x, y, bw, bh = _box(bbox)
+    if x + bw > w or y + bh > h:
+        return f'the bbox of {what} (x {x}, y {y}, {bw}x{bh}) reaches outside the {w}x{h} image'
+    return None
+
+
+def expanded_problem(count: int, h: int, w: int, limits: FrameLimits) -> str | None:
+    """The full-frame masks of ``count`` regions must fit the frame budget too (a cropped or
+    instance form is small on the wire, but the engine takes full-frame masks)."""
+    if count * h * w > limits.max_frame_bytes:
+        return (
+            f'{count} regions at {w}x{h} expand to {count * h * w} bytes of masks, above '
+            f'limits.max_frame_bytes {limits.max_frame_bytes}'
+        )
+    return None
+
+
+def masks_from_mask_array(msg: Any, h: int, w: int, limits: FrameLimits) -> np.ndarray:
+    """RegionMaskArray (each mask full-frame or cropped to its bbox) -> uint8 [M, H, W]."""
+    placements = []
+    for region in msg.regions:
+        mask = region.mask
+        mh, mw = int(mask.height), int(mask.width)
+        x, y, bw, bh = _box(region.bbox)
+        if (mh, mw) == (h, w):
+            placements.append((0, 0))
+        elif (mh, mw) == (bh, bw):
+            problem = _box_problem(f'region {region.id}', region.bbox, h, w)
+            if problem:
+                raise EngineError(problem)
+            placements.append((x, y))
+        else:
+            raise EngineError(
+                f'size mismatch: mask of region {region.id} is [{mh}, {mw}], neither the '
+                f'image [{h}, {w}] nor its bbox [{bh}, {bw}]'
+            )
+        if mask.encoding not in MASK_ENCODINGS:
+            raise EngineError(f'mask of region {region.id} must be mono8, got {mask.encoding!r}')
+    problem = expanded_problem(len(msg.regions), h, w, limits)
+    if problem:
+        raise EngineError(problem)
+    masks = np.zeros((len(msg.regions), h, w), dtype=np.uint8)
+    try:
+        for k, (region, (x, y)) in enumerate(zip(msg.regions, placements)):
+            crop = imgmsg_to_numpy(region.mask)
+            masks[k, y : y + crop.shape[0], x : x + crop.shape[1]] = crop
+    except ImageConversionError as exc:
+        raise EngineError(str(exc)) from exc
+    return masks
+
+
+def instances_problem(msg: Any, limits: FrameLimits) -> str | None:
+    """Why an instance-label image cannot belong to a frame (sizes and encoding only)."""
+    problem = image_problem(msg, 'instance-label', limits)
+    if problem:
+        return problem
+    if msg.encoding not in LABEL_ENCODINGS:
+        return f'the instance-label image must be mono8, mono16 or 32SC1, got {msg.encoding!r}'
+    return None
+
+
+def masks_from_instances(
+    labels_msg: Any, regions_msg: Any, h: int, w: int, limits: FrameLimits
+) -> np.ndarray:
+    """Instance-label image + RegionArray -> uint8 [M, H, W] (255 inside, 0 outside)."""
+    problem = instances_problem(labels_msg, limits)
+    if problem:
+        raise EngineError(problem)
+    if (int(labels_msg.height), int(labels_msg.width)) != (h, w):
+        raise EngineError(
+            f'size mismatch: the instance-label image is [{labels_msg.height}, '
+            f'{labels_msg.width}], rgb is [{h}, {w}]'
+        )
+    largest = LABEL_ENCODINGS[labels_msg.encoding]
+    for region in regions_msg.regions:
+        if not 1 <= int(region.id) <= largest:
+            raise EngineError(
+                f'region id {region.id} cannot be a {labels_msg.encoding} label '
+                f'(1..{largest}; 0 is background)'
+            )
+        problem = _box_problem(f'region {region.id}', region.bbox, h, w)
+        if problem:
+            raise EngineError(problem)
+    problem = expanded_problem(len(regions_msg.regions), h, w, limits)
+    if problem:
+        raise EngineError(problem)
+    try:
+        labels = imgmsg_to_numpy(labels_msg)
+    except ImageConversionError as exc:
+        raise EngineError(str(exc)) from exc
+    masks = np.zeros((len(regions_msg.regions), h, w), dtype=np.uint8)
+    for k, region in enumerate(regions_msg.regions):
+        x, y, bw, bh = _box(region.bbox)
+        if bw == 0 or bh == 0:  # sensor_msgs/RegionOfInterest: all zero = the whole image
+            x, y, bw, bh = 0, 0, w, h
+        inside = labels[y : y + bh, x : x + bw] == int(region.id)
+        masks[k, y : y + bh, x : x + bw] = inside.view(np.uint8) * np.uint8(255)
+    return masks
