@@ -28,8 +28,13 @@ import time
 import numpy as np
 from PIL import Image
 
-from smolrgpt_core.geometry import CameraModel, RegionGeometry, load_class_priors, measure_scene
-from smolrgpt_core.geometry import relations
+from smolrgpt_core.geometry import (
+    CameraModel,
+    RegionGeometry,
+    load_class_priors,
+    measure_scene,
+    relations,
+)
 from smolrgpt_core.masks import rle_decode
 
 SPLITS = ('train', 'val', 'test')
@@ -158,9 +163,7 @@ def evaluate(root: Path, priors: bool, pixel_offset: float) -> dict[str, list]:
             a_ids = [i for i in regions if frame.truth[i].kind == ka]
             b_ids = [i for i in regions if frame.truth[i].kind == kb]
             pairs = (
-                itertools.combinations(a_ids, 2)
-                if ka == kb
-                else itertools.product(a_ids, b_ids)
+                itertools.combinations(a_ids, 2) if ka == kb else itertools.product(a_ids, b_ids)
             )
             for ia, ib in pairs:
                 ra, rb = regions[ia], regions[ib]

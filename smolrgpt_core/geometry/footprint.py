@@ -99,15 +99,20 @@ def footprint_of(
     rectangle turns to it when that costs less than GRID_SNAP_RATIO times the area, or
     HIDDEN_SNAP_RATIO when ``hidden`` ([N] bool) says a side is hidden: a partly seen region's
     own outline says little about its direction."""
-    own = _rectangle_at(xz, min_area_angle(xz), trim)
-    if grid_angle is None:
+    angle = min_area_angle(xz)
+    own = _rectangle_at(xz, angle, trim)
+    if grid_angle is None or abs((angle - grid_angle + 45.0) % 90.0 - 45.0) < 0.5:
         return own
     aligned = _rectangle_at(xz, grid_angle, trim)
-    ratio = GRID_SNAP_RATIO
-    if hidden is not None and hidden_share(own, xz, hidden).max() >= HIDDEN_SHARE:
-        ratio = HIDDEN_SNAP_RATIO
-    own_area = max(own.size[0] * own.size[1], 1e-6)
-    return aligned if aligned.size[0] * aligned.size[1] <= ratio * own_area else own
+    growth = aligned.size[0] * aligned.size[1] / max(own.size[0] * own.size[1], 1e-6)
+    if growth <= GRID_SNAP_RATIO:
+        return aligned
+    partly_hidden = (
+        growth <= HIDDEN_SNAP_RATIO
+        and hidden is not None
+        and hidden_share(own, xz, hidden).max() >= HIDDEN_SHARE
+    )
+    return aligned if partly_hidden else own
 
 
 def grid_angle(outlines: list[np.ndarray]) -> float | None:

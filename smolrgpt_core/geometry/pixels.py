@@ -21,7 +21,7 @@ from smolrgpt_core.geometry.camera import CameraModel
 NEIGHBOUR_PX = 2  # how far outside the mask an occluder is looked for
 OCCLUDER_GAP_M = 0.15  # an outside pixel this much nearer (plus 2% of range) hides the object
 OCCLUDER_GAP_REL = 0.02
-MAX_BOUNDARY_POINTS = 2000
+MAX_BOUNDARY_POINTS = 1000
 FLOOR_BAND = 1 / 3  # the lowest third of the image: where a downward camera sees the floor
 FLOOR_SAMPLES = 20000  # background pixels looked at for the floor (an even grid)
 
@@ -219,8 +219,12 @@ def _boundary(
     qr = np.clip(rows + step[:, 0], 0, ch - 1)
     qc = np.clip(cols + step[:, 1], 0, cw - 1)
     qz = crop.metres(qr, qc)
-    points = camera.backproject(cols + du, rows + dv, z)
-    inner = camera.backproject(qc + du, qr + dv, np.where(np.isfinite(qz), qz, z))
+    both = camera.backproject(  # the boundary pixels and their inward neighbours at once
+        np.concatenate([cols, qc]) + du,
+        np.concatenate([rows, qr]) + dv,
+        np.concatenate([z, np.where(np.isfinite(qz), qz, z)]),
+    )
+    points, inner = both[: len(z)], both[len(z) :]
     delta = points - inner
     same_surface = (
         core[qr, qc]

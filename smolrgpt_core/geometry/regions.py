@@ -30,6 +30,7 @@ from smolrgpt_core.geometry.pixels import (
     sample_region,
 )
 from smolrgpt_core.geometry.priors import ClassPriors
+from smolrgpt_core.geometry.visibility import DepthView
 from smolrgpt_core.limits import MAX_REGIONS
 
 Vec3 = tuple[float, float, float]
@@ -230,7 +231,8 @@ def measure_scene(
     if align_to_grid:
         outlines = [s.floor_points[1][:, [0, 2]] for s in sampled if s.floor_points is not None]
         grid = grid_angle([o for o in outlines if len(o) >= 3])
-    regions = [_estimate(s, floor, frame, priors, grid) for s in sampled]
+    view = DepthView(camera, depth, encoding, frame, pixel_offset)
+    regions = [_estimate(s, floor, frame, priors, grid, view) for s in sampled]
     return SceneGeometry(_complete_floor_regions(regions, sampled, frame), floor, '', camera)
 
 
@@ -279,6 +281,7 @@ def _estimate(
     frame: FloorFrame,
     priors: ClassPriors | None,
     grid: float | None,
+    view: DepthView,
 ) -> RegionGeometry:
     if s.points is None or s.floor_points is None:
         return s.geometry
@@ -291,6 +294,7 @@ def _estimate(
         floor.camera_height,
         priors.get(g.label) if priors is not None else None,
         grid,
+        view,
     )
     return replace(
         g,
