@@ -214,8 +214,13 @@ def complete_floor_footprint(
 ) -> Footprint:
     """A painted floor rectangle is partly hidden under the objects standing on it: extend it,
     along its own axes and only past its hidden sides, over the footprints of the standing
-    objects that touch it (the floor under them is the rectangle's)."""
-    touching = [o for o in standing if _overlaps(fp, o, OVERLAP_TOLERANCE_M)]
+    objects that touch it and are smaller than it (the floor under them is the rectangle's)."""
+    area = fp.size[0] * fp.size[1]
+    touching = [  # what stands on a painted zone is smaller than the zone
+        o
+        for o in standing
+        if o.size[0] * o.size[1] < area and _overlaps(fp, o, OVERLAP_TOLERANCE_M)
+    ]
     if not touching:
         return fp
     half = np.array(fp.size) / 2

@@ -168,6 +168,7 @@ def measure_scene(
     erode_px: int = 1,
     max_points: int = 20000,
     trim: tuple[float, float] = (5.0, 95.0),
+    regrow_px: int = 3,
     floor: FloorPlane | None = None,
     priors: ClassPriors | None = None,
     align_to_grid: bool = True,
@@ -178,7 +179,9 @@ def measure_scene(
 
     ``masks`` [M, H, W] bool/uint8 (nonzero = in), ``depth`` [H, W] in ``depth_encoding``
     ('16UC1' mm, '32FC1' m; 'mono8' or ``depth``/``camera`` None: image quantities only),
-    ``labels`` one class name per mask. ``floor``: a known floor (else fitted). ``priors``:
+    ``labels`` one class name per mask. ``regrow_px``: a standing region keeps only what is
+    reached from its ``regrow_px``-deeper interior without a depth jump (0: off; mask spill
+    onto the background goes). ``floor``: a known floor (else fitted). ``priors``:
     class-size priors to apply (``priors.load_class_priors``). ``align_to_grid``: let partly
     seen footprints take the scene's layout direction. ``pixel_offset``: added to pixel
     indices before back-projection (0 for OpenCV/ROS intrinsics, where (0, 0) is the centre
@@ -191,6 +194,8 @@ def measure_scene(
         )
     if not 0 <= erode_px <= 16:
         raise ValueError(f'erode_px must be within 0..16, got {erode_px}')
+    if not 0 <= regrow_px <= 16:
+        raise ValueError(f'regrow_px must be within 0..16, got {regrow_px}')
     if not 0.0 <= trim[0] < trim[1] <= 100.0:
         raise ValueError(f'trim must be two percentiles 0 <= lo < hi <= 100, got {trim}')
     labels = [str(label) for label in labels]
@@ -214,6 +219,7 @@ def measure_scene(
         'max_points': max_points,
         'trim': trim,
         'pixel_offset': pixel_offset,
+        'regrow_px': regrow_px,
     }
     sampled = [_sample(g, m, depth, encoding, camera, options) for g, m in zip(image, masks)]
     floor_reason = ''
@@ -251,6 +257,8 @@ def measure_regions(
 def _sample(g, mask, depth, encoding, camera, options) -> _Sampled:
     if g.mask_bbox is None:
         return _Sampled(g, None)
+    if g.label in FLOOR_CLASSES:  # a painted region spills onto what stands on it, not behind
+        options = {**options, 'regrow_px': 0}
     points = sample_region(mask, g.mask_bbox, depth, encoding, camera, **options)
     if isinstance(points, str):
         return _Sampled(replace(g, reason=points), None)
