@@ -28,15 +28,15 @@ class FloorFrame:
 
     def to_floor(self, points: np.ndarray) -> np.ndarray:
         """[N, 3] camera-frame points -> [N, 3] floor-frame points (x, height, z)."""
-        return (np.asarray(points, dtype=np.float64) - np.array(self.origin)) @ np.array(
-            self.rotation
-        ).T
+        rotation = np.array(self.rotation)
+        # np.dot takes the BLAS path for [N, 3] x [3, 3]; the @ operator is slower here
+        shifted = np.asarray(points, dtype=np.float64) - np.array(self.origin)
+        return np.dot(shifted, np.ascontiguousarray(rotation.T))
 
     def to_camera(self, points: np.ndarray) -> np.ndarray:
         """[N, 3] floor-frame points -> [N, 3] camera-frame points."""
-        return np.asarray(points, dtype=np.float64) @ np.array(self.rotation) + np.array(
-            self.origin
-        )
+        rotated = np.dot(np.asarray(points, dtype=np.float64), np.array(self.rotation))
+        return rotated + np.array(self.origin)
 
 
 @dataclass(frozen=True)
