@@ -32,6 +32,7 @@ setup(
         'tqdm>=4.66',
         'pyyaml>=6',
         'rosbags>=0.10',
+        'opencv-python-headless>=4.10,<6',  # 4.10: the first built for numpy 2
     ],
     extras_require={
         'masks': ['pycocotools>=2.0.7'],

@@ -182,7 +182,10 @@ class CameraModel:
         d = np.array(self.distortion)
         if self.distortion_model == 'equidistant':
             out = cv2.fisheye.undistortPoints(pixels, self.k, d, criteria=_UNDISTORT_CRITERIA)
-        else:
+        elif hasattr(cv2, 'undistortPointsIter'):  # OpenCV 4: the iteration count is its own
+            eye = np.eye(3)
+            out = cv2.undistortPointsIter(pixels, self.k, d, eye, eye, _UNDISTORT_CRITERIA)
+        else:  # OpenCV 5 folded it into undistortPoints
             out = cv2.undistortPoints(pixels, self.k, d, criteria=_UNDISTORT_CRITERIA)
         out = out.reshape(-1, 2)
         return out[:, 0], out[:, 1]

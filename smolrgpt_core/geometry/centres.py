@@ -26,6 +26,7 @@ from smolrgpt_core.geometry.footprint import (
     quantiles,
 )
 from smolrgpt_core.geometry.priors import ClassPrior
+from smolrgpt_core.geometry.visibility import DepthView, place_prior_box
 
 # the object classes of the warehouse data; 'buffer' regions are painted on the floor
 OBJECT_CLASSES = ('pallet', 'buffer', 'transporter', 'shelf')
@@ -55,10 +56,13 @@ def estimate_object(
     camera_height: float,
     prior: ClassPrior | None = None,
     grid_angle: float | None = None,
+    view: DepthView | None = None,
 ) -> ObjectEstimate:
     """The centre, footprint and top of one region from floor-frame points: [N, 3] interior
     sample, [K, 3] boundary (pushed to the silhouette) and its [K] hidden flags.
-    ``grid_angle``: the scene's layout direction (``footprint.grid_angle``), or None."""
+    ``grid_angle``: the scene's layout direction (``footprint.grid_angle``), or None.
+    ``view``: the frame's depth, so a prior-sized box is placed where the camera did not see
+    past it (``visibility.place_prior_box``); without it the hidden shares alone decide."""
     stats = interior[:: max(1, len(interior) // STATS_POINTS)]
     lo, hi = quantiles(stats, EXTENT_PERCENTILES)
     outline = boundary if len(boundary) >= 3 else interior
@@ -71,11 +75,15 @@ def estimate_object(
     top = float(quantiles(interior[:, 1].copy(), (TOP_PERCENTILE,))[0])
     hidden_back = top >= camera_height - HIDDEN_TOP_MARGIN_M
     prior_used = False
-    if prior is not None and prior.footprint_m is not None:
-        share = np.maximum(hidden_share(footprint, outline[:, [0, 2]], flags), far_side(footprint))
-        footprint, prior_used = grow(footprint, prior.footprint_m, share)
     if prior is not None and prior.min_height_m is not None and top < prior.min_height_m:
         top, prior_used = prior.min_height_m, True
+    if prior is not None and prior.footprint_m is not None:
+        xz = outline[:, [0, 2]]
+        share = np.maximum(hidden_share(footprint, xz, flags), far_side(footprint))
+        guess, grown = grow(footprint, prior.footprint_m, share)
+        if grown and view is not None:
+            guess = place_prior_box(footprint, xz, prior.footprint_m, top, view, guess, grid_angle)
+        footprint, prior_used = guess, prior_used or grown
     x, z = footprint.centre
     return ObjectEstimate(
         (x, top / 2.0, z),  # objects stand on the floor: the box spans 0..top

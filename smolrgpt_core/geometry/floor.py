@@ -16,6 +16,7 @@ import math
 import numpy as np
 
 CAMERA_UP = np.array([0.0, -1.0, 0.0])  # optical frame: y points down
+NOISE_WIDENING = 2.5  # inliers within this many robust standard deviations
 
 
 @dataclass(frozen=True)
@@ -27,15 +28,15 @@ class FloorFrame:
 
     def to_floor(self, points: np.ndarray) -> np.ndarray:
         """[N, 3] camera-frame points -> [N, 3] floor-frame points (x, height, z)."""
-        return (np.asarray(points, dtype=np.float64) - np.array(self.origin)) @ np.array(
-            self.rotation
-        ).T
+        rotation = np.array(self.rotation)
+        # np.dot takes the BLAS path for [N, 3] x [3, 3]; the @ operator is slower here
+        shifted = np.asarray(points, dtype=np.float64) - np.array(self.origin)
+        return np.dot(shifted, np.ascontiguousarray(rotation.T))
 
     def to_camera(self, points: np.ndarray) -> np.ndarray:
         """[N, 3] floor-frame points -> [N, 3] camera-frame points."""
-        return np.asarray(points, dtype=np.float64) @ np.array(self.rotation) + np.array(
-            self.origin
-        )
+        rotated = np.dot(np.asarray(points, dtype=np.float64), np.array(self.rotation))
+        return rotated + np.array(self.origin)
 
 
 @dataclass(frozen=True)
@@ -95,13 +96,17 @@ def _plane_through(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.where(flip[:, None], -n, n), np.where(flip, -d, d)
 
 
-def _refine(points: np.ndarray) -> tuple[np.ndarray, float]:
-    """Least-squares plane through ``points``: (unit normal facing the camera, offset)."""
-    centre = points.mean(axis=0)
-    _, _, vt = np.linalg.svd(points - centre, full_matrices=False)
-    n = vt[-1]
-    d = -float(n @ centre)
-    return (-n, -d) if d < 0 else (n, d)
+def _refine(points: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, float]:
+    """Weighted least-squares plane (unit normal facing the camera, offset), fitted in inverse
+    depth: with ``m = n / offset`` the plane is ``m . p = -1``, so ``1 / z = -m . (p / z)``.
+    The regressors ``p / z`` are the pixels' rays, free of depth noise, so the fit is not
+    biased the way a perpendicular fit of points smeared along their rays is."""
+    z = points[:, 2]
+    rays = points / z[:, None]  # [N, 3]
+    sw = np.sqrt(weights)
+    m, *_ = np.linalg.lstsq(rays * sw[:, None], -sw / z, rcond=None)
+    norm = float(np.linalg.norm(m))
+    return m / norm, 1.0 / norm
 
 
 def fit_floor(
@@ -126,7 +131,7 @@ def fit_floor(
     points = np.asarray(points, dtype=np.float64)
     if points.ndim != 2 or points.shape[1] != 3:
         raise ValueError(f'floor candidates must have shape [N, 3], got {list(points.shape)}')
-    points = points[np.all(np.isfinite(points), axis=1)]
+    points = points[np.all(np.isfinite(points), axis=1) & (points[:, 2] > 0)]
     if len(points) < max(3, min_inliers):
         return None
     if len(points) > max_points:  # an even stride keeps the spatial spread
@@ -147,11 +152,18 @@ def fit_floor(
     counts = (residual <= tolerance[probe, None]).sum(axis=0)
     best = int(np.argmax(counts))
     inside = np.abs(points @ normals[best] + offsets[best]) <= tolerance
-    for _ in range(3):  # least squares on the inliers, then re-select them
+    # inverse depth is about as precise as depth / z^2: weight by the inverse of its variance
+    weights = (np.abs(points[:, 2]) ** 2 / tolerance) ** 2
+    scale = 1.0
+    for _ in range(4):  # weighted least squares on the inliers, then re-select them
         if inside.sum() < 3:
             return None
-        n, d = _refine(points[inside])
-        inside = np.abs(points @ n + d) <= tolerance
+        n, d = _refine(points[inside], weights[inside])
+        residual = np.abs(points @ n + d) / tolerance
+        # noisier depth than the tolerance assumes: widen it to the residuals' robust spread,
+        # so the inliers are not a one-sided cut of the noise
+        scale = max(1.0, NOISE_WIDENING * 1.4826 * float(np.median(residual[inside])))
+        inside = residual <= scale
     if inside.sum() < min_inliers or float(n @ CAMERA_UP) < math.cos(math.radians(max_tilt_deg)):
         return None
     rms = float(np.sqrt(np.mean((points[inside] @ n + d) ** 2)))

@@ -99,15 +99,20 @@ def footprint_of(
     rectangle turns to it when that costs less than GRID_SNAP_RATIO times the area, or
     HIDDEN_SNAP_RATIO when ``hidden`` ([N] bool) says a side is hidden: a partly seen region's
     own outline says little about its direction."""
-    own = _rectangle_at(xz, min_area_angle(xz), trim)
-    if grid_angle is None:
+    angle = min_area_angle(xz)
+    own = _rectangle_at(xz, angle, trim)
+    if grid_angle is None or abs((angle - grid_angle + 45.0) % 90.0 - 45.0) < 0.5:
         return own
     aligned = _rectangle_at(xz, grid_angle, trim)
-    ratio = GRID_SNAP_RATIO
-    if hidden is not None and hidden_share(own, xz, hidden).max() >= HIDDEN_SHARE:
-        ratio = HIDDEN_SNAP_RATIO
-    own_area = max(own.size[0] * own.size[1], 1e-6)
-    return aligned if aligned.size[0] * aligned.size[1] <= ratio * own_area else own
+    growth = aligned.size[0] * aligned.size[1] / max(own.size[0] * own.size[1], 1e-6)
+    if growth <= GRID_SNAP_RATIO:
+        return aligned
+    partly_hidden = (
+        growth <= HIDDEN_SNAP_RATIO
+        and hidden is not None
+        and hidden_share(own, xz, hidden).max() >= HIDDEN_SHARE
+    )
+    return aligned if partly_hidden else own
 
 
 def grid_angle(outlines: list[np.ndarray]) -> float | None:
@@ -209,8 +214,13 @@ def complete_floor_footprint(
 ) -> Footprint:
     """A painted floor rectangle is partly hidden under the objects standing on it: extend it,
     along its own axes and only past its hidden sides, over the footprints of the standing
-    objects that touch it (the floor under them is the rectangle's)."""
-    touching = [o for o in standing if _overlaps(fp, o, OVERLAP_TOLERANCE_M)]
+    objects that touch it and are smaller than it (the floor under them is the rectangle's)."""
+    area = fp.size[0] * fp.size[1]
+    touching = [  # what stands on a painted zone is smaller than the zone
+        o
+        for o in standing
+        if o.size[0] * o.size[1] < area and _overlaps(fp, o, OVERLAP_TOLERANCE_M)
+    ]
     if not touching:
         return fp
     half = np.array(fp.size) / 2

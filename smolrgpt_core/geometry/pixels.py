@@ -1,11 +1,14 @@
 """From one mask to pixels and points: image quantities, an interior sample, the boundary.
 
 Everything works on the mask's bounding-box crop, so a small region in a 1080p frame costs
-little. The interior sample is an even grid (stride ``s`` when the mask holds more than
-``max_points`` pixels): deterministic and spread over the whole region. The boundary of the
-eroded mask is kept whole, because the floor footprint's corners come from it, and each
-boundary pixel says whether the object may continue there unseen: something nearer lies just
-outside it (an occluder) or the image ends.
+little. A region's pixels are its mask, eroded by ``erode_px`` (flying pixels at depth edges),
+less whatever lies behind a depth jump from the object's deeper interior (a mask 1-3 px too
+large spills onto the floor or wall behind the silhouette). The interior sample is an even
+grid (stride ``s`` when the mask holds more than ``max_points`` pixels): deterministic and
+spread over the whole region. The outline (at most MAX_BOUNDARY_POINTS pixels at an even
+stride) gives the floor footprint, each point pushed out to the true silhouette and flagged
+when the object may continue unseen past it: something nearer lies just outside (an
+occluder), or the image ends.
 """
 
 from __future__ import annotations
@@ -21,7 +24,11 @@ from smolrgpt_core.geometry.camera import CameraModel
 NEIGHBOUR_PX = 2  # how far outside the mask an occluder is looked for
 OCCLUDER_GAP_M = 0.15  # an outside pixel this much nearer (plus 2% of range) hides the object
 OCCLUDER_GAP_REL = 0.02
-MAX_BOUNDARY_POINTS = 2000
+JUMP_M = 0.05  # a neighbour farther than this (plus 4% of range) lies behind an edge
+JUMP_REL = 0.04
+NOISE_JUMPS = 5.0  # and never less than this many standard deviations of the depth noise
+NOISE_ROW_STRIDE = 4
+MAX_BOUNDARY_POINTS = 1000
 FLOOR_BAND = 1 / 3  # the lowest third of the image: where a downward camera sees the floor
 FLOOR_SAMPLES = 20000  # background pixels looked at for the floor (an even grid)
 
@@ -108,10 +115,41 @@ class _Crop:
         self.mask = crop if crop.dtype == np.bool_ else crop != 0
         self.raw = depth[v0:v1, u0:u1]
         self.encoding = encoding
+        self.map = encoding.to_metres(self.raw)  # float32 [h, w], NaN = no reading
 
     def metres(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """float64 metres at (rows, cols) of the crop, NaN where there is no reading."""
-        return self.encoding.to_metres(self.raw[rows, cols]).astype(np.float64)
+        return self.map[rows, cols].astype(np.float64)
+
+
+def _continuous(crop: _Crop, core: np.ndarray, px: int, min_points: int) -> np.ndarray:
+    """``core`` without what lies behind a depth jump from the object: pixels farther than a
+    core neighbour by more than a jump are cut out, and of the pieces left only those holding
+    part of the ``px``-deeper interior stay. A mask that spills past the object's silhouette
+    onto the floor or wall behind it loses the spill; thin parts joined without a jump stay."""
+    import cv2
+
+    seed = _erode(core, px)
+    if np.count_nonzero(seed) < min_points:
+        return core
+    metres = crop.map
+    valid = np.isfinite(metres)
+    nearest = cv2.erode(np.where(core & valid, metres, np.inf), np.ones((3, 3), np.uint8))
+    # per-pixel sensor noise, from second differences along rows (a plane's are ~0)
+    rows = (core & valid)[::NOISE_ROW_STRIDE]  # every few rows are plenty for one number
+    z = metres[::NOISE_ROW_STRIDE]
+    triple = rows[:, :-2] & rows[:, 1:-1] & rows[:, 2:]
+    relative = np.abs(z[:, :-2] - 2 * z[:, 1:-1] + z[:, 2:])[triple] / z[:, 1:-1][triple]
+    noise = 1.4826 * float(np.median(relative)) / math.sqrt(6.0) if len(relative) else 0.0
+    rel = max(JUMP_REL, NOISE_JUMPS * noise)
+    with np.errstate(over='ignore', invalid='ignore'):
+        behind = valid & (metres > nearest * (1.0 + rel) + JUMP_M)
+    keep = core & ~behind
+    count, labels = cv2.connectedComponents(keep.view(np.uint8), connectivity=8)
+    seeded = np.zeros(count, dtype=bool)
+    seeded[labels[seed & keep]] = True
+    seeded[0] = False  # the background
+    return seeded[labels]
 
 
 def sample_region(
@@ -126,6 +164,7 @@ def sample_region(
     max_points: int,
     trim: tuple[float, float],
     pixel_offset: float,
+    regrow_px: int = 0,
 ) -> RegionPoints | str:
     """The gated points of one region, or a sentence saying why there are too few."""
     h, w = mask.shape
@@ -137,6 +176,9 @@ def sample_region(
     area = np.count_nonzero(core)
     if area < min_points:  # small or thin: the eroded core says too little
         core, area = crop.mask, np.count_nonzero(crop.mask)
+    elif regrow_px > 0:
+        core = _continuous(crop, core, regrow_px, min_points)
+        area = np.count_nonzero(core)
 
     stride = max(1, math.ceil(math.sqrt(area / max_points)))
     rows, cols = np.nonzero(core[::stride, ::stride])
@@ -155,8 +197,15 @@ def sample_region(
         return f'{int(inside.sum())} depth points after trimming (at least {min_points} needed)'
     du, dv = crop.u0 + pixel_offset, crop.v0 + pixel_offset
     interior = camera.backproject(cols[inside] + du, rows[inside] + dv, z[inside])
+    # the outline of the part with readings: sensors lose pixels right at depth edges, and
+    # the outline must not stop where the readings do (isolated holes are closed first)
+    import cv2
+
+    read = np.isfinite(crop.map).view(np.uint8)
+    read = cv2.morphologyEx(read, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8)).view(bool)
+    outline = core & read if np.count_nonzero(core & read) >= min_points else core
     boundary, hidden, probe = _boundary(
-        crop, core, (w, h), (lo, hi), erode_px, camera, pixel_offset
+        crop, outline, (w, h), (lo, hi), erode_px, camera, pixel_offset
     )
     return RegionPoints(interior, boundary, hidden, probe)
 
@@ -219,8 +268,12 @@ def _boundary(
     qr = np.clip(rows + step[:, 0], 0, ch - 1)
     qc = np.clip(cols + step[:, 1], 0, cw - 1)
     qz = crop.metres(qr, qc)
-    points = camera.backproject(cols + du, rows + dv, z)
-    inner = camera.backproject(qc + du, qr + dv, np.where(np.isfinite(qz), qz, z))
+    both = camera.backproject(  # the boundary pixels and their inward neighbours at once
+        np.concatenate([cols, qc]) + du,
+        np.concatenate([rows, qr]) + dv,
+        np.concatenate([z, np.where(np.isfinite(qz), qz, z)]),
+    )
+    points, inner = both[: len(z)], both[len(z) :]
     delta = points - inner
     same_surface = (
         core[qr, qc]

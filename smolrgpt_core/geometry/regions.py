@@ -30,7 +30,8 @@ from smolrgpt_core.geometry.pixels import (
     sample_region,
 )
 from smolrgpt_core.geometry.priors import ClassPriors
-from smolrgpt_core.limits import MAX_REGIONS
+from smolrgpt_core.geometry.visibility import DepthView
+from smolrgpt_core.limits import MAX_IMAGE_PIXELS, MAX_REGIONS
 
 Vec3 = tuple[float, float, float]
 MIN_FLOOR_POINTS = 200
@@ -106,6 +107,8 @@ def _check_inputs(
     if len(labels) != len(masks):
         raise ValueError(f'{len(masks)} masks but {len(labels)} labels')
     h, w = masks.shape[1:]
+    if h * w > MAX_IMAGE_PIXELS:
+        raise ValueError(f'masks of {w}x{h} exceed the bound of {MAX_IMAGE_PIXELS} pixels')
     if depth is not None and depth.shape != (h, w):
         raise ValueError(f'depth is {depth.shape[1]}x{depth.shape[0]} but masks are {w}x{h}')
     if camera is not None:
@@ -167,6 +170,7 @@ def measure_scene(
     erode_px: int = 1,
     max_points: int = 20000,
     trim: tuple[float, float] = (5.0, 95.0),
+    regrow_px: int = 3,
     floor: FloorPlane | None = None,
     priors: ClassPriors | None = None,
     align_to_grid: bool = True,
@@ -177,7 +181,9 @@ def measure_scene(
 
     ``masks`` [M, H, W] bool/uint8 (nonzero = in), ``depth`` [H, W] in ``depth_encoding``
     ('16UC1' mm, '32FC1' m; 'mono8' or ``depth``/``camera`` None: image quantities only),
-    ``labels`` one class name per mask. ``floor``: a known floor (else fitted). ``priors``:
+    ``labels`` one class name per mask. ``regrow_px``: a standing region keeps only what is
+    reached from its ``regrow_px``-deeper interior without a depth jump (0: off; mask spill
+    onto the background goes). ``floor``: a known floor (else fitted). ``priors``:
     class-size priors to apply (``priors.load_class_priors``). ``align_to_grid``: let partly
     seen footprints take the scene's layout direction. ``pixel_offset``: added to pixel
     indices before back-projection (0 for OpenCV/ROS intrinsics, where (0, 0) is the centre
@@ -190,6 +196,8 @@ def measure_scene(
         )
     if not 0 <= erode_px <= 16:
         raise ValueError(f'erode_px must be within 0..16, got {erode_px}')
+    if not 0 <= regrow_px <= 16:
+        raise ValueError(f'regrow_px must be within 0..16, got {regrow_px}')
     if not 0.0 <= trim[0] < trim[1] <= 100.0:
         raise ValueError(f'trim must be two percentiles 0 <= lo < hi <= 100, got {trim}')
     labels = [str(label) for label in labels]
@@ -213,6 +221,7 @@ def measure_scene(
         'max_points': max_points,
         'trim': trim,
         'pixel_offset': pixel_offset,
+        'regrow_px': regrow_px,
     }
     sampled = [_sample(g, m, depth, encoding, camera, options) for g, m in zip(image, masks)]
     floor_reason = ''
@@ -230,7 +239,8 @@ def measure_scene(
     if align_to_grid:
         outlines = [s.floor_points[1][:, [0, 2]] for s in sampled if s.floor_points is not None]
         grid = grid_angle([o for o in outlines if len(o) >= 3])
-    regions = [_estimate(s, floor, frame, priors, grid) for s in sampled]
+    view = DepthView(camera, depth, encoding, frame, pixel_offset)
+    regions = [_estimate(s, floor, frame, priors, grid, view) for s in sampled]
     return SceneGeometry(_complete_floor_regions(regions, sampled, frame), floor, '', camera)
 
 
@@ -249,10 +259,13 @@ def measure_regions(
 def _sample(g, mask, depth, encoding, camera, options) -> _Sampled:
     if g.mask_bbox is None:
         return _Sampled(g, None)
+    if g.label in FLOOR_CLASSES:  # a painted region spills onto what stands on it, not behind
+        options = {**options, 'regrow_px': 0}
     points = sample_region(mask, g.mask_bbox, depth, encoding, camera, **options)
     if isinstance(points, str):
         return _Sampled(replace(g, reason=points), None)
-    centroid = tuple(float(c) for c in points.interior.mean(axis=0))
+    n = len(points.interior)
+    centroid = tuple(float(c) for c in np.full(n, 1.0 / n) @ points.interior)  # fast mean
     return _Sampled(
         replace(g, n_valid=len(points.interior), valid=True, points_centroid=centroid), points
     )
@@ -279,6 +292,7 @@ def _estimate(
     frame: FloorFrame,
     priors: ClassPriors | None,
     grid: float | None,
+    view: DepthView,
 ) -> RegionGeometry:
     if s.points is None or s.floor_points is None:
         return s.geometry
@@ -291,6 +305,7 @@ def _estimate(
         floor.camera_height,
         priors.get(g.label) if priors is not None else None,
         grid,
+        view,
     )
     return replace(
         g,
