@@ -163,3 +163,89 @@ def masks_from_instances(
         inside = labels[y : y + bh, x : x + bw] == int(region.id)
         masks[k, y : y + bh, x : x + bw] = inside.view(np.uint8) * np.uint8(255)
     return masks
+
+
+# numpy masks -> messages (publishers, bags, benchmarks, tests) ---------------------------------
+MASK_FORMS = ('cropped', 'full', 'instances')
+
+
+def bbox_of(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """(x, y, width, height) of a mask's nonzero pixels; (0, 0, 0, 0) for an empty mask."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return 0, 0, 0, 0
+    return int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)
+
+
+def _label_encoding(largest_id: int) -> tuple[str, type]:
+    if largest_id <= 255:
+        return 'mono8', np.uint8
+    if largest_id <= 65535:
+        return 'mono16', np.uint16
+    return '32SC1', np.int32
+
+
+def encode_regions(
+    form: str,
+    masks: np.ndarray,
+    ids: list[int],
+    labels: list[str],
+    *,
+    types: Any,
+    image: Any,
+    header: Any,
+    scores: list[float] | None = None,
+) -> tuple[Any, ...]:
+    """Masks [M, H, W] (bool, or 0/1/255) in one of ``MASK_FORMS``: ``(RegionMaskArray,)`` for
+    cropped and full, ``(label Image, RegionArray)`` for instances.
+
+    ``types`` has RegionMask, RegionMaskArray, Region, RegionArray and RegionOfInterest (rclpy
+    or rosbags classes), ``image(array, encoding)`` makes a sensor_msgs/Image. The instances
+    form holds one region per pixel: overlapping masks, or a region id of 0, are a ValueError."""
+    if form not in MASK_FORMS:
+        raise ValueError(f'mask form must be one of {", ".join(MASK_FORMS)}, got {form!r}')
+    inside = masks != 0  # [M, H, W]
+    scores = scores if scores is not None else [1.0] * len(ids)
+    boxes = [bbox_of(m) for m in inside]
+
+    def roi(box: tuple[int, int, int, int]) -> Any:
+        x, y, w, h = box
+        return types.RegionOfInterest(x_offset=x, y_offset=y, height=h, width=w, do_rectify=False)
+
+    if form == 'instances':
+        if len(ids) and min(ids) < 1:
+            raise ValueError('the instances form needs region ids >= 1 (0 is background)')
+        if inside.sum(axis=0).max(initial=0) > 1:
+            a, b = np.flatnonzero(inside[:, inside.sum(axis=0) > 1].any(axis=1))[:2]
+            raise ValueError(
+                f'regions {ids[a]} and {ids[b]} overlap: an instance-label image holds one '
+                'region per pixel (use the cropped form)'
+            )
+        encoding, dtype = _label_encoding(max(ids, default=0))
+        label_image = np.zeros(masks.shape[1:], dtype=dtype)
+        for rid, m in zip(ids, inside):
+            label_image[m] = rid
+        regions = [
+            types.Region(id=int(rid), label=label, score=float(score), bbox=roi(box))
+            for rid, label, score, box in zip(ids, labels, scores, boxes)
+        ]
+        return image(label_image, encoding), types.RegionArray(header=header, regions=regions)
+    entries = []
+    for rid, label, score, m, box in zip(ids, labels, scores, inside, boxes):
+        if form == 'full':
+            pixels = m
+        else:
+            x, y, w, h = box
+            if w == 0:  # an empty region keeps a valid (1x1, all outside) cropped mask
+                box, x, y, w, h = (0, 0, 1, 1), 0, 0, 1, 1
+            pixels = m[y : y + h, x : x + w]
+        entries.append(
+            types.RegionMask(
+                id=int(rid),
+                label=label,
+                score=float(score),
+                bbox=roi(box),
+                mask=image(pixels.astype(np.uint8) * np.uint8(255), 'mono8'),
+            )
+        )
+    return (types.RegionMaskArray(header=header, regions=entries),)
