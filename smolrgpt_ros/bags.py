@@ -11,11 +11,19 @@ topic                          type                        content
 =============================  ==========================  =================================
 ``/camera/color/image_raw``    sensor_msgs/msg/Image       rgb8
 ``/camera/depth/image_raw``    sensor_msgs/msg/Image       16UC1 mm (metric) or mono8
-``/regions``                   smolrgpt_ros/msg/...Array   one mono8 mask per region
+``/regions``                   smolrgpt_ros/msg/...Array   RegionMaskArray: one mono8 mask per
+                                                           region, cropped to its bbox (the
+                                                           default) or full-frame; RegionArray
+                                                           with the instances form
+``/camera/instances``          sensor_msgs/msg/Image       instances form only: the label
+                                                           image (mono8/mono16/32SC1)
 ``/camera/depth/camera_info``  sensor_msgs/msg/CameraInfo  pinhole intrinsics, when known
 ``/smolrgpt/questions``        std_msgs/msg/String         JSON: id, question, region_ids,
                                                            frame stamp, ground truth
 =============================  ==========================  =================================
+
+``mask_form`` (``smolrgpt_ros.region_forms.MASK_FORMS``) picks the regions' form; the cropped
+form keeps a 1080p frame's masks at ~1 % of the full form's bytes.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -31,6 +40,7 @@ import numpy as np
 RGB_TOPIC = '/camera/color/image_raw'
 DEPTH_TOPIC = '/camera/depth/image_raw'
 REGIONS_TOPIC = '/regions'
+INSTANCES_TOPIC = '/camera/instances'
 CAMERA_INFO_TOPIC = '/camera/depth/camera_info'
 QUESTIONS_TOPIC = '/smolrgpt/questions'
 FRAME_ID = 'camera_color_optical_frame'
@@ -105,7 +115,7 @@ def typestore() -> Any:
     store = get_typestore(Stores.ROS2_JAZZY)
     types: dict[str, Any] = {}
     msg_dir = _msg_dir()
-    for name in ('RegionMask', 'RegionMaskArray'):
+    for name in ('RegionMask', 'RegionMaskArray', 'Region', 'RegionArray'):
         text = (msg_dir / f'{name}.msg').read_text(encoding='utf-8')
         types.update(get_types_from_msg(text, f'smolrgpt_ros/msg/{name}'))
     store.register(types)
@@ -125,13 +135,6 @@ def _image(store: Any, header: Any, array: np.ndarray, encoding: str) -> Any:
         step=data.nbytes // height,
         data=np.frombuffer(data.tobytes(), dtype=np.uint8),
     )
-
-
-def _bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    if rows.size == 0:
-        return 0, 0, 0, 0
-    return int(cols[0]), int(rows[0]), int(rows[-1] - rows[0] + 1), int(cols[-1] - cols[0] + 1)
 
 
 def _camera_info(store: Any, header: Any, frame: BagFrame) -> Any:
@@ -155,21 +158,39 @@ def _camera_info(store: Any, header: Any, frame: BagFrame) -> Any:
     )
 
 
-def write_bag(path: str | Path, frames: Iterable[BagFrame], storage: str = 'mcap') -> int:
-    """Write frames into a new rosbag2 directory; returns the number of frames written."""
+def write_bag(
+    path: str | Path,
+    frames: Iterable[BagFrame],
+    storage: str = 'mcap',
+    mask_form: str = 'cropped',
+) -> int:
+    """Write frames into a new rosbag2 directory; returns the number of frames written.
+    ``mask_form``: cropped (default), full (the 0.2 form) or instances."""
     from rosbags.rosbag2 import StoragePlugin, Writer
+
+    from smolrgpt_ros.region_forms import MASK_FORMS, encode_regions
 
     plugins = {'mcap': StoragePlugin.MCAP, 'sqlite3': StoragePlugin.SQLITE3}
     if storage not in plugins:
         raise BagError(f'storage must be one of {", ".join(plugins)}, got {storage!r}')
+    if mask_form not in MASK_FORMS:
+        raise BagError(f'mask form must be one of {", ".join(MASK_FORMS)}, got {mask_form!r}')
     path = Path(path)
     if path.exists():
         raise BagError(f'{path} exists already; rosbag2 writes a new directory')
     store = typestore()
     t = store.types
     header_cls, time_cls = t['std_msgs/msg/Header'], t['builtin_interfaces/msg/Time']
-    roi_cls, string_cls = t['sensor_msgs/msg/RegionOfInterest'], t['std_msgs/msg/String']
-    mask_cls, array_cls = t['smolrgpt_ros/msg/RegionMask'], t['smolrgpt_ros/msg/RegionMaskArray']
+    string_cls = t['std_msgs/msg/String']
+    region_types = SimpleNamespace(
+        RegionMask=t['smolrgpt_ros/msg/RegionMask'],
+        RegionMaskArray=t['smolrgpt_ros/msg/RegionMaskArray'],
+        Region=t['smolrgpt_ros/msg/Region'],
+        RegionArray=t['smolrgpt_ros/msg/RegionArray'],
+        RegionOfInterest=t['sensor_msgs/msg/RegionOfInterest'],
+    )
+    instances = mask_form == 'instances'
+    array_cls = region_types.RegionArray if instances else region_types.RegionMaskArray
     count = 0
     with Writer(path, version=9, storage_plugin=plugins[storage]) as writer:
         conns = {
@@ -184,6 +205,10 @@ def write_bag(path: str | Path, frames: Iterable[BagFrame], storage: str = 'mcap
                 QUESTIONS_TOPIC, 'std_msgs/msg/String', typestore=store
             ),
         }
+        if instances:
+            conns[INSTANCES_TOPIC] = writer.add_connection(
+                INSTANCES_TOPIC, 'sensor_msgs/msg/Image', typestore=store
+            )
 
         def camera_connection() -> Any:
             if CAMERA_INFO_TOPIC not in conns:
@@ -210,19 +235,21 @@ def write_bag(path: str | Path, frames: Iterable[BagFrame], storage: str = 'mcap
             if frame.intrinsics is not None:
                 camera_connection()
                 put(CAMERA_INFO_TOPIC, frame.stamp_ns, _camera_info(store, header, frame))
-            regions = []
-            for rid, label, mask in zip(frame.region_ids, frame.labels, frame.masks):
-                x, y, h, w = _bbox(mask)
-                regions.append(
-                    mask_cls(
-                        id=int(rid),
-                        label=label,
-                        score=1.0,
-                        bbox=roi_cls(x_offset=x, y_offset=y, height=h, width=w, do_rectify=False),
-                        mask=_image(store, header, mask.astype(np.uint8) * 255, 'mono8'),
-                    )
+            try:
+                regions = encode_regions(
+                    mask_form,
+                    frame.masks,
+                    frame.region_ids,
+                    frame.labels,
+                    types=region_types,
+                    image=lambda array, encoding, h=header: _image(store, h, array, encoding),
+                    header=header,
                 )
-            put(REGIONS_TOPIC, frame.stamp_ns, array_cls(header=header, regions=regions))
+            except ValueError as exc:
+                raise BagError(f'frame {frame.stamp_ns}: {exc}') from exc
+            if instances:
+                put(INSTANCES_TOPIC, frame.stamp_ns, regions[0])
+            put(REGIONS_TOPIC, frame.stamp_ns, regions[-1])
             for q in frame.questions:
                 payload = {'stamp_ns': frame.stamp_ns, **q.__dict__}
                 put(QUESTIONS_TOPIC, frame.stamp_ns, string_cls(data=json.dumps(payload)))
@@ -277,6 +304,11 @@ def check_bag(path: str | Path) -> Path:
     except _read_errors() as exc:
         raise BagError(f'{path}: not a readable rosbag2 ({_one_line(exc)})') from exc
     return path
+
+
+def region_form(path: str | Path) -> str:
+    """The node's ``regions.form`` for a bag: instances when it carries a label image."""
+    return 'instances' if INSTANCES_TOPIC in topics(path) else 'masks'
 
 
 def topics(path: str | Path) -> dict[str, str]:

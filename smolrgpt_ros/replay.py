@@ -27,6 +27,7 @@ DEFAULT_TOPIC_MAP = {
     bags.RGB_TOPIC: 'rgb/image',
     bags.DEPTH_TOPIC: 'depth/image',
     bags.REGIONS_TOPIC: 'regions',
+    bags.INSTANCES_TOPIC: 'instances',
     bags.CAMERA_INFO_TOPIC: 'depth/camera_info',
 }
 FRAME_WAIT_S = 20.0  # generous: a loaded machine may take seconds to sync big frames
@@ -56,12 +57,13 @@ class ReplayResult:
 def _message_types() -> dict[str, type]:
     from sensor_msgs.msg import CameraInfo, Image
 
-    from smolrgpt_ros.msg import RegionMaskArray
+    from smolrgpt_ros.msg import RegionArray, RegionMaskArray
 
     return {
         'sensor_msgs/msg/Image': Image,
         'sensor_msgs/msg/CameraInfo': CameraInfo,
         'smolrgpt_ros/msg/RegionMaskArray': RegionMaskArray,
+        'smolrgpt_ros/msg/RegionArray': RegionArray,
     }
 
 

@@ -312,7 +312,7 @@ class SpatialQueryNode(LifecycleNode):
         batcher = self._batcher
         status = self.stats.report(
             DIAGNOSTIC_TYPES,
-            f'{self.get_name()}: spatial query',
+            f'{self.get_fully_qualified_name()}: spatial query',
             self.engine_info,
             self.state,
             batcher.depth() if batcher is not None else (0, 0),

@@ -141,6 +141,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         'detections (training.perturb)',
     )
     make.add_argument('--perturb-seed', type=int, default=0)
+    make.add_argument(
+        '--mask-form',
+        choices=('cropped', 'full', 'instances'),
+        default='cropped',
+        help='regions as masks cropped to their bbox (compact, the default), full-frame masks '
+        '(the 0.2 form) or an instance-label image + RegionArray (replay: regions.form '
+        'instances)',
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -153,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
         frames = frames_from_dataset(
             args.data_root, args.split, args.rate, args.limit, args.perturb, args.perturb_seed
         )
-        count = write_bag(out, frames, storage=args.storage)
+        count = write_bag(out, frames, storage=args.storage, mask_form=args.mask_form)
     except BaseException as exc:
         if not existed and out.is_dir():  # a half-written bag would block the rerun
             shutil.rmtree(out)
@@ -161,6 +169,7 @@ def run(args: argparse.Namespace) -> int:
             raise CommandError(str(exc)) from exc
         raise
     print(
-        f'wrote {count} frames from {args.data_root} ({args.split}) to {args.out} ({args.storage})'
+        f'wrote {count} frames from {args.data_root} ({args.split}) to {args.out} '
+        f'({args.storage}, {args.mask_form} masks)'
     )
     return 0

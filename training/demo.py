@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     data, bag = out / 'synthetic', out / 'demo.bag'
     print(f'[1/4] generating {args.scenes} synthetic warehouse scenes (seed {args.seed})')
     generate(data, args.scenes, args.seed, 640, 360, {'nvidia'}, progress=False)
-    print('[2/4] writing the val split into a rosbag2')
+    print('[2/4] writing the val split into a rosbag2 (masks cropped to their boxes)')
     try:
         write_bag(bag, frames_from_dataset(data, 'val'))
     except (BagError, ValueError) as exc:

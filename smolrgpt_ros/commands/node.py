@@ -78,8 +78,8 @@ def ros_args(args: argparse.Namespace) -> list[str]:
         if ':=' not in item:
             raise CommandError(f'-r {item}: expected FROM:=TO')
         argv += ['-r', item]
-    if args.namespace:
-        argv += ['-r', f'__ns:={args.namespace}']
+    if args.namespace:  # rcl takes fully qualified namespaces only
+        argv += ['-r', f'__ns:=/{args.namespace.lstrip("/")}']
     return argv
 
 

@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     rate = parse_rate(args.rate)
     if not args.timeout > 0:
         raise CommandError(f'--timeout {args.timeout}: must be > 0 seconds')
-    from smolrgpt_ros.bags import BagError, check_bag
+    from smolrgpt_ros.bags import BagError, check_bag, region_form
     from smolrgpt_ros.node_process import NodeProcess
     from smolrgpt_ros.replay import replay, write_outputs
 
@@ -71,7 +71,11 @@ def run(args: argparse.Namespace) -> int:
             node = NodeProcess(
                 checkpoint=args.checkpoint,
                 backend=args.backend,
-                extra_params={'answer.mode': args.mode, 'answer.cross_check': 'true'},
+                extra_params={
+                    'answer.mode': args.mode,
+                    'answer.cross_check': 'true',
+                    'regions.form': region_form(args.bag),
+                },
             )
             node.start()
         result = replay(args.bag, rate=rate, service=args.service, timeout_s=args.timeout)

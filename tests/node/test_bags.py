@@ -7,8 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from smolrgpt_core.settings import FrameLimits
 from smolrgpt_ros import bags
 from smolrgpt_ros.bags import BagError, BagFrame, Question
+from smolrgpt_ros.region_forms import MASK_FORMS, masks_from_instances, masks_from_mask_array
 
 
 def _frame(stamp_ns: int, seed: int) -> BagFrame:
@@ -55,14 +57,55 @@ def test_write_then_read_back(tmp_path: Path, storage: str) -> None:
     regions = by_topic[bags.REGIONS_TOPIC][2]
     assert [r.id for r in regions.regions] == [5, 9]
     assert regions.header.stamp.sec == 1_700_000_000 and regions.header.stamp.nanosec == 2 * 10**8
-    mask = bags.decode_image(regions.regions[0].mask) > 0
-    assert np.array_equal(mask, frames[2].masks[0])
+    mask = bags.decode_image(regions.regions[0].mask) > 0  # cropped to its bbox (the default)
+    assert np.array_equal(mask, frames[2].masks[0, 2:5, 3:9])
     box = regions.regions[1].bbox
     assert (box.x_offset, box.y_offset, box.height, box.width) == (10, 6, 6, 6)
     questions = bags.read_questions(bag)
     assert [q['id'] for q in questions] == ['q0', 'q1', 'q2']
     assert questions[1]['stamp_ns'] == frames[1].stamp_ns
     assert questions[0]['normalized_answer'] == 'left'
+
+
+@pytest.mark.parametrize('form', MASK_FORMS)
+def test_every_mask_form_reads_back_as_the_frame_masks(tmp_path: Path, form: str) -> None:
+    frame = _frame(1_000, 0)
+    bag = tmp_path / 'bag'
+    bags.write_bag(bag, [frame], mask_form=form)
+    store = bags.typestore()
+    msgs = {m.topic: store.deserialize_cdr(m.raw, m.msgtype) for m in bags.read_messages(bag)}
+    h, w = frame.rgb.shape[:2]
+    if form == 'instances':
+        assert bags.region_form(bag) == 'instances'
+        masks = masks_from_instances(
+            msgs[bags.INSTANCES_TOPIC], msgs[bags.REGIONS_TOPIC], h, w, FrameLimits()
+        )
+    else:
+        assert bags.region_form(bag) == 'masks' and bags.INSTANCES_TOPIC not in msgs
+        masks = masks_from_mask_array(msgs[bags.REGIONS_TOPIC], h, w, FrameLimits())
+    assert np.array_equal(masks != 0, frame.masks)
+    assert [r.label for r in msgs[bags.REGIONS_TOPIC].regions] == ['pallet', 'buffer']
+
+
+def test_the_cli_offers_every_mask_form() -> None:
+    import argparse
+
+    from training.dataset_bag import add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    sub = parser._subparsers._group_actions[0].choices['from-dataset']
+    (action,) = [a for a in sub._actions if a.dest == 'mask_form']
+    assert set(action.choices) == set(MASK_FORMS) and action.default == 'cropped'
+
+
+def test_overlapping_masks_have_no_instance_form(tmp_path: Path) -> None:
+    frame = _frame(1_000, 0)
+    frame.masks[1, 2:5, 3:9] = True
+    with pytest.raises(BagError, match='frame 1000: regions 5 and 9 overlap'):
+        bags.write_bag(tmp_path / 'bag', [frame], mask_form='instances')
+    with pytest.raises(BagError, match='mask form must be one of cropped, full, instances'):
+        bags.write_bag(tmp_path / 'bag2', [frame], mask_form='rle')
 
 
 def test_refuses_existing_path_bad_storage_and_unordered(tmp_path: Path) -> None:
@@ -116,6 +159,16 @@ def test_rclpy_reads_the_custom_type_and_hash_matches(tmp_path: Path) -> None:
     from smolrgpt_ros.msg._region_mask_array import RegionMaskArray as Generated
 
     assert written[bags.REGIONS_TOPIC] == _rihs01(Generated)
+    from smolrgpt_ros.msg._region_array import RegionArray as GeneratedArray
+
+    instances = tmp_path / 'instances'
+    bags.write_bag(instances, [frame], mask_form='instances')
+    meta = yaml.safe_load((instances / 'metadata.yaml').read_text())
+    topics = meta['rosbag2_bagfile_information']['topics_with_message_count']
+    written = {
+        t['topic_metadata']['name']: t['topic_metadata']['type_description_hash'] for t in topics
+    }
+    assert written[bags.REGIONS_TOPIC] == _rihs01(GeneratedArray)
 
 
 def _rihs01(msg_cls: type) -> str:
@@ -136,5 +189,5 @@ def _rihs01(msg_cls: type) -> str:
     return next(
         h['hash_string']
         for h in data['type_hashes']
-        if h['type_name'] == 'smolrgpt_ros/msg/RegionMaskArray'
+        if h['type_name'] == f'smolrgpt_ros/msg/{msg_cls.__name__}'
     )

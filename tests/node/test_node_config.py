@@ -192,7 +192,7 @@ def test_node_command_builds_ros_args() -> None:
         '-r',
         'rgb/image:=/cam/rgb',
         '-r',
-        '__ns:=robot1',
+        '__ns:=/robot1',
     ]
 
 

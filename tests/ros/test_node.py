@@ -48,6 +48,10 @@ def node_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[subproces
                 'requests.queue_limit:=2',
                 '-p',
                 'cache.frames:=3',
+                '-p',
+                'sync.max_age_s:=0.0',  # the frames here carry stamps from 2023
+                '-p',
+                'requests.batch_max:=1',  # one question a pass: the backlog fills up
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -157,6 +161,7 @@ def test_6_concurrent_calls_are_answered_or_rejected(peer: Peer) -> None:
     busy = [r for r in results if not r.success]
     assert all(r.error.startswith('busy: ') for r in busy), {r.error for r in busy}
     assert ok, 'no call was answered'
+    assert {r.batch_size for r in ok} == {1}  # requests.batch_max 1
     assert len({r.answer for r in ok}) == 1  # same frame, same question, same greedy answer
 
 

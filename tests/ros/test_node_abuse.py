@@ -50,6 +50,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[subprocess.
         f'model.checkpoint_dir:={checkpoint}',
         'generation.max_new_tokens:=4',
         'qos.reliable:=true',
+        'sync.max_age_s:=0.0',  # the frames here are stamped 1 s after the epoch
         'foo.bar:=1',  # unknown: warned about, not silently ignored
     ):
         argv += ['-p', param]
