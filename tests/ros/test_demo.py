@@ -33,5 +33,20 @@ def test_demo_command_end_to_end(
     out = capsys.readouterr().out
     log = (tmp_path / 'demo' / 'node.log').read_text()[-2000:]
     assert code == 0, f'{out}\n--- node log ---\n{log}'
-    assert '[4/4] replaying the bag' in out and 'official warehouse score:' in out
+    # hybrid answers (the node's default) are scored by source: model, geometry, hybrid
+    assert '[4/4] replaying the bag' in out and 'official warehouse score by answer source:' in out
     assert ' answered, 0 rejected, 0 frames dropped' in out
+    # the demo runs on the compact form: every mask is cropped to its box
+    from smolrgpt_ros import bags
+
+    store = bags.typestore()
+    regions = [
+        store.deserialize_cdr(m.raw, m.msgtype)
+        for m in bags.read_messages(tmp_path / 'demo' / 'demo.bag')
+        if m.topic == bags.REGIONS_TOPIC
+    ]
+    masks = [r for msg in regions for r in msg.regions]
+    assert masks and all(
+        (r.mask.width, r.mask.height) == (r.bbox.width, r.bbox.height) for r in masks
+    )
+    assert sum(len(r.mask.data) for r in masks) < 0.1 * len(masks) * 640 * 360

@@ -184,6 +184,34 @@ def test_concurrent_clients_share_batches_and_get_the_single_answers(peers: dict
     assert {r.answer for q, r in results if q == questions[1][0]} == {expected[questions[1][0]]}
 
 
+def test_query_command_follows_a_goal_like_ros2_action_send_goal(peers: dict) -> None:
+    command = [sys.executable, '-m', 'smolrgpt_cli', 'query', '--action', '--mode', 'model']
+    stamp = f'{STAMP // 10**9}.{STAMP % 10**9:09d}'
+    proc = subprocess.run(
+        [*command, 'Describe <region4>.', '--stamp', stamp, '--max-new-tokens', '5'],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=os.environ.copy(),
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert 'Sending goal:\n     question: Describe <region4>.' in out
+    assert 'Goal accepted with ID: ' in out
+    assert out.index('Feedback:\n    partial_answer: ') < out.index('Result:\n    success: true')
+    assert 'tokens: 5' in out and 'batch_size: 1' in out
+    assert out.rstrip().endswith('Goal finished with status: SUCCEEDED')
+    bad = subprocess.run(
+        [*command, 'Is <region4> left of <region5>?', '--stamp', stamp],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=os.environ.copy(),
+    )
+    assert bad.returncode == 1 and 'error: unknown region ids [5]' in bad.stdout
+    assert bad.stdout.rstrip().endswith('Goal finished with status: ABORTED')
+
+
 def _status(peer: Peer, name: str, since: float, timeout_s: float = 10.0) -> tuple:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
