@@ -245,6 +245,8 @@ def bench_calls(args: argparse.Namespace) -> None:
     extra = {'sync.max_age_s': '0.0'}  # the frame is published once, then asked about at length
     if args.batch_max:
         extra['requests.batch_max'] = str(args.batch_max)
+    if args.batch_window >= 0:
+        extra['requests.batch_window_s'] = str(args.batch_window)
     node = NodeProcess('', extra_params=extra)  # '' = the embedded model
     node.start()
     peer = _Peer(args.clients)
@@ -352,6 +354,9 @@ def main() -> None:
     parser.add_argument('--clients', type=int, default=8)
     parser.add_argument('--mode', default='model', help="request mode ('' = answer.mode)")
     parser.add_argument('--batch-max', type=int, default=0, help='0 = the node default')
+    parser.add_argument(
+        '--batch-window', type=float, default=-1.0, help='requests.batch_window_s; < 0 = default'
+    )
     args = parser.parse_args()
     os.environ.setdefault('ROS_DOMAIN_ID', str(100 + os.getpid() % 100 // 10))
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')

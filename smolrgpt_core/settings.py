@@ -53,6 +53,14 @@ class ModelSettings:
         'exported graphs / engines (onnxruntime, tensorrt); empty = <checkpoint>/onnx',
         '--engine-dir',
     )
+    threads: int = _setting(
+        0,
+        'CPU threads of the inference library (torch intra-op, set when the checkpoint is '
+        'loaded; onnxruntime follows it); 0 = its default, one per core',
+        '--threads',
+        0,
+        256,
+    )
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,13 @@ puts it into a waiting batch for the same frame with room, or opens a new batch,
 as busy when ``backlog`` batches are already waiting: the backlog bounds batches, not callers.
 
 One worker thread answers the oldest waiting batch with one ``engine.ask_many`` (one vision
-pass, one batched generation). A batch is taken once the engine is free and ``window_s`` has
-passed since its first question (or at once when it is full), so questions that arrive within
-the window, or while the engine is busy with an earlier batch, share a pass. Batched answers
-are the one-at-a-time answers (``smolrgpt_core.generation`` batches without changing a row).
+pass, one batched generation). A batch is taken when it is full, or ``window_s`` after its
+first question or after the engine became free, whichever is later: questions that arrive
+while the engine is busy with an earlier batch, or within the window, share a pass. (Counting
+the window from the engine's last answer lets the callers just answered ask again in time to
+join; otherwise callers split into groups that take turns with half-full batches.) Batched
+answers are the one-at-a-time answers (``smolrgpt_core.generation`` batches without changing
+a row).
 
 A job ends exactly once: answered, failed (with the reason), canceled or past its deadline.
 Cancel and deadline end a waiting job at once and a generating one at its next token (the
@@ -101,6 +104,7 @@ class QuestionBatcher:
         self.on_batch = on_batch  # (jobs answered together, timings ms), for the statistics
         self._waiting: list[_Batch] = []
         self._running: list[Job] = []
+        self._free_at = 0.0  # time.monotonic() when the engine last finished a batch
         self._cond = threading.Condition()
         self._stopped = False
         self._thread = threading.Thread(target=self._work, name='batcher', daemon=True)
@@ -150,7 +154,7 @@ class QuestionBatcher:
                     self._cond.wait()
                     continue
                 batch = self._waiting[0]
-                ready_at = batch.opened + self.window_s
+                ready_at = max(batch.opened, self._free_at) + self.window_s
                 now = time.monotonic()
                 if len(batch.jobs) >= self.max_batch or now >= ready_at:
                     self._waiting.pop(0)
@@ -170,6 +174,7 @@ class QuestionBatcher:
             finally:
                 with self._cond:
                     self._running = []
+                    self._free_at = time.monotonic()
 
     def _answer(self, jobs: list[Job]) -> None:
         live = [j for j in jobs if not j.finished]  # canceled or expired while waiting

@@ -16,8 +16,13 @@ from typing import Any
 
 from smolrgpt_core.settings import InferenceSettings, SettingsError
 
-# the node answers with geometry where it can; the core's default (model) serves submissions
-NODE_INFERENCE_DEFAULTS = InferenceSettings.from_flat({'answer.mode': 'hybrid'})
+# the node answers with geometry where it can; the core's default (model) serves submissions.
+# One inference thread: the node shares its CPU with DDS and the rest of the robot's graph, and
+# OpenMP threads spin-waiting against them made answers 20x slower on a loaded 2-core machine;
+# batching across callers gives the throughput back (raise it on a dedicated multi-core CPU).
+NODE_INFERENCE_DEFAULTS = InferenceSettings.from_flat(
+    {'answer.mode': 'hybrid', 'model.threads': 1}
+)
 
 
 class NodeConfigError(ValueError):

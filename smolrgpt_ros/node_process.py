@@ -20,7 +20,8 @@ class NodeProcess:
     ) -> None:
         # replayed bags publish reliably and their messages can be megabytes: subscribe reliably
         self.params = {
-            'model.checkpoint_dir': checkpoint,
+            # rcl refuses `name:=` (empty); without the parameter the node takes its default
+            **({'model.checkpoint_dir': checkpoint} if checkpoint else {}),
             'model.backend': backend,
             'qos.reliable': 'true',
             **(extra_params or {}),

@@ -88,10 +88,10 @@ def masks_from_mask_array(msg: Any, h: int, w: int, limits: FrameLimits) -> np.n
     for region in msg.regions:
         mask = region.mask
         mh, mw = int(mask.height), int(mask.width)
-        x, y, bw, bh = _box(region.bbox)
-        if (mh, mw) == (h, w):
+        if (mh, mw) == (h, w):  # full frame: the bbox is informative only
             placements.append((0, 0))
-        elif (mh, mw) == (bh, bw):
+        elif (mh, mw) == (int(region.bbox.height), int(region.bbox.width)):
+            x, y, _, _ = _box(region.bbox)
             problem = _box_problem(f'region {region.id}', region.bbox, h, w)
             if problem:
                 raise EngineError(problem)
@@ -99,7 +99,7 @@ def masks_from_mask_array(msg: Any, h: int, w: int, limits: FrameLimits) -> np.n
         else:
             raise EngineError(
                 f'size mismatch: mask of region {region.id} is [{mh}, {mw}], neither the '
-                f'image [{h}, {w}] nor its bbox [{bh}, {bw}]'
+                f'image [{h}, {w}] nor its bbox [{region.bbox.height}, {region.bbox.width}]'
             )
         if mask.encoding not in MASK_ENCODINGS:
             raise EngineError(f'mask of region {region.id} must be mono8, got {mask.encoding!r}')

@@ -118,6 +118,8 @@ class SpatialQueryEngine:
         """Load a checkpoint directory (config.json, model.safetensors, tokenizer.json)."""
         settings = settings or InferenceSettings()
         m = settings.model
+        if m.threads:  # process-wide; before the backend reads it (onnxruntime sessions)
+            torch.set_num_threads(m.threads)
         try:
             model = load_backend(
                 m.backend, path, device=m.device, dtype=m.dtype, engine_dir=m.engine_dir or None

@@ -53,9 +53,18 @@ def test_node_builds_the_same_settings_object_as_the_cli() -> None:
 
     parser = argparse.ArgumentParser()
     settings.add_arguments(parser)
-    settings.add_arguments(parser, ('answer.mode',))
+    settings.add_arguments(parser, ('answer.mode', 'model.threads'))
     args = parser.parse_args(
-        ['--backend', 'onnxruntime', '--max-new-tokens', '20', '--mode', 'hybrid']
+        [
+            '--backend',
+            'onnxruntime',
+            '--max-new-tokens',
+            '20',
+            '--mode',
+            'hybrid',
+            '--threads',
+            '1',
+        ]
     )
     from_cli = settings.from_args(args)
     from_node = NodeConfig.from_params(
