@@ -106,9 +106,10 @@ class NodeConfig:
         64,
     )
     requests_batch_window_s: float = _param(
-        0.005,
-        'seconds a new batch waits for more questions about its frame while the engine is '
-        'idle (while it is busy, batches fill anyway)',
+        0.01,
+        'seconds a batch waits for more questions about its frame, from its first question or '
+        "the engine's last answer, whichever is later (while the engine is busy, batches fill "
+        'anyway)',
         0.0,
         1.0,
     )
