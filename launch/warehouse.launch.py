@@ -23,6 +23,7 @@ PARAMETER_ARGUMENTS = {
     'backend': 'model.backend',
     'device': 'model.device',
     'dtype': 'model.dtype',
+    'regions_form': 'regions.form',
     'use_sim_time': 'use_sim_time',
 }
 # node topic -> launch argument naming the topic it is remapped to
@@ -30,6 +31,7 @@ TOPIC_ARGUMENTS = {
     'rgb/image': 'rgb_topic',
     'depth/image': 'depth_topic',
     'regions': 'regions_topic',
+    'instances': 'instances_topic',
 }
 UNSET = ''  # a parameter argument left at this keeps the params file's value
 
@@ -87,6 +89,11 @@ def generate_launch_description() -> LaunchDescription:
             'dtype', default_value=UNSET, description=' | '.join(DTYPE_CHOICES) + keep
         ),
         DeclareLaunchArgument(
+            'regions_form',
+            default_value=UNSET,
+            description='masks (RegionMaskArray) | instances (label image + RegionArray)' + keep,
+        ),
+        DeclareLaunchArgument(
             'use_sim_time', default_value=UNSET, description='follow /clock (rosbag replay)'
         ),
         DeclareLaunchArgument(
@@ -100,7 +107,14 @@ def generate_launch_description() -> LaunchDescription:
             description='sensor_msgs/Image, 16UC1 mm, 32FC1 m or mono8',
         ),
         DeclareLaunchArgument(
-            'regions_topic', default_value='/regions', description='smolrgpt_ros/RegionMaskArray'
+            'regions_topic',
+            default_value='/regions',
+            description='smolrgpt_ros/RegionMaskArray, or RegionArray with regions_form instances',
+        ),
+        DeclareLaunchArgument(
+            'instances_topic',
+            default_value='/instances',
+            description='instance-label image (mono8, mono16, 32SC1), regions_form instances',
         ),
     ]
     return LaunchDescription([*arguments, OpaqueFunction(function=_node)])

@@ -67,6 +67,7 @@ def test_arguments_map_to_real_parameters_and_topics() -> None:
         cfg.topics_rgb,
         cfg.topics_depth,
         cfg.topics_regions,
+        cfg.topics_instances,
     }
     declared = {c.args[0].value for c in _calls('DeclareLaunchArgument')}
     used = set(constants['PARAMETER_ARGUMENTS']) | set(constants['TOPIC_ARGUMENTS'].values())

@@ -256,3 +256,27 @@ def test_a_stale_latest_frame_fails_with_the_reason(peers: dict) -> None:
     latest = peer.call('Is <region4> left of <region9>?', [])
     assert latest.success, latest.error
     assert latest.frame_stamp.sec * 10**9 + latest.frame_stamp.nanosec == fresh
+
+
+def test_deactivate_and_activate_again(peers: dict) -> None:
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState
+
+    peer = peers['full']
+    lifecycle = peer.node.create_client(ChangeState, '/spatial_query_node/change_state')
+    assert lifecycle.wait_for_service(timeout_sec=TIMEOUT_S)
+    for transition in (Transition.TRANSITION_DEACTIVATE, Transition.TRANSITION_ACTIVATE):
+        reply = lifecycle.call(
+            ChangeState.Request(transition=Transition(id=transition)), timeout_sec=TIMEOUT_S
+        )
+        assert reply is not None and reply.success
+        if transition == Transition.TRANSITION_DEACTIVATE:  # service and action are gone
+            _, values = _status(peer, '/spatial_query_node: spatial query', time.time())
+            assert values['state'] == 'inactive'
+    assert peer.client.wait_for_service(timeout_sec=TIMEOUT_S)
+    assert peer.action.wait_for_server(timeout_sec=TIMEOUT_S)
+    response = peer.call('Is <region4> left of <region9>?', [], STAMP)  # the cache survived
+    assert response.success, response.error
+    handle, _ = peer.send_goal('Is <region4> left of <region9>?', [], STAMP, mode='model')
+    result, _, _ = goal_result(handle)
+    assert result.success, result.error
