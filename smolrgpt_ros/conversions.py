@@ -195,6 +195,7 @@ def answer_message(msg: Any, request: Any, response: Any, header: Any) -> Any:
         'cross_check',
         'geometry_reason',
         'regions_3d',
+        'batch_size',
     ):
         setattr(msg, name, getattr(response, name))
     return msg

@@ -177,6 +177,10 @@ def test_concurrent_clients_share_batches_and_get_the_single_answers(peers: dict
     failed = {r.error for _, r in results if not r.success}
     assert not failed, failed  # the backlog holds every waiting caller: nobody is busy
     assert max(r.batch_size for _, r in results) > 1
+    deadline = time.monotonic() + 10  # every answer is published, with its batch size
+    while max((a.batch_size for a in peer.answers), default=0) < 2:
+        assert time.monotonic() < deadline, 'no published answer says it shared a batch'
+        time.sleep(0.05)
     expected = {q: a.answer for (q, _, _), a in zip(questions, alone)}
     assert {q: r.answer for q, r in results if q == questions[0][0]} == {
         questions[0][0]: expected[questions[0][0]]
