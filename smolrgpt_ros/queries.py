@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from geometry_msgs.msg import Point
 from rclpy.action import ActionServer, CancelResponse
+from rclpy.exceptions import InvalidHandle
 from sensor_msgs.msg import Image
 from visualization_msgs.msg import Marker, MarkerArray
 
@@ -201,8 +202,14 @@ class QueryFront:
         conversions.fill_response(response, answer, type(request.stamp), RegionGeometry)
         response.batch_size = job.batch_size
         stats.count('answered' if response.success else 'failed')
-        stored_header = job.tag.header
         self.node.note_geometry(answer, job.frame().camera is not None)
+        try:
+            self._publish(job, request, response)
+        except InvalidHandle:  # deactivated meanwhile: the caller still gets its answer
+            self.node.get_logger().warning('deactivated: an answer was not published')
+
+    def _publish(self, job: Job, request: Any, response: Any) -> None:
+        answer, stored_header = job.answer, job.tag.header
         self.answers.publish(
             conversions.answer_message(SpatialAnswer(), request, response, stored_header)
         )
