@@ -91,7 +91,22 @@ def run(args: argparse.Namespace) -> int:
         report = score_by_source(gt, [r for r in records if r['id'] in wanted])
         print(f'by answer source (official metric, perturb {args.perturb}):')
         print(format_by_source(report))
+        print(_baselines_and_intervals(gt, report))
     return 0
+
+
+def _baselines_and_intervals(gt: list[dict[str, Any]], report: dict[str, Any]) -> str:
+    from training.metrics.baselines import constant_baselines, wilson_interval
+
+    lines = ['strongest constant answer | hybrid 95% interval:']
+    for category, base in constant_baselines(gt).items():
+        entry = report['hybrid']['per_category'][category]
+        lo, hi = wilson_interval(entry['correct'], entry['total'])
+        lines.append(
+            f'  {category:<11} {base["accuracy"]:6.2f} ({base["answer"]})'
+            f' | {entry["accuracy"]:6.2f} [{lo:.1f}, {hi:.1f}]'
+        )
+    return '\n'.join(lines)
 
 
 def write_jsonl(path: Path, records: Sequence[dict[str, Any]]) -> None:
