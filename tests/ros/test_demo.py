@@ -33,5 +33,8 @@ def test_demo_command_end_to_end(
     out = capsys.readouterr().out
     log = (tmp_path / 'demo' / 'node.log').read_text()[-2000:]
     assert code == 0, f'{out}\n--- node log ---\n{log}'
-    assert '[4/4] replaying the bag' in out and 'official warehouse score:' in out
+    assert '[4/4] replaying the bag' in out and 'official warehouse score by answer source' in out
+    header = next(line for line in out.splitlines() if line.startswith('category '))
+    assert header.split() == ['category', 'model', 'geometry', 'hybrid']
+    assert ' geometry ' in out  # per-question sources: the bag carries CameraInfo
     assert ' answered, 0 rejected, 0 frames dropped' in out
