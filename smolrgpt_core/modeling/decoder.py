@@ -11,6 +11,7 @@ through ``F.scaled_dot_product_attention`` or, for exporters, the written-out
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import math
 
 import torch
@@ -123,7 +124,9 @@ class FusableMixin:
         self._fused = None
         return None
 
-    def _apply(self, fn, recurse=True):  # noqa: ANN001, ANN202 (nn.Module's signature)
+    def _apply(
+        self, fn: Callable[[torch.Tensor], torch.Tensor], recurse: bool = True
+    ) -> nn.Module:
         # .to(), .half(), .cuda() give every parameter new storage: fuse again afterwards
         # (nn.RNNBase re-flattens its weights the same way)
         was_fused = self.fused_weight() is not None
