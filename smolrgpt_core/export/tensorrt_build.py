@@ -352,9 +352,14 @@ def build_engines(
     """Ensure vision and decoder engines for this system; write and return the index."""
     from smolrgpt_core.export.manifest import read_manifest
 
+    manifest = read_manifest(onnx_dir)
+    if manifest['dtype'] not in ('float32', 'float16'):
+        raise ValueError(
+            f'{onnx_dir} holds {manifest["dtype"]} graphs (ONNX Runtime operators TensorRT '
+            'does not parse); export float32 or float16 graphs for TensorRT'
+        )
     trt = import_tensorrt()
     gpu, capability = gpu_identity()
-    manifest = read_manifest(onnx_dir)
     cfg = SmolRGPTConfig.from_dict(manifest['config'])
     profiles = {
         'vision': vision_profiles(cfg, settings),

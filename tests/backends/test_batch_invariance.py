@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from smolrgpt_core.inference.backends import load_backend
+from smolrgpt_core.inference.backends import BackendError, load_backend
 from smolrgpt_core.inference.backends.torch_fast import RowwiseInt8Linear
 
 NEVER = -1  # an EOS id no step picks: every answer runs the whole budget
@@ -77,3 +77,50 @@ def test_torch_int8_answer_is_the_same_alone_and_in_any_batch(tiny_checkpoint: P
         assert len(answers[0]) == MAX_NEW
         assert all(a == answers[0] for a in answers), f'question {i}: {answers}'
     assert len({tuple(a[0]) for a in seen.values()}) > 1  # real, different answers
+
+
+@pytest.fixture(scope='module')
+def onnx_int8(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: Path) -> Path:
+    from backend_fixtures import export_dir
+
+    return export_dir(tmp_path_factory, tiny_checkpoint, 'int8')
+
+
+def test_int8_export_quantises_every_decoder_matmul(onnx_int8: Path, tiny_checkpoint) -> None:
+    import onnx
+
+    from smolrgpt_core.export.manifest import read_manifest
+    from smolrgpt_core.export.tensorrt_build import BuildSettings, build_engines
+
+    manifest = read_manifest(onnx_int8)
+    assert manifest['dtype'] == 'int8'
+    assert manifest['quantization']['bits'] == 8
+    cfg = load_backend('torch', tiny_checkpoint).cfg
+    decoder = onnx.load(str(onnx_int8 / 'decoder.onnx'), load_external_data=False)
+    ops = [node.op_type for node in decoder.graph.node]
+    # 7 projections per block and the head; the attention matmuls (activations) stay fp32
+    assert (
+        ops.count('MatMulNBits') == 7 * cfg.lm_n_blocks + 1 == manifest['quantization']['matmuls']
+    )
+    assert 'Gemm' not in ops
+    inputs = {t['name']: t['dtype'] for t in manifest['graphs']['decoder']['inputs']}
+    assert inputs['inputs_embeds'] == inputs['past_key'] == 'float32'
+    with pytest.raises(ValueError, match='TensorRT does not parse'):
+        build_engines(onnx_int8, onnx_int8 / 'trt', BuildSettings())
+
+
+def test_onnxruntime_int8_answer_is_the_same_alone_and_in_any_batch(
+    onnx_int8: Path, tiny_checkpoint: Path
+) -> None:
+    int8 = load_backend('onnxruntime', tiny_checkpoint, dtype='int8', engine_dir=onnx_int8)
+    seen = _answers_by_question(int8, int8.cfg)
+    for i, answers in seen.items():
+        assert len(answers[0]) == MAX_NEW
+        assert all(a == answers[0] for a in answers), f'question {i}: {answers}'
+    assert len({tuple(a[0]) for a in seen.values()}) > 1
+    # and it is a quantisation of the fp32 model: most greedy tokens agree with torch fp32
+    reference = _answers_by_question(load_backend('torch', tiny_checkpoint), int8.cfg)
+    same = sum(a == b for i in seen for a, b in zip(seen[i][0], reference[i][0]))
+    assert same >= 0.5 * MAX_NEW * len(seen)
+    with pytest.raises(BackendError, match='cpu only'):
+        load_backend('onnxruntime', tiny_checkpoint, dtype='int8', device='cuda')
