@@ -84,6 +84,7 @@ class TimedSteps:
         self.steps = steps
         self.dtype, self.device, self.width = steps.dtype, steps.device, steps.width
         self.seconds, self.count = 0.0, 0
+        self.logits: list[torch.Tensor] = []  # the first logits and every step's, fp32
 
     def begin(self, rows: int, total: int) -> None:
         self.steps.begin(rows, total)
@@ -92,13 +93,16 @@ class TimedSteps:
         self.steps.prefix(*args)
 
     def suffix(self, *args: Any) -> torch.Tensor:
-        return self.steps.suffix(*args)
+        logits = self.steps.suffix(*args)
+        self.logits.append(logits.float().clone())
+        return logits
 
     def token(self, *args: Any) -> torch.Tensor:
         start = time.perf_counter()
         logits = self.steps.token(*args)
         self.seconds += time.perf_counter() - start
         self.count += 1
+        self.logits.append(logits.float().clone())
         return logits
 
 
@@ -111,6 +115,7 @@ class Subject:
     per_token: list[float] = field(default_factory=list)  # seconds, one per repetition
     answer: list[float] = field(default_factory=list)  # prefill + all steps, seconds
     tokens: list[list[int]] | None = None
+    logits: list[torch.Tensor] = field(default_factory=list)  # of the last answer
 
 
 def decode_once(subject: Subject, embeds: list[torch.Tensor], new_tokens: int) -> None:
@@ -122,6 +127,7 @@ def decode_once(subject: Subject, embeds: list[torch.Tensor], new_tokens: int) -
         subject.tokens = decode(steps, embeds, eos_token_id=NO_EOS, max_new_tokens=new_tokens)
         subject.answer.append(time.perf_counter() - start)
     subject.per_token.append(steps.seconds / max(steps.count, 1))
+    subject.logits = steps.logits
 
 
 def read_bandwidth(buffer: torch.Tensor) -> float:
@@ -342,9 +348,11 @@ def print_table(subjects: list[Subject], bandwidth: list[float], args: argparse.
         same = 'identical' if ref.tokens == base.tokens else 'DIFFERENT'
         token = median_ratio(base.per_token, ref.per_token)
         answer = median_ratio(base.answer, ref.answer)
+        diff = max(float((a - b).abs().max()) for a, b in zip(ref.logits, base.logits))
         print(
             f'torch fp32 vs the previous decode path: {token:.2f}x per token, {answer:.2f}x '
-            f'per answer; greedy ids {same}'
+            f'per answer; greedy ids {same}, max |logit difference| {diff:.2e} over '
+            f'{len(ref.logits)} steps'
         )
     for s in subjects:
         if s is not ref and s.tokens is not None and ref.tokens is not None:

@@ -144,6 +144,10 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype == torch.float32 and not torch.compiler.is_compiling():
+            # the same formula in one call (a decode step runs 65 norms); tracers keep the
+            # written-out form below, which every exporter parses
+            return F.rms_norm(x, self.weight.shape, self.weight, self.eps)
         # statistics in float32 (identical for fp32 models, safer in bf16)
         x32 = x.float()
         x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
@@ -249,15 +253,19 @@ class Attention(FusableMixin, nn.Module):
         """x [B, T, D]; bias [B, 1, T, S] over the keys the cache returns (None: causal)."""
         B, T, D = x.shape
         H, Hkv, Dh = self.n_heads, self.n_kv_heads, self.head_dim
-        qkv = self.fused_weight()
-        if qkv is not None:
-            q, k, v = project(x, qkv).split((H * Dh, Hkv * Dh, Hkv * Dh), dim=-1)
+        fused = self.fused_weight()
+        if fused is not None:
+            # [B, T, (H + 2 Hkv) Dh] -> heads [B, H + 2 Hkv, T, Dh]: q heads, k heads, v heads
+            qkv = project(x, fused).view(B, T, H + 2 * Hkv, Dh).transpose(1, 2)
+            # one rotation for the q and k heads together (elementwise: the same numbers)
+            q, k = apply_rotary(qkv[:, : H + Hkv], cos, sin).split((H, Hkv), dim=1)
+            v = qkv[:, H + Hkv :]  # [B, Hkv, T, Dh]
         else:
             q, k, v = linear(self.q_proj, x), linear(self.k_proj, x), linear(self.v_proj, x)
-        q = q.view(B, T, H, Dh).transpose(1, 2)  # [B, T, H*Dh] -> [B, H, T, Dh]
-        k = k.view(B, T, Hkv, Dh).transpose(1, 2)  # [B, T, Hkv*Dh] -> [B, Hkv, T, Dh]
-        v = v.view(B, T, Hkv, Dh).transpose(1, 2)  # [B, T, Hkv*Dh] -> [B, Hkv, T, Dh]
-        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+            q = q.view(B, T, H, Dh).transpose(1, 2)  # [B, T, H*Dh] -> [B, H, T, Dh]
+            k = k.view(B, T, Hkv, Dh).transpose(1, 2)  # [B, T, Hkv*Dh] -> [B, Hkv, T, Dh]
+            v = v.view(B, T, Hkv, Dh).transpose(1, 2)  # [B, T, Hkv*Dh] -> [B, Hkv, T, Dh]
+            q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
         if cache is not None:
             k, v = cache.update(k, v, self.layer_idx)  # [B, Hkv, S, Dh] each
         if cache is not None and cache.explicit_attention:
