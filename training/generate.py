@@ -61,6 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from smolrgpt_cli.errors import CommandError
+    from training import sharding
     from training.datasets import load_examples
 
     try:
@@ -72,8 +73,20 @@ def run(args: argparse.Namespace) -> int:
         examples = examples[: args.limit]
     out = args.out or args.checkpoint / f'generate-{args.stage}.jsonl'
     perturbation = Perturbation.preset(args.perturb)
-    records = generate_answers(args.checkpoint, examples, chosen, perturbation, args.perturb_seed)
-    write_jsonl(out, records)
+    try:
+        shard = sharding.current()  # under torchrun: this rank's images (and GPU)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from exc
+    records = shard.run_jsonl(
+        out,
+        examples,
+        key=lambda ex: str(ex.rgb_path),  # the grouping of answer_examples
+        produce=lambda mine: generate_answers(
+            args.checkpoint, mine, chosen, perturbation, args.perturb_seed
+        ),
+    )
+    if not shard.main:
+        return 0
     scored = [r for r in records if r.get('correct') is not None]
     summary = f'{len(records)} answers -> {out}'
     if scored:

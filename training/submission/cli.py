@@ -125,9 +125,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _generate(args: argparse.Namespace) -> int:
     from smolrgpt_cli.errors import CommandError
+    from training import sharding
     from training.data.image_groups import group_by_image
     from training.data.warehouse_json import WarehouseJsonReader
-    from training.submission.answering import answer_to_csv, sensor_depth_of, stored_depth
+    from training.submission.answering import sensor_depth_of, stored_depth
     from training.submission.raw_csv import RAW_COLUMNS, RawCsvError
 
     try:
@@ -143,12 +144,16 @@ def _generate(args: argparse.Namespace) -> int:
             reader.report.summary(),
             reader.report.problems[:2],
         )
+    try:
+        shard = sharding.current()  # under torchrun: this rank's images (and GPU)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from exc
     engine = load_engine(args, 'rgb' if args.reference_depth_quirk else None)
     # model answers read the stored depth (the competition entry); geometry reads what a robot
     # would: metric depth and the intrinsics where the dataset has them, else the stored depth
     measured = engine.settings.answer.mode != 'model'
     try:
-        stats = answer_to_csv(
+        stats = shard.answer_to_csv(
             engine,
             groups,
             args.out,
@@ -161,7 +166,8 @@ def _generate(args: argparse.Namespace) -> int:
         )
     except (RawCsvError, ValueError) as exc:
         raise CommandError(str(exc)) from exc
-    print(f'{args.out}: {stats.summary()}')
+    if shard.main:
+        print(f'{args.out}: {stats.summary()}')
     return 0
 
 
