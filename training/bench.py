@@ -59,11 +59,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from smolrgpt_cli.errors import CommandError
+    from training import sharding
     from training.data.image_groups import group_by_image
     from training.data.spatialrgpt_bench import SpatialRGPTBenchReader
     from training.metrics.cli import spatialrgpt_report  # the `smolrgpt score spatialrgpt` scoring
     from training.metrics.report import bar_chart, write_json
-    from training.submission.answering import answer_to_csv, flat_depth, stored_depth
+    from training.submission.answering import flat_depth, stored_depth
     from training.submission.cli import load_engine
     from training.submission.raw_csv import RawCsvError, read_rows
 
@@ -93,10 +94,14 @@ def run(args: argparse.Namespace) -> int:
             reader.report.summary(),
             reader.report.problems[:2],
         )
+    try:
+        shard = sharding.current()  # under torchrun: this rank's images (and GPU)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from exc
     engine = load_engine(args)
     answers = args.out / 'answers.csv'
     try:
-        stats = answer_to_csv(
+        stats = shard.answer_to_csv(
             engine,
             groups,
             answers,
@@ -107,6 +112,8 @@ def run(args: argparse.Namespace) -> int:
             depth_fn=flat_depth if args.flat_depth else stored_depth,
             progress=not args.no_progress,
         )
+        if not shard.main:
+            return 0  # rank 0 scores the merged answers
         predictions = read_rows(answers)
     except (RawCsvError, ValueError) as exc:
         raise CommandError(str(exc)) from exc

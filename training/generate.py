@@ -61,6 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from smolrgpt_cli.errors import CommandError
+    from training import sharding
     from training.datasets import load_examples
 
     try:
@@ -72,8 +73,20 @@ def run(args: argparse.Namespace) -> int:
         examples = examples[: args.limit]
     out = args.out or args.checkpoint / f'generate-{args.stage}.jsonl'
     perturbation = Perturbation.preset(args.perturb)
-    records = generate_answers(args.checkpoint, examples, chosen, perturbation, args.perturb_seed)
-    write_jsonl(out, records)
+    try:
+        shard = sharding.current()  # under torchrun: this rank's images (and GPU)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from exc
+    records = shard.run_jsonl(
+        out,
+        examples,
+        key=lambda ex: str(ex.rgb_path),  # the grouping of answer_examples
+        produce=lambda mine: generate_answers(
+            args.checkpoint, mine, chosen, perturbation, args.perturb_seed
+        ),
+    )
+    if not shard.main:
+        return 0
     scored = [r for r in records if r.get('correct') is not None]
     summary = f'{len(records)} answers -> {out}'
     if scored:
@@ -91,7 +104,22 @@ def run(args: argparse.Namespace) -> int:
         report = score_by_source(gt, [r for r in records if r['id'] in wanted])
         print(f'by answer source (official metric, perturb {args.perturb}):')
         print(format_by_source(report))
+        print(_baselines_and_intervals(gt, report))
     return 0
+
+
+def _baselines_and_intervals(gt: list[dict[str, Any]], report: dict[str, Any]) -> str:
+    from training.metrics.baselines import constant_baselines, wilson_interval
+
+    lines = ['strongest constant answer | hybrid 95% interval:']
+    for category, base in constant_baselines(gt).items():
+        entry = report['hybrid']['per_category'][category]
+        lo, hi = wilson_interval(entry['correct'], entry['total'])
+        lines.append(
+            f'  {category:<11} {base["accuracy"]:6.2f} ({base["answer"]})'
+            f' | {entry["accuracy"]:6.2f} [{lo:.1f}, {hi:.1f}]'
+        )
+    return '\n'.join(lines)
 
 
 def write_jsonl(path: Path, records: Sequence[dict[str, Any]]) -> None:

@@ -21,9 +21,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     onnx.add_argument('--out', required=True, help='output directory (created)')
     onnx.add_argument(
         '--dtype',
-        choices=('fp32', 'fp16'),
+        choices=('fp32', 'fp16', 'int8'),
         default='fp32',
-        help='precision baked into the graphs (fp16 is what TensorRT 11 needs)',
+        help='precision baked into the graphs (fp16 is what TensorRT 11 needs; int8: '
+        '8-bit decoder weights for ONNX Runtime on the CPU)',
     )
     onnx.add_argument('--opset', type=int, default=20, help='ONNX opset (default 20)')
     onnx.add_argument(
@@ -56,7 +57,7 @@ def _run_onnx(args: argparse.Namespace) -> int:
     from smolrgpt_core.export.onnx_export import export_onnx
     from smolrgpt_core.weights import CheckpointError
 
-    dtype = {'fp32': 'float32', 'fp16': 'float16'}[args.dtype]
+    dtype = {'fp32': 'float32', 'fp16': 'float16', 'int8': 'int8'}[args.dtype]
     try:
         manifest = export_onnx(
             args.checkpoint, args.out, dtype=dtype, opset=args.opset, verify=args.verify

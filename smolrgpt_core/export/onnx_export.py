@@ -15,7 +15,7 @@ embeds prompt and generated tokens and splices the image and region vectors in, 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 import importlib.metadata
 import logging
 from pathlib import Path
@@ -46,7 +46,8 @@ from smolrgpt_core.export.manifest import (
 
 logger = logging.getLogger(__name__)
 
-EXPORT_DTYPES = {'float32': torch.float32, 'float16': torch.float16}
+# int8: exported in float32, then the decoder's weight matmuls become MatMulNBits (onnx_int8)
+EXPORT_DTYPES = {'float32': torch.float32, 'float16': torch.float16, 'int8': torch.float32}
 DEFAULT_OPSET = 20  # the torch 2.13 dynamo default; TensorRT 10.x parses opsets up to 20+
 EMBEDDING_FILE = 'token_embedding.npy'
 
@@ -221,7 +222,12 @@ def export_onnx(
     directory = resolve_dir(checkpoint, [CONFIG_NAME, WEIGHTS_NAME])
     model = SmolRGPT.from_pretrained(directory, dtype=EXPORT_DTYPES[dtype]).eval()
     return export_model(
-        model, out, opset=opset, verify=verify, checkpoint_weights=directory / WEIGHTS_NAME
+        model,
+        out,
+        opset=opset,
+        verify=verify,
+        checkpoint_weights=directory / WEIGHTS_NAME,
+        int8=dtype == 'int8',
     )
 
 
@@ -232,13 +238,17 @@ def export_model(
     opset: int = DEFAULT_OPSET,
     verify: bool = True,
     checkpoint_weights: Path | None = None,
+    int8: bool = False,
 ) -> dict[str, Any]:
-    """Export an in-memory ``SmolRGPT`` (its current dtype) to ``out``."""
-    dtypes = {v: k for k, v in EXPORT_DTYPES.items()}
+    """Export an in-memory ``SmolRGPT`` (its current dtype) to ``out``; ``int8``: a float32
+    model whose decoder graph is then quantised (``onnx_int8``)."""
+    dtypes = {torch.float32: 'float32', torch.float16: 'float16'}
     torch_dtype = model.decoder.token_embedding.weight.dtype
     if torch_dtype not in dtypes:
         raise ValueError(f'cannot export a {torch_dtype} model; use float32 or float16')
-    dtype = dtypes[torch_dtype]
+    if int8 and torch_dtype != torch.float32:
+        raise ValueError('the int8 graphs are quantised from a float32 model')
+    dtype = 'int8' if int8 else dtypes[torch_dtype]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cfg = model.cfg
@@ -276,6 +286,19 @@ def export_model(
         },
         opset,
     )
+    quantization = None
+    if int8:
+        from smolrgpt_core.export.onnx_int8 import quantize_decoder
+
+        start = time.perf_counter()
+        quantization = quantize_decoder(out / 'decoder.onnx')
+        files = graph_files(out, 'decoder.onnx')
+        decoder_graph = replace(
+            decoder_graph,
+            files=[f.name for f in files],
+            sha256=graph_sha256(files),
+            seconds=decoder_graph.seconds + time.perf_counter() - start,
+        )
 
     table = model.decoder.token_embedding.weight.detach().cpu().numpy()  # [V, D]
     np.save(out / EMBEDDING_FILE, table)
@@ -305,6 +328,8 @@ def export_model(
             for g in (vision_graph, decoder_graph)
         },
     }
+    if quantization is not None:
+        manifest['quantization'] = quantization
     if verify:
         manifest['verification'] = verify_with_onnxruntime(out, vision, decoder, cfg, torch_dtype)
         logger.info('onnxruntime vs torch: %s', manifest['verification'])

@@ -340,6 +340,16 @@ def gpu_identity() -> tuple[str, tuple[int, int]]:
     return torch.cuda.get_device_name(), torch.cuda.get_device_capability()
 
 
+def require_float_graphs(manifest: dict[str, Any], onnx_dir: Path) -> None:
+    """ValueError for exports TensorRT cannot build (the int8 graphs' MatMulNBits is an ONNX
+    Runtime operator)."""
+    if manifest['dtype'] not in ('float32', 'float16'):
+        raise ValueError(
+            f'{onnx_dir} holds {manifest["dtype"]} graphs (ONNX Runtime operators TensorRT '
+            'does not parse); export float32 or float16 graphs for TensorRT'
+        )
+
+
 def build_engines(
     onnx_dir: Path,
     out_dir: Path,
@@ -355,6 +365,7 @@ def build_engines(
     trt = import_tensorrt()
     gpu, capability = gpu_identity()
     manifest = read_manifest(onnx_dir)
+    require_float_graphs(manifest, onnx_dir)
     cfg = SmolRGPTConfig.from_dict(manifest['config'])
     profiles = {
         'vision': vision_profiles(cfg, settings),

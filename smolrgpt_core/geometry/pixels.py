@@ -152,6 +152,18 @@ def _continuous(crop: _Crop, core: np.ndarray, px: int, min_points: int) -> np.n
     return seeded[labels]
 
 
+def _readings(
+    crop: _Crop, core: np.ndarray, area: int, max_points: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows, columns and metres of the core's pixels with a reading, on an even grid."""
+    stride = max(1, math.ceil(math.sqrt(area / max_points)))
+    rows, cols = np.nonzero(core[::stride, ::stride])
+    rows, cols = rows * stride, cols * stride
+    z = crop.metres(rows, cols)
+    ok = np.isfinite(z)
+    return rows[ok], cols[ok], z[ok]
+
+
 def sample_region(
     mask: np.ndarray,
     bbox: tuple[int, int, int, int],
@@ -165,10 +177,12 @@ def sample_region(
     trim: tuple[float, float],
     pixel_offset: float,
     regrow_px: int = 0,
+    occluder_px: int = NEIGHBOUR_PX,
 ) -> RegionPoints | str:
-    """The gated points of one region, or a sentence saying why there are too few."""
+    """The gated points of one region, or a sentence saying why there are too few.
+    ``occluder_px``: how far outside the mask an occluder is looked for."""
     h, w = mask.shape
-    pad = erode_px + NEIGHBOUR_PX
+    pad = erode_px + max(NEIGHBOUR_PX, occluder_px)
     u0, v0, u1, v1 = bbox
     window = (max(u0 - pad, 0), max(v0 - pad, 0), min(u1 + pad, w), min(v1 + pad, h))
     crop = _Crop(mask, depth, encoding, window)
@@ -180,12 +194,10 @@ def sample_region(
         core = _continuous(crop, core, regrow_px, min_points)
         area = np.count_nonzero(core)
 
-    stride = max(1, math.ceil(math.sqrt(area / max_points)))
-    rows, cols = np.nonzero(core[::stride, ::stride])
-    rows, cols = rows * stride, cols * stride
-    z = crop.metres(rows, cols)
-    ok = np.isfinite(z)
-    rows, cols, z = rows[ok], cols[ok], z[ok]
+    rows, cols, z = _readings(crop, core, area, max_points)
+    if len(z) < min_points and core is not crop.mask:  # holes left the core too few readings
+        core = crop.mask
+        rows, cols, z = _readings(crop, core, np.count_nonzero(core), max_points)
     if len(z) > max_points:
         pick = np.linspace(0, len(z) - 1, max_points).astype(np.int64)
         rows, cols, z = rows[pick], cols[pick], z[pick]
@@ -205,7 +217,7 @@ def sample_region(
     read = cv2.morphologyEx(read, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8)).view(bool)
     outline = core & read if np.count_nonzero(core & read) >= min_points else core
     boundary, hidden, probe = _boundary(
-        crop, outline, (w, h), (lo, hi), erode_px, camera, pixel_offset
+        crop, outline, (w, h), (lo, hi), erode_px, camera, pixel_offset, occluder_px
     )
     return RegionPoints(interior, boundary, hidden, probe)
 
@@ -221,6 +233,7 @@ def _boundary(
     erode_px: int,
     camera: CameraModel,
     pixel_offset: float,
+    occluder_px: int = NEIGHBOUR_PX,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Camera-frame points of the core's boundary pixels, each pushed out to the mask's true
     edge; whether the object may continue unseen there (a nearer occluder or the image end);
@@ -250,17 +263,25 @@ def _boundary(
     outward /= np.maximum(np.linalg.norm(outward, axis=1, keepdims=True), 1e-9)
     step = np.rint(-outward).astype(np.int64)  # inward, one pixel
 
-    # something nearer just outside the mask (along the outward direction) hides the object
+    # something nearer just outside the mask (along the outward direction) hides the object;
+    # the probe is the nearest surface met out there (the farthest pixel when none is)
     hidden = np.zeros(len(z), dtype=bool)
     du, dv = crop.u0 + pixel_offset, crop.v0 + pixel_offset
-    for dist in range(erode_px + 1, erode_px + NEIGHBOUR_PX + 1):
+    near_z = np.full(len(z), np.inf)
+    near_r, near_c = rows.copy(), cols.copy()
+    for dist in range(erode_px + 1, erode_px + occluder_px + 1):
         orow = np.rint(rows + dist * outward[:, 0]).astype(np.int64)
         ocol = np.rint(cols + dist * outward[:, 1]).astype(np.int64)
         inside = (orow >= 0) & (orow < ch) & (ocol >= 0) & (ocol < cw)
         orow, ocol = np.clip(orow, 0, ch - 1), np.clip(ocol, 0, cw - 1)
         oz = np.where(inside & ~crop.mask[orow, ocol], crop.metres(orow, ocol), np.nan)
         hidden |= oz < z - (OCCLUDER_GAP_M + OCCLUDER_GAP_REL * z)  # NaN compares false
-    probe = camera.backproject(ocol + du, orow + dv, oz)  # the farthest probe: NaN = none
+        nearer = (oz < near_z) | ~np.isfinite(near_z)  # NaN compares false
+        nearer &= np.isfinite(oz) | ~np.isfinite(near_z)
+        near_z = np.where(nearer, np.where(np.isfinite(oz), oz, np.inf), near_z)
+        near_r, near_c = np.where(nearer, orow, near_r), np.where(nearer, ocol, near_c)
+    seen = np.where(np.isfinite(near_z), near_z, np.nan)
+    probe = camera.backproject(near_c + du, near_r + dv, seen)  # NaN = no surface out there
     reach = erode_px + NEIGHBOUR_PX
     v, u = rows + crop.v0, cols + crop.u0
     hidden |= (v < reach) | (u < reach) | (v >= h - reach) | (u >= w - reach)

@@ -21,7 +21,12 @@ from smolrgpt_core import depth as depth_codec
 from smolrgpt_core.geometry.camera import CameraModel
 from smolrgpt_core.geometry.centres import FLOOR_CLASSES, estimate_object
 from smolrgpt_core.geometry.floor import FloorFrame, FloorPlane, fit_floor
-from smolrgpt_core.geometry.footprint import Footprint, complete_floor_footprint, grid_angle
+from smolrgpt_core.geometry.footprint import (
+    Footprint,
+    complete_floor_footprint,
+    footprint_of,
+    grid_angle,
+)
 from smolrgpt_core.geometry.pixels import (
     RegionPoints,
     convex_hull,
@@ -38,6 +43,7 @@ MIN_FLOOR_POINTS = 200
 MAX_POINTS_BOUND = 1_000_000
 MIN_RISE_M = 0.01  # a surface just outside a floor region that rises this much, and
 RISE_RATIO = 0.5  # at least this steeply, stands on the floor there
+FLOOR_OCCLUDER_PX = 6  # how far outside a painted region's mask an occluder is looked for
 
 
 @dataclass(frozen=True)
@@ -240,7 +246,12 @@ def measure_scene(
         outlines = [s.floor_points[1][:, [0, 2]] for s in sampled if s.floor_points is not None]
         grid = grid_angle([o for o in outlines if len(o) >= 3])
     view = DepthView(camera, depth, encoding, frame, pixel_offset)
-    regions = [_estimate(s, floor, frame, priors, grid, view) for s in sampled]
+    regions = [
+        _estimate(s, floor, frame, priors, grid, view)
+        if s.points is not None
+        else _painted_on_floor(s.geometry, floor, camera, pixel_offset)
+        for s in sampled
+    ]
     return SceneGeometry(_complete_floor_regions(regions, sampled, frame), floor, '', camera)
 
 
@@ -260,7 +271,9 @@ def _sample(g, mask, depth, encoding, camera, options) -> _Sampled:
     if g.mask_bbox is None:
         return _Sampled(g, None)
     if g.label in FLOOR_CLASSES:  # a painted region spills onto what stands on it, not behind
-        options = {**options, 'regrow_px': 0}
+        # what stands on a painted zone may lie a few pixels off its mask (an eroded mask, the
+        # readings a sensor drops along the object's depth edge): look farther for it
+        options = {**options, 'regrow_px': 0, 'occluder_px': FLOOR_OCCLUDER_PX}
     points = sample_region(mask, g.mask_bbox, depth, encoding, camera, **options)
     if isinstance(points, str):
         return _Sampled(replace(g, reason=points), None)
@@ -318,6 +331,41 @@ def _estimate(
         top_height=estimate.top_height,
         prior_used=estimate.prior_used,
         hidden_back=estimate.hidden_back,
+    )
+
+
+def _painted_on_floor(
+    g: RegionGeometry, floor: FloorPlane, camera: CameraModel, pixel_offset: float
+) -> RegionGeometry:
+    """A painted floor region with too few depth readings (holes, a far or thin zone): its
+    mask's image hull cast onto the frame's floor plane. Paint lies on the floor, so the rays
+    through its outline meet the plane where its edges are; no reading of its own is needed."""
+    if g.label not in FLOOR_CLASSES or len(g.image_hull) < 3:
+        return g
+    uv = np.array(g.image_hull) + pixel_offset
+    rays = camera.backproject(uv[:, 0], uv[:, 1], np.ones(len(uv)))  # [K, 3] at z = 1
+    down = rays @ np.array(floor.normal)  # the floor is below: the ray's height falls
+    ahead = down < -1e-6
+    if ahead.sum() < 3:
+        return g
+    points = rays[ahead] * (floor.offset / -down[ahead])[:, None]
+    frame = floor.frame()
+    xz = frame.to_floor(points)[:, [0, 2]]
+    fp = footprint_of(xz, trim=0.0)
+    x, z = fp.centre
+    centre = tuple(float(c) for c in frame.to_camera(np.array([[x, 0.0, z]]))[0])
+    lo, hi = xz.min(axis=0), xz.max(axis=0)
+    return replace(
+        g,
+        valid=True,
+        reason='',
+        centre=centre,
+        centre_floor=(x, 0.0, z),
+        extent_min=(float(lo[0]), 0.0, float(lo[1])),
+        extent_max=(float(hi[0]), 0.0, float(hi[1])),
+        extent_frame='floor',
+        footprint=fp,
+        top_height=0.0,
     )
 
 

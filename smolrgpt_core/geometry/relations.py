@@ -251,11 +251,14 @@ def closest(to: RegionGeometry, candidates: Sequence[RegionGeometry]) -> Relatio
 
 def count_inside(buffer: RegionGeometry, pallets: Sequence[RegionGeometry]) -> Relation[int]:
     """How many ``pallets`` stand in ``buffer``; ``members`` are their region indices and
-    ``margin`` the smallest containment margin (the pallet closest to flipping)."""
-    basis = 'metric' if all(_inside_metric(buffer, p) for p in pallets) else 'image'
-    results = [inside(buffer, p, basis=basis) for p in pallets]
+    ``margin`` the smallest containment margin (the pallet closest to flipping). Each pallet is
+    tested on the best basis it has (``inside``'s 'auto'): one pallet without 3D does not send
+    the others to the image fallback; ``basis`` is 'image' when any pallet needed it."""
+    results = [inside(buffer, p) for p in pallets]  # each pallet on what it has: 3D or image
     members = tuple(p.index for p, r in zip(pallets, results, strict=True) if r.value)
-    margin = min((r.margin for r in results), default=float('inf'))
+    basis = 'metric' if all(r.basis == 'metric' for r in results) else 'image'
+    # metres and pixels do not compare: the margin is the smallest of the weaker basis
+    margin = min((r.margin for r in results if r.basis == basis), default=float('inf'))
     unit = 'm' if basis == 'metric' else 'px'
     return Relation(
         len(members),

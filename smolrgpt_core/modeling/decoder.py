@@ -11,6 +11,7 @@ through ``F.scaled_dot_product_attention`` or, for exporters, the written-out
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import math
 
 import torch
@@ -29,19 +30,111 @@ from smolrgpt_core.modeling.kv_cache import KVCache
 SKINNY_ROWS = 8
 
 
-def linear(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
-    """``layer(x)`` for a bias-free linear, with the skinny-product path on CPU."""
-    if x.device.type != 'cpu' or layer.bias is not None or torch.compiler.is_compiling():
-        return layer(x)
+def project(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``x @ weight.T`` (a bias-free linear), with the skinny-product path on CPU:
+    x [..., Din], weight [Dout, Din] -> [..., Dout]."""
+    if x.device.type != 'cpu' or torch.compiler.is_compiling():
+        return F.linear(x, weight)
     rows = x.numel() // x.shape[-1]
     if rows > SKINNY_ROWS:
-        return layer(x)
+        return F.linear(x, weight)
     flat = x.reshape(rows, x.shape[-1])  # [..., Din] -> [R, Din]
     if rows == 1:
         flat = flat.repeat(2, 1)  # two rows select the threaded gemm kernel
-    out = (layer.weight @ flat.T)[:, :rows]  # [Dout, Din] @ [Din, R] -> [Dout, R]
+    out = (weight @ flat.T)[:, :rows]  # [Dout, Din] @ [Din, R] -> [Dout, R]
     # row-major again, or every later op (RoPE, SDPA) would run on strided memory
     return out.T.contiguous().view(*x.shape[:-1], -1)  # [Dout, R] -> [..., Dout]
+
+
+def linear(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``layer(x)``; a bias-free ``nn.Linear`` takes ``project`` (other layers, such as the
+    int8 ones, run their own forward)."""
+    if type(layer) is not nn.Linear or layer.bias is not None:
+        return layer(x)
+    return project(x, layer.weight)
+
+
+class FusedWeight:
+    """Several bias-free linears that read the same input, as row blocks of one weight.
+
+    ``fuse`` concatenates the layers' weights into one tensor [sum Dout, Din] and turns each
+    layer's parameter into a view of its block, so there is one copy of the weights, one
+    matmul per input instead of several, and the state dict keeps the original names and
+    shapes (saving writes the blocks). In-place updates (``load_state_dict``, optimiser
+    steps) land in the fused tensor. Anything that replaces a parameter instead (``.to()``,
+    ``load_state_dict(assign=True)``, swapping a layer for a quantised one) breaks the views;
+    ``weight_for`` notices and the owner falls back to the separate layers.
+    """
+
+    def __init__(self, layers: tuple[nn.Linear, ...]) -> None:
+        with torch.no_grad():
+            self.weight = torch.cat([layer.weight for layer in layers])  # [sum Dout, Din]
+        self.sizes = tuple(layer.weight.shape[0] for layer in layers)
+        row_bytes = self.weight.stride(0) * self.weight.element_size()
+        self._pointers, start = [], 0
+        for layer, size in zip(layers, self.sizes):
+            layer.weight = nn.Parameter(
+                self.weight[start : start + size], requires_grad=layer.weight.requires_grad
+            )
+            self._pointers.append(self.weight.data_ptr() + start * row_bytes)
+            start += size
+
+    def live(self, layers: tuple[nn.Module, ...]) -> bool:
+        """Whether ``layers`` still hold views of this tensor (and are plain linears)."""
+        for layer, pointer in zip(layers, self._pointers):
+            if type(layer) is not nn.Linear or layer.weight.data_ptr() != pointer:
+                return False
+        return True
+
+
+class FusableMixin:
+    """``fuse()`` / ``unfuse()`` for a module whose projections ``FUSED`` read one input."""
+
+    FUSED: tuple[str, ...] = ()
+    _fused: FusedWeight | None = None
+
+    def _fusable(self) -> tuple[nn.Module, ...]:
+        return tuple(getattr(self, name) for name in self.FUSED)
+
+    def fuse(self) -> None:
+        """One weight tensor for the ``FUSED`` projections (see ``FusedWeight``)."""
+        layers = self._fusable()
+        if not all(type(layer) is nn.Linear and layer.bias is None for layer in layers):
+            raise TypeError(f'only bias-free nn.Linear layers fuse, got {layers}')
+        self._fused = FusedWeight(layers)
+
+    def unfuse(self) -> None:
+        """Separate, contiguous parameters again (same values)."""
+        if self._fused is not None and self._fused.live(self._fusable()):
+            for layer in self._fusable():
+                layer.weight = nn.Parameter(
+                    layer.weight.detach().clone(), requires_grad=layer.weight.requires_grad
+                )
+        self._fused = None
+
+    def fused_weight(self) -> torch.Tensor | None:
+        """The fused weight while every projection is still a view of it, else None (and
+        the stale tensor is dropped, so its memory goes)."""
+        fused = self._fused
+        if fused is None or torch.compiler.is_compiling():
+            # tracers see the separate parameters (the fused tensor is no module state)
+            return None
+        if fused.live(self._fusable()):
+            return fused.weight
+        self._fused = None
+        return None
+
+    def _apply(
+        self, fn: Callable[[torch.Tensor], torch.Tensor], recurse: bool = True
+    ) -> nn.Module:
+        # .to(), .half(), .cuda() give every parameter new storage: fuse again afterwards
+        # (nn.RNNBase re-flattens its weights the same way)
+        was_fused = self.fused_weight() is not None
+        self._fused = None
+        out = super()._apply(fn, recurse)
+        if was_fused:
+            self.fuse()
+        return out
 
 
 class RMSNorm(nn.Module):
@@ -51,6 +144,10 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype == torch.float32 and not torch.compiler.is_compiling():
+            # the same formula in one call (a decode step runs 65 norms); tracers keep the
+            # written-out form below, which every exporter parses
+            return F.rms_norm(x, self.weight.shape, self.weight, self.eps)
         # statistics in float32 (identical for fp32 models, safer in bf16)
         x32 = x.float()
         x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
@@ -129,7 +226,9 @@ def explicit_attention(
     return probs @ v  # [B, H, T, Dh]
 
 
-class Attention(nn.Module):
+class Attention(FusableMixin, nn.Module):
+    FUSED = ('q_proj', 'k_proj', 'v_proj')
+
     def __init__(self, cfg: SmolRGPTConfig, layer_idx: int = 0) -> None:
         super().__init__()
         self.layer_idx = layer_idx  # which of the cache's layers is this one's
@@ -154,10 +253,19 @@ class Attention(nn.Module):
         """x [B, T, D]; bias [B, 1, T, S] over the keys the cache returns (None: causal)."""
         B, T, D = x.shape
         H, Hkv, Dh = self.n_heads, self.n_kv_heads, self.head_dim
-        q = linear(self.q_proj, x).view(B, T, H, Dh).transpose(1, 2)  # -> [B, H, T, Dh]
-        k = linear(self.k_proj, x).view(B, T, Hkv, Dh).transpose(1, 2)  # -> [B, Hkv, T, Dh]
-        v = linear(self.v_proj, x).view(B, T, Hkv, Dh).transpose(1, 2)  # -> [B, Hkv, T, Dh]
-        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        fused = self.fused_weight()
+        if fused is not None:
+            # [B, T, (H + 2 Hkv) Dh] -> heads [B, H + 2 Hkv, T, Dh]: q heads, k heads, v heads
+            qkv = project(x, fused).view(B, T, H + 2 * Hkv, Dh).transpose(1, 2)
+            # one rotation for the q and k heads together (elementwise: the same numbers)
+            q, k = apply_rotary(qkv[:, : H + Hkv], cos, sin).split((H, Hkv), dim=1)
+            v = qkv[:, H + Hkv :]  # [B, Hkv, T, Dh]
+        else:
+            q, k, v = linear(self.q_proj, x), linear(self.k_proj, x), linear(self.v_proj, x)
+            q = q.view(B, T, H, Dh).transpose(1, 2)  # [B, T, H*Dh] -> [B, H, T, Dh]
+            k = k.view(B, T, Hkv, Dh).transpose(1, 2)  # [B, T, Hkv*Dh] -> [B, Hkv, T, Dh]
+            v = v.view(B, T, Hkv, Dh).transpose(1, 2)  # [B, T, Hkv*Dh] -> [B, Hkv, T, Dh]
+            q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
         if cache is not None:
             k, v = cache.update(k, v, self.layer_idx)  # [B, Hkv, S, Dh] each
         if cache is not None and cache.explicit_attention:
@@ -179,7 +287,9 @@ class Attention(nn.Module):
         return linear(self.out_proj, y)
 
 
-class MLP(nn.Module):
+class MLP(FusableMixin, nn.Module):
+    FUSED = ('gate_proj', 'up_proj')
+
     def __init__(self, cfg: SmolRGPTConfig) -> None:
         super().__init__()
         self.gate_proj = nn.Linear(cfg.lm_hidden_dim, cfg.lm_inter_dim, bias=False)
@@ -187,7 +297,12 @@ class MLP(nn.Module):
         self.down_proj = nn.Linear(cfg.lm_inter_dim, cfg.lm_hidden_dim, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gated = F.silu(linear(self.gate_proj, x)) * linear(self.up_proj, x)
+        gate_up = self.fused_weight()
+        if gate_up is not None:
+            gate, up = project(x, gate_up).chunk(2, dim=-1)  # [..., 2I] -> 2 x [..., I]
+        else:
+            gate, up = linear(self.gate_proj, x), linear(self.up_proj, x)
+        gated = F.silu(gate) * up
         return linear(self.down_proj, gated)
 
 
@@ -231,6 +346,18 @@ class Decoder(nn.Module):
 
     def tie_weights(self) -> None:
         self.head.weight = self.token_embedding.weight
+
+    def fuse_projections(self) -> None:
+        """q/k/v and gate/up of every block as one weight each (``FusedWeight``): fewer,
+        larger matmuls per token; the state dict is unchanged."""
+        for block in self.blocks:
+            block.attn.fuse()
+            block.mlp.fuse()
+
+    def unfuse_projections(self) -> None:
+        for block in self.blocks:
+            block.attn.unfuse()
+            block.mlp.unfuse()
 
     def cache_shape(self, rows: int, slots: int) -> tuple[int, int, int, int, int]:
         """[L, B, Hkv, S_max, Dh] of a key (or value) cache for ``rows`` rows."""

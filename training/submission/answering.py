@@ -75,6 +75,13 @@ def stored_depth(group: ImageGroup, rgb: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(depth)
 
 
+def sensor_depth_of(group: ImageGroup, rgb: np.ndarray) -> np.ndarray:
+    """What a robot's depth camera gives: 16UC1 mm where the dataset has it, else as stored."""
+    from training.data.sensors import sensor_depth
+
+    return sensor_depth(group.rgb_path, group.depth_path, rgb.shape[:2])[0]
+
+
 def flat_depth(group: ImageGroup, rgb: np.ndarray) -> np.ndarray:
     """A constant mid-grey depth, for benches that ship no depth (answers lose depth cues)."""
     return np.full(rgb.shape[:2], 128, dtype=np.uint8)
@@ -89,6 +96,11 @@ def load_frame(group: ImageGroup, stamp_ns: int, depth_fn: DepthFn = stored_dept
     if encoding is None:
         raise ValueError(f'{group.depth_path}: unsupported depth type {depth.dtype}')
     masks = group.masks() if group.rles else np.zeros((0, *rgb.shape[:2]), dtype=bool)
+    camera = None
+    if depth_fn is sensor_depth_of:
+        from training.data.sensors import camera_model
+
+        camera = camera_model(group.rgb_path)
     return Frame(
         rgb=rgb,
         depth=depth,
@@ -96,6 +108,7 @@ def load_frame(group: ImageGroup, stamp_ns: int, depth_fn: DepthFn = stored_dept
         region_ids=list(range(len(masks))),
         depth_encoding=encoding,
         stamp_ns=stamp_ns,
+        camera=camera,
     )
 
 

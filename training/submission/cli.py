@@ -31,7 +31,11 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         '--checkpoint', type=Path, help='checkpoint directory (default: the embedded model)'
     )
-    settings.add_arguments(parser, defaults=SUBMISSION_SETTINGS)
+    settings.add_arguments(
+        parser,
+        (*settings.COMMON_FLAGS, 'answer.mode', 'answer.priors'),
+        defaults=SUBMISSION_SETTINGS,
+    )
     parser.add_argument(
         '--batch',
         type=int,
@@ -121,9 +125,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _generate(args: argparse.Namespace) -> int:
     from smolrgpt_cli.errors import CommandError
+    from training import sharding
     from training.data.image_groups import group_by_image
     from training.data.warehouse_json import WarehouseJsonReader
-    from training.submission.answering import answer_to_csv
+    from training.submission.answering import sensor_depth_of, stored_depth
     from training.submission.raw_csv import RAW_COLUMNS, RawCsvError
 
     try:
@@ -139,9 +144,16 @@ def _generate(args: argparse.Namespace) -> int:
             reader.report.summary(),
             reader.report.problems[:2],
         )
-    engine = load_engine(args, 'rgb' if args.reference_depth_quirk else None)
     try:
-        stats = answer_to_csv(
+        shard = sharding.current()  # under torchrun: this rank's images (and GPU)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from exc
+    engine = load_engine(args, 'rgb' if args.reference_depth_quirk else None)
+    # model answers read the stored depth (the competition entry); geometry reads what a robot
+    # would: metric depth and the intrinsics where the dataset has them, else the stored depth
+    measured = engine.settings.answer.mode != 'model'
+    try:
+        stats = shard.answer_to_csv(
             engine,
             groups,
             args.out,
@@ -150,10 +162,12 @@ def _generate(args: argparse.Namespace) -> int:
             row=lambda s, text: (s.id, s.meta.get('image', s.rgb_path.name), text),
             max_samples=args.max_samples,
             progress=not args.no_progress,
+            depth_fn=sensor_depth_of if measured else stored_depth,
         )
     except (RawCsvError, ValueError) as exc:
         raise CommandError(str(exc)) from exc
-    print(f'{args.out}: {stats.summary()}')
+    if shard.main:
+        print(f'{args.out}: {stats.summary()}')
     return 0
 
 

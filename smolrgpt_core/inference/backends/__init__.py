@@ -79,9 +79,10 @@ BACKENDS: dict[str, BackendInfo] = {
     ),
     'onnxruntime': BackendInfo(
         'smolrgpt_core.inference.backends.onnxruntime_backend:load_onnxruntime',
-        ('float32', 'float16'),
+        ('float32', 'float16', 'int8'),
         ('cpu', 'cuda'),
-        'exported ONNX graphs on ONNX Runtime (smolrgpt export onnx)',
+        'exported ONNX graphs on ONNX Runtime (smolrgpt export onnx; int8: CPU only)',
+        cpu_only_dtypes=('int8',),
     ),
     'tensorrt': BackendInfo(
         'smolrgpt_core.inference.backends.tensorrt_backend:load_tensorrt',

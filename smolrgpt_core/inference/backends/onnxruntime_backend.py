@@ -6,6 +6,10 @@ pair as ``past_*`` and the other pair as ``present_*`` (IO binding with explicit
 pointers), then swaps them: no allocation and no numpy conversion per token. The graph still
 concatenates past and new keys (O(past) copy per step), which costs little at this model
 size and context (<= 1-2k tokens).
+
+dtype ``int8`` runs the export made with ``smolrgpt export onnx --dtype int8``: the decoder's
+weight matmuls as ``MatMulNBits`` (8-bit, int8 activations per row and block, see
+``export/onnx_int8.py``), on the CPU.
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ from smolrgpt_core.inference.backends.graph_runtime import GraphBackend, PingPon
 
 logger = logging.getLogger(__name__)
 
-GRAPH_DTYPES = {'float32': torch.float32, 'float16': torch.float16}
+# the dtype of each export's inputs, outputs and KV cache (int8 graphs keep float32 I/O)
+GRAPH_DTYPES = {'float32': torch.float32, 'float16': torch.float16, 'int8': torch.float32}
 NUMPY_DTYPES = {torch.float32: np.float32, torch.float16: np.float16, torch.int64: np.int64}
 
 

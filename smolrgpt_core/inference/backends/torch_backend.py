@@ -1,4 +1,8 @@
-"""The PyTorch backend: ``SmolRGPT`` itself (eager), or its int8-decoder CPU variant."""
+"""The PyTorch backend: ``SmolRGPT`` itself (eager), or its int8-decoder CPU variant.
+
+The decoder's q/k/v and gate/up projections are fused at load (``Decoder.fuse_projections``:
+one weight tensor each, the parameters are views of it, so the state dict and
+``save_pretrained`` are unchanged)."""
 
 from __future__ import annotations
 
@@ -20,4 +24,6 @@ def load_torch(checkpoint: Path, *, device: str, dtype: str, engine_dir: Path | 
         return load_torch_int8(checkpoint, device=device)
     if dtype not in DTYPES:
         raise BackendError(f'torch dtype must be one of {", ".join(DTYPES)}, int8 (CPU)')
-    return SmolRGPT.from_pretrained(checkpoint, dtype=DTYPES[dtype], device=device).eval()
+    model = SmolRGPT.from_pretrained(checkpoint, dtype=DTYPES[dtype], device=device).eval()
+    model.decoder.fuse_projections()
+    return model

@@ -1,12 +1,13 @@
 """Faster PyTorch paths: int8 decoder weights on CPU, and a static-cache decoder for GPUs.
 
 **CPU int8** (``load_backend('torch', ..., dtype='int8')``). A decode step on a CPU is
-memory-bound: every token reads all decoder weights (1.45 GB in fp32 at full size). Dynamic
-quantisation stores the decoder's linear layers (attention and MLP projections, and the LM
-head, which is untied from the embedding table for it) as int8 with one scale per output
-channel and quantises activations per call, so a step reads about a quarter of the bytes.
-The vision side, the embeddings and the norms stay fp32. ``torch.ao.quantization`` is
-deprecated in favour of torchao; it still ships in torch 2.13 and is what runs here.
+memory-bound: every token reads all decoder weights (1.45 GB in fp32 at full size). The
+decoder's linear layers (attention and MLP projections, and the LM head, which is untied from
+the embedding table for it) are stored as int8 with one scale per output channel, so a step
+reads about a quarter of the bytes; activations are quantised per row on a fixed grid
+(``RowwiseInt8Linear``), so an answer does not depend on the batch it is asked in. The vision
+side, the embeddings and the norms stay fp32. ``torch.ao.quantization`` is deprecated in
+favour of torchao; it still ships in torch 2.13 and is what runs here (fbgemm kernels).
 
 **GPU fast path** (``FastTorchBackend``; backend name ``torch-fast``). fp16/bf16 weights, a KV
 cache preallocated for the whole answer at a fixed ``max_len``, and a decode step whose
@@ -27,6 +28,7 @@ import warnings
 
 import torch
 from torch import nn
+from torch.ao.nn.quantized.dynamic import Linear as DynamicInt8Linear
 
 from smolrgpt_core.generation import EagerSteps, decode
 from smolrgpt_core.inference.backends import DTYPES, BackendError
@@ -40,13 +42,47 @@ logger = logging.getLogger(__name__)
 
 
 # --- CPU int8 -----------------------------------------------------------------------------
+# Activations are quantised per row on a fixed grid: each row is divided by its own absolute
+# maximum, then mapped onto 7-bit levels with a fixed scale and zero point. fbgemm then
+# multiplies uint8 rows by the int8 weights with exact int32 sums, so a row's output depends
+# on that row alone: the same question gives bit-identical linear outputs alone or in any
+# batch. (``quantize_dynamic``'s own forward picks one scale per call from the whole batch's
+# range, which made answers depend on their batch-mates.) 7 bits, as fbgemm's dynamic path
+# uses on x86, keep AVX2's pairwise u8*s8 sums clear of int16 saturation.
+ACT_LEVELS = 63  # x / max|x| in [-1, 1] -> 64 + round(63 x) in [1, 127]
+ACT_ZERO_POINT = 64
+
+
+class RowwiseInt8Linear(DynamicInt8Linear):
+    """int8 per-channel weights (fbgemm), activations quantised per row (see above).
+    Bias-free layers only (the output is rescaled by each row's peak)."""
+
+    @classmethod
+    def from_float(cls, mod: nn.Module, use_precomputed_fake_quant: bool = False) -> nn.Module:
+        if getattr(mod, 'bias', None) is not None:
+            raise ValueError('RowwiseInt8Linear takes bias-free linear layers only')
+        return super().from_float(mod, use_precomputed_fake_quant)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.reshape(-1, x.shape[-1])  # [..., Din] -> [R, Din]
+        peak = flat.abs().amax(-1, keepdim=True).clamp_min(torch.finfo(torch.float32).tiny)
+        out = torch.ops.quantized.linear_with_input_q_dq_qweight_dq_output_fp32(
+            flat / peak, 1.0 / ACT_LEVELS, ACT_ZERO_POINT, self._packed_params._packed_params
+        )  # [R, Dout]
+        return (out * peak).view(*x.shape[:-1], -1)
+
+    def _get_name(self) -> str:
+        return 'RowwiseInt8Linear'
+
+
 def quantize_decoder_int8(model: SmolRGPT) -> SmolRGPT:
-    """Replace the decoder's ``nn.Linear`` layers by per-channel dynamic int8 ones (in place)."""
+    """Replace the decoder's ``nn.Linear`` layers by ``RowwiseInt8Linear`` ones (in place)."""
     from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
     if next(model.parameters()).device.type != 'cpu':
         raise BackendError('int8 weights are a CPU path; use float16/bfloat16 on a GPU')
     model.float()
+    model.decoder.unfuse_projections()  # each linear becomes its own int8 layer
     with warnings.catch_warnings():
         # torch.ao.quantization announces its move to torchao on every call
         warnings.simplefilter('ignore')
@@ -54,6 +90,7 @@ def quantize_decoder_int8(model: SmolRGPT) -> SmolRGPT:
             model.decoder,
             {nn.Linear: per_channel_dynamic_qconfig},
             dtype=torch.qint8,
+            mapping={nn.Linear: RowwiseInt8Linear},
             inplace=True,
         )
     return model
@@ -230,6 +267,7 @@ def load_torch_fast(
     if device.startswith('cuda') and not torch.cuda.is_available():
         raise BackendError('backend torch-fast: no CUDA GPU is visible to torch')
     model = SmolRGPT.from_pretrained(checkpoint, dtype=DTYPES[dtype], device=device).eval()
+    model.decoder.fuse_projections()
     return FastTorchBackend(model)
 
 
