@@ -215,5 +215,5 @@ def test_int8_only_on_torch_cpu() -> None:
     assert NodeConfig.from_params({'model.dtype': 'int8'}).inference.model.dtype == 'int8'
     with pytest.raises(NodeConfigError, match=r'torch-fast backend takes float32 \| float16'):
         NodeConfig.from_params({'model.dtype': 'int8', 'model.backend': 'torch-fast'})
-    with pytest.raises(NodeConfigError, match='parameter model.'):
+    with pytest.raises(NodeConfigError, match=r'parameter model\.'):
         NodeConfig.from_params({'model.dtype': 'int8', 'model.device': 'cuda'})
