@@ -189,7 +189,7 @@ def load_subjects(checkpoint: Path, names: Sequence[str], work: Path) -> list[Su
             subject = Subject(name, lambda d=decoder: EagerSteps(d), torch_bytes(decoder))
         elif name.startswith('onnxruntime:'):
             dtype = name.split(':')[1]
-            directory = export_graphs(checkpoint, work, dtype)
+            directory = export_graphs(checkpoint, dtype)
             backend = load_backend('onnxruntime', checkpoint, dtype=dtype, engine_dir=directory)
             subject = Subject(
                 name,
@@ -203,10 +203,11 @@ def load_subjects(checkpoint: Path, names: Sequence[str], work: Path) -> list[Su
     return subjects
 
 
-def export_graphs(checkpoint: Path, work: Path, dtype: str) -> Path:
+def export_graphs(checkpoint: Path, dtype: str) -> Path:
+    """``CHECKPOINT/onnx_DTYPE`` (where bench_backends puts them too), exported once."""
     from smolrgpt_core.export.onnx_export import export_onnx
 
-    out = work / f'onnx_{dtype}'
+    out = checkpoint / f'onnx_{dtype}'
     if not (out / 'manifest.json').is_file():
         start = time.perf_counter()
         export_onnx(checkpoint, out, dtype=dtype, verify=False)

@@ -12,6 +12,7 @@ through ``F.scaled_dot_product_attention`` or, for exporters, the written-out
 from __future__ import annotations
 
 from collections.abc import Callable
+import functools
 import math
 
 import torch
@@ -21,13 +22,22 @@ import torch.nn.functional as F
 from smolrgpt_core.config import SmolRGPTConfig
 from smolrgpt_core.modeling.kv_cache import KVCache
 
-# A decode step multiplies a handful of rows by large weights. On CPU, MKL's sgemm for such a
-# skinny ``x @ W.T`` packs the whole weight first (twice the memory traffic), and its
-# one-row gemv runs on a single thread; the transposed product ``(W @ x.T).T`` streams W
-# once on all threads (2-4x faster at 1-8 rows, measured on 2 threads). Same math in fp32;
-# only the summation order of the kernel differs. Tracers (export, torch.compile) get the
-# plain layer: a branch on a dynamic row count would pin the traced shapes.
+# A decode step multiplies a handful of rows by large weights: it is bound by reading the
+# weights from memory, and reading them on every core is what reaches the memory bandwidth.
+# MKL's products for so few rows do not: the one-row gemv runs on one core, and a skinny sgemm
+# packs the whole weight first (twice the traffic). Viewing W [Dout, Din] as GEMV_CHUNKS row
+# blocks [c, Dout/c, Din] and multiplying them in one ``bmm`` lets MKL's batched gemm give
+# each core its own blocks, every block streamed once. Same math in fp32; only the summation
+# order of the kernel differs. Tracers (export, torch.compile) get the plain layer: a branch
+# on a dynamic row count would pin the traced shapes.
 SKINNY_ROWS = 8
+GEMV_CHUNKS = 16
+
+
+@functools.lru_cache(maxsize=64)
+def _row_blocks(rows: int) -> int:
+    """The largest block count <= GEMV_CHUNKS that divides ``rows`` (1: no split)."""
+    return max(c for c in range(1, GEMV_CHUNKS + 1) if rows % c == 0)
 
 
 def project(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -36,14 +46,24 @@ def project(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     if x.device.type != 'cpu' or torch.compiler.is_compiling():
         return F.linear(x, weight)
     rows = x.numel() // x.shape[-1]
-    if rows > SKINNY_ROWS:
+    n_out, n_in = weight.shape
+    blocks = _row_blocks(n_out)
+    if (
+        rows > SKINNY_ROWS
+        or blocks < 2
+        or weight.dtype != torch.float32
+        or not weight.is_contiguous()
+    ):
         return F.linear(x, weight)
-    flat = x.reshape(rows, x.shape[-1])  # [..., Din] -> [R, Din]
+    flat = x.reshape(rows, n_in)  # [..., Din] -> [R, Din]
+    out = torch.bmm(
+        weight.view(blocks, n_out // blocks, n_in),  # [c, Dout/c, Din], a view
+        flat.T.expand(blocks, n_in, rows),  # [c, Din, R], a view
+    )  # [c, Dout/c, R]
     if rows == 1:
-        flat = flat.repeat(2, 1)  # two rows select the threaded gemm kernel
-    out = (weight @ flat.T)[:, :rows]  # [Dout, Din] @ [Din, R] -> [Dout, R]
-    # row-major again, or every later op (RoPE, SDPA) would run on strided memory
-    return out.T.contiguous().view(*x.shape[:-1], -1)  # [Dout, R] -> [..., Dout]
+        return out.view(*x.shape[:-1], n_out)
+    # row-major [R, Dout] again, or every later op (RoPE, SDPA) would run on strided memory
+    return out.permute(2, 0, 1).reshape(*x.shape[:-1], n_out)  # [c, Dout/c, R] -> [..., Dout]
 
 
 def linear(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
