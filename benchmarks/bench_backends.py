@@ -20,7 +20,6 @@ import json
 import logging
 import os
 from pathlib import Path
-import resource
 import statistics
 import subprocess
 import sys
@@ -45,6 +44,16 @@ GPU_SPECS = (
     'torch-fast:cuda:bfloat16',
 )
 COLUMNS = ('encode', 'prefill', 'per_token', 'answer', 'five')
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM: unlike ru_maxrss, it does not include the
+    parent's memory before exec, so a child started by a big parent reports its own)."""
+    with open('/proc/self/status', encoding='ascii') as status:
+        for line in status:
+            if line.startswith('VmHWM:'):
+                return int(line.split()[1]) / 1024
+    return float('nan')
 
 
 def make_prompts(cfg: object, n: int, seed: int = 0) -> list:
@@ -139,7 +148,7 @@ def measure(
         result['peak_mb'] = torch.cuda.max_memory_allocated() / 2**20
         result['memory'] = 'cuda allocated'
     else:
-        result['peak_mb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        result['peak_mb'] = peak_rss_mb()
         result['memory'] = 'process RSS'
     return result
 
