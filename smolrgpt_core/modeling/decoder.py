@@ -24,12 +24,16 @@ from smolrgpt_core.modeling.kv_cache import KVCache
 
 # A decode step multiplies a handful of rows by large weights: it is bound by reading the
 # weights from memory, and reading them on every core is what reaches the memory bandwidth.
-# MKL's products for so few rows do not: the one-row gemv runs on one core, and a skinny sgemm
-# packs the whole weight first (twice the traffic). Viewing W [Dout, Din] as GEMV_CHUNKS row
-# blocks [c, Dout/c, Din] and multiplying them in one ``bmm`` lets MKL's batched gemm give
-# each core its own blocks, every block streamed once. Same math in fp32; only the summation
-# order of the kernel differs. Tracers (export, torch.compile) get the plain layer: a branch
-# on a dynamic row count would pin the traced shapes.
+# MKL's plain products for so few rows do not: its one-row gemv runs on one core, and a
+# skinny sgemm ``x @ W.T`` packs the whole weight first (twice the traffic).
+# * one row: W [Dout, Din] viewed as GEMV_CHUNKS row blocks [c, Dout/c, Din] and multiplied
+#   in one ``bmm``: MKL's batched gemm gives each core its own blocks, each streamed once;
+# * 2-8 rows: the transposed product ``(W @ x.T).T``, which streams W once on all threads
+#   (in the decode loop it beats the blocked bmm at 2-8 rows, and the blocked bmm beats it at
+#   one row; measured with benchmarks/bench_memory.py on 2 threads).
+# Same math in fp32; only the summation order of the kernel differs. Tracers (export,
+# torch.compile) get the plain layer: a branch on a dynamic row count would pin the traced
+# shapes.
 SKINNY_ROWS = 8
 GEMV_CHUNKS = 16
 
@@ -41,29 +45,27 @@ def _row_blocks(rows: int) -> int:
 
 
 def project(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """``x @ weight.T`` (a bias-free linear), with the skinny-product path on CPU:
+    """``x @ weight.T`` (a bias-free linear), with the skinny-product paths on CPU:
     x [..., Din], weight [Dout, Din] -> [..., Dout]."""
     if x.device.type != 'cpu' or torch.compiler.is_compiling():
         return F.linear(x, weight)
     rows = x.numel() // x.shape[-1]
-    n_out, n_in = weight.shape
-    blocks = _row_blocks(n_out)
-    if (
-        rows > SKINNY_ROWS
-        or blocks < 2
-        or weight.dtype != torch.float32
-        or not weight.is_contiguous()
-    ):
+    if rows > SKINNY_ROWS:
         return F.linear(x, weight)
+    n_out, n_in = weight.shape
     flat = x.reshape(rows, n_in)  # [..., Din] -> [R, Din]
-    out = torch.bmm(
-        weight.view(blocks, n_out // blocks, n_in),  # [c, Dout/c, Din], a view
-        flat.T.expand(blocks, n_in, rows),  # [c, Din, R], a view
-    )  # [c, Dout/c, R]
-    if rows == 1:
+    blocks = _row_blocks(n_out)
+    if rows == 1 and blocks > 1 and weight.dtype == torch.float32 and weight.is_contiguous():
+        out = torch.bmm(
+            weight.view(blocks, n_out // blocks, n_in),  # [c, Dout/c, Din], a view
+            flat.T.expand(blocks, n_in, 1),  # [c, Din, 1], a view
+        )  # [c, Dout/c, 1]
         return out.view(*x.shape[:-1], n_out)
-    # row-major [R, Dout] again, or every later op (RoPE, SDPA) would run on strided memory
-    return out.permute(2, 0, 1).reshape(*x.shape[:-1], n_out)  # [c, Dout/c, R] -> [..., Dout]
+    if rows == 1:
+        flat = flat.repeat(2, 1)  # two rows select the threaded gemm kernel
+    out = (weight @ flat.T)[:, :rows]  # [Dout, Din] @ [Din, R] -> [Dout, R]
+    # row-major again, or every later op (RoPE, SDPA) would run on strided memory
+    return out.T.contiguous().view(*x.shape[:-1], -1)  # [Dout, R] -> [..., Dout]
 
 
 def linear(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
