@@ -14,12 +14,12 @@ exactly ``--new-tokens`` long. ONNX graphs are exported into ``--work-dir`` (reu
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+import contextlib
 import json
 import logging
 import os
 from pathlib import Path
-import resource
 import statistics
 import subprocess
 import sys
@@ -31,7 +31,12 @@ import torch
 logger = logging.getLogger('bench_backends')
 
 NO_EOS = -1  # never produced, so decoding always runs the full budget
-CPU_SPECS = ('torch:cpu:float32', 'torch:cpu:int8', 'onnxruntime:cpu:float32')
+CPU_SPECS = (
+    'torch:cpu:float32',
+    'torch:cpu:int8',
+    'onnxruntime:cpu:float32',
+    'onnxruntime:cpu:int8',
+)
 GPU_SPECS = (
     'torch:cuda:float32',
     'torch:cuda:float16',
@@ -39,6 +44,16 @@ GPU_SPECS = (
     'torch-fast:cuda:bfloat16',
 )
 COLUMNS = ('encode', 'prefill', 'per_token', 'answer', 'five')
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM: unlike ru_maxrss, it does not include the
+    parent's memory before exec, so a child started by a big parent reports its own)."""
+    with open('/proc/self/status', encoding='ascii') as status:
+        for line in status:
+            if line.startswith('VmHWM:'):
+                return int(line.split()[1]) / 1024
+    return float('nan')
 
 
 def make_prompts(cfg: object, n: int, seed: int = 0) -> list:
@@ -133,7 +148,7 @@ def measure(
         result['peak_mb'] = torch.cuda.max_memory_allocated() / 2**20
         result['memory'] = 'cuda allocated'
     else:
-        result['peak_mb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        result['peak_mb'] = peak_rss_mb()
         result['memory'] = 'process RSS'
     return result
 
@@ -199,48 +214,68 @@ def run_isolated(spec: str, checkpoint: Path, args: argparse.Namespace) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def agreement(checkpoint: Path, args: argparse.Namespace) -> None:
-    """Greedy agreement of int8 (and the ORT fp32 graphs, if exported) with torch fp32."""
+@contextlib.contextmanager
+def forced(reference: list[list[int]], picks: list[list[int]]) -> Iterator[None]:
+    """Teacher forcing through any backend's decode loop: at step t every row is fed the
+    reference token t (whatever it would have picked), and its own argmax is recorded."""
+    from smolrgpt_core import generation
+
+    select = generation.select_next
+    step = [0]
+
+    def pick(logits: torch.Tensor, *_: object) -> torch.Tensor:
+        t = step[0]
+        step[0] += 1
+        picks.append(logits.argmax(-1).tolist())
+        return torch.tensor([row[t] for row in reference], device=logits.device)
+
+    generation.select_next = pick
+    try:
+        yield
+    finally:
+        generation.select_next = select
+
+
+def agreement(checkpoint: Path, specs: Sequence[str], args: argparse.Namespace) -> None:
+    """Each candidate against torch fp32 on one frame's questions: identical answers, greedy
+    tokens matched position by position when each decodes freely, and the step-logit top-1
+    agreement along the fp32 path (teacher forced: both read the fp32 answer so far)."""
     from smolrgpt_core.inference.backends import load_backend
-    from smolrgpt_core.inference.backends.torch_fast import greedy_agreement
 
     torch.set_num_threads(args.threads)
     reference = load_backend('torch', checkpoint)
     image, depth, masks = frame_tensors(reference.cfg)
     prompts = make_prompts(reference.cfg, args.questions)
-    int8 = load_backend('torch', checkpoint, dtype='int8')
-    stats = greedy_agreement(
-        reference,
-        int8,
-        image,
-        depth,
-        masks,
-        prompts,
-        eos_token_id=NO_EOS,
-        max_new_tokens=args.new_tokens,
+    n = args.new_tokens
+    want = reference.answer(
+        reference.encode_frame(image, depth, masks), prompts, eos_token_id=NO_EOS, max_new_tokens=n
     )
-    print(
-        f'int8 vs fp32 ({args.questions} questions x {args.new_tokens} tokens): '
-        f'exact answers {stats["exact_answers"]:.0%}, free-running tokens '
-        f'{stats["free_running"]:.1%}, teacher-forced tokens {stats["teacher_forced"]:.1%}'
-    )
-    onnx_dir = checkpoint / 'onnx_float32'
-    if (onnx_dir / 'manifest.json').is_file():
-        ort = load_backend('onnxruntime', checkpoint, engine_dir=onnx_dir)
-        want = reference.answer(
-            reference.encode_frame(image, depth, masks),
-            prompts,
-            eos_token_id=NO_EOS,
-            max_new_tokens=args.new_tokens,
+    del reference
+    print(f'\nagreement with torch fp32 ({args.questions} questions x {n} tokens):')
+    for spec in specs:
+        name, device, dtype = spec.split(':')
+        if (name, dtype) == ('torch', 'float32') or device != 'cpu':
+            continue
+        candidate = load_backend(
+            name, checkpoint, dtype=dtype, engine_dir=engine_dir_for(checkpoint, spec)
         )
-        got = ort.answer(
-            ort.encode_frame(image, depth, masks),
-            prompts,
-            eos_token_id=NO_EOS,
-            max_new_tokens=args.new_tokens,
+        frame = candidate.encode_frame(image, depth, masks)
+        got = candidate.answer(frame, prompts, eos_token_id=NO_EOS, max_new_tokens=n)
+        picks: list[list[int]] = []
+        with forced(want, picks):
+            candidate.answer(frame, prompts, eos_token_id=NO_EOS, max_new_tokens=n)
+        total = sum(len(w) for w in want)
+        free = sum(a == b for w, g in zip(want, got) for a, b in zip(w, g)) / total
+        teacher = (
+            sum(picks[t][row] == want[row][t] for row in range(len(want)) for t in range(n))
+            / total
         )
-        same = sum(a == b for a, b in zip(want, got))
-        print(f'onnxruntime fp32 vs torch fp32: {same}/{len(want)} answers identical')
+        exact = sum(w == g for w, g in zip(want, got)) / len(want)
+        print(
+            f'  {spec}: identical answers {exact:.0%}, free-running tokens {free:.1%}, '
+            f'teacher-forced top-1 {teacher:.1%}'
+        )
+        del candidate
 
 
 def print_table(rows: list[dict], args: argparse.Namespace) -> None:
@@ -311,7 +346,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         '--agreement',
         action='store_true',
-        help='also print greedy-token agreement of int8 / ORT with fp32',
+        help="also print each CPU candidate's token agreement with torch fp32",
     )
     parser.add_argument('--measure', help=argparse.SUPPRESS)  # child mode: one spec, JSON out
     parser.add_argument('--checkpoint', help=argparse.SUPPRESS)
@@ -336,7 +371,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 rows.append(run_isolated(spec, checkpoint, args))
         print_table(rows, args)
         if args.agreement:
-            agreement(checkpoint, args)
+            agreement(checkpoint, specs, args)
     return 0 if all('error' not in r for r in rows) else 1
 
 

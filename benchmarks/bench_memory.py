@@ -116,6 +116,7 @@ class Subject:
     answer: list[float] = field(default_factory=list)  # prefill + all steps, seconds
     tokens: list[list[int]] | None = None
     logits: list[torch.Tensor] = field(default_factory=list)  # of the last answer
+    forced: float | None = None  # step-logit top-1 agreement along the fp32 path
 
 
 def decode_once(subject: Subject, embeds: list[torch.Tensor], new_tokens: int) -> None:
@@ -189,7 +190,7 @@ def load_subjects(checkpoint: Path, names: Sequence[str], work: Path) -> list[Su
             subject = Subject(name, lambda d=decoder: EagerSteps(d), torch_bytes(decoder))
         elif name.startswith('onnxruntime:'):
             dtype = name.split(':')[1]
-            directory = export_graphs(checkpoint, work, dtype)
+            directory = export_graphs(checkpoint, dtype)
             backend = load_backend('onnxruntime', checkpoint, dtype=dtype, engine_dir=directory)
             subject = Subject(
                 name,
@@ -203,10 +204,11 @@ def load_subjects(checkpoint: Path, names: Sequence[str], work: Path) -> list[Su
     return subjects
 
 
-def export_graphs(checkpoint: Path, work: Path, dtype: str) -> Path:
+def export_graphs(checkpoint: Path, dtype: str) -> Path:
+    """``CHECKPOINT/onnx_DTYPE`` (where bench_backends puts them too), exported once."""
     from smolrgpt_core.export.onnx_export import export_onnx
 
-    out = work / f'onnx_{dtype}'
+    out = checkpoint / f'onnx_{dtype}'
     if not (out / 'manifest.json').is_file():
         start = time.perf_counter()
         export_onnx(checkpoint, out, dtype=dtype, verify=False)
@@ -227,6 +229,27 @@ def make_checkpoint(work: Path, tiny: bool) -> Path:
             torch.manual_seed(0)
             SmolRGPT(SmolRGPTConfig()).save_pretrained(checkpoint)
     return checkpoint
+
+
+def teacher_forced(subjects: list[Subject], embeds: list[torch.Tensor], new_tokens: int) -> None:
+    """Each subject's argmax at every step while it reads torch fp32's answer so far."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_backends import forced
+
+    ref = next((s for s in subjects if s.name == 'torch:float32'), None)
+    if ref is None or ref.tokens is None:
+        return
+    for s in subjects:
+        if s is ref:
+            continue
+        picks: list[list[int]] = []
+        with forced(ref.tokens, picks), s.context():
+            from smolrgpt_core.generation import decode
+
+            decode(s.make_steps(), embeds, eos_token_id=NO_EOS, max_new_tokens=new_tokens)
+        rows = range(len(ref.tokens))
+        hits = sum(picks[t][r] == ref.tokens[r][t] for r in rows for t in range(new_tokens))
+        s.forced = hits / (len(ref.tokens) * new_tokens)
 
 
 def profile_step(subject: Subject, embeds: list[torch.Tensor], rows: int = 25) -> None:
@@ -287,6 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 bandwidth.append(read_bandwidth(buffer))
                 decode_once(subject, embeds, args.new_tokens)
             logger.info('repetition %d/%d done', rep + 1, args.reps)
+        teacher_forced(subjects, embeds, args.new_tokens)
         print_table(subjects, bandwidth, args)
         if args.profile:
             profile_step(next(s for s in subjects if s.name == 'torch:float32'), embeds)
@@ -322,12 +346,7 @@ def print_table(subjects: list[Subject], bandwidth: list[float], args: argparse.
     for s in subjects:
         per_token = statistics.median(s.per_token)
         bound = s.bytes_per_token / bw
-        # fraction per repetition, against the bandwidth sample taken right before it
-        reps = len(s.per_token)
-        index = [i * len(subjects) + subjects.index(s) for i in range(reps)]
-        fraction = statistics.median(
-            s.bytes_per_token / bandwidth[i] / t for i, t in zip(index, s.per_token)
-        )
+        fraction = bound / per_token  # both medians: the same bandwidth for every backend
         cells = [
             s.name,
             f'{s.bytes_per_token / 1e6:.0f}',
@@ -358,7 +377,10 @@ def print_table(subjects: list[Subject], bandwidth: list[float], args: argparse.
         if s is not ref and s.tokens is not None and ref.tokens is not None:
             agree = sum(a == b for x, y in zip(s.tokens, ref.tokens) for a, b in zip(x, y))
             total = sum(len(x) for x in ref.tokens)
-            print(f'{s.name}: {agree}/{total} greedy tokens equal torch fp32 (free-running)')
+            line = f'{s.name}: {agree}/{total} greedy tokens equal torch fp32 (free-running)'
+            if s.forced is not None:
+                line += f', teacher-forced top-1 {s.forced:.1%}'
+            print(line)
 
 
 if __name__ == '__main__':

@@ -12,6 +12,7 @@ through ``F.scaled_dot_product_attention`` or, for exporters, the written-out
 from __future__ import annotations
 
 from collections.abc import Callable
+import functools
 import math
 
 import torch
@@ -21,24 +22,45 @@ import torch.nn.functional as F
 from smolrgpt_core.config import SmolRGPTConfig
 from smolrgpt_core.modeling.kv_cache import KVCache
 
-# A decode step multiplies a handful of rows by large weights. On CPU, MKL's sgemm for such a
-# skinny ``x @ W.T`` packs the whole weight first (twice the memory traffic), and its
-# one-row gemv runs on a single thread; the transposed product ``(W @ x.T).T`` streams W
-# once on all threads (2-4x faster at 1-8 rows, measured on 2 threads). Same math in fp32;
-# only the summation order of the kernel differs. Tracers (export, torch.compile) get the
-# plain layer: a branch on a dynamic row count would pin the traced shapes.
+# A decode step multiplies a handful of rows by large weights: it is bound by reading the
+# weights from memory, and reading them on every core is what reaches the memory bandwidth.
+# MKL's plain products for so few rows do not: its one-row gemv runs on one core, and a
+# skinny sgemm ``x @ W.T`` packs the whole weight first (twice the traffic).
+# * one row: W [Dout, Din] viewed as GEMV_CHUNKS row blocks [c, Dout/c, Din] and multiplied
+#   in one ``bmm``: MKL's batched gemm gives each core its own blocks, each streamed once;
+# * 2-8 rows: the transposed product ``(W @ x.T).T``, which streams W once on all threads
+#   (in the decode loop it beats the blocked bmm at 2-8 rows, and the blocked bmm beats it at
+#   one row; measured with benchmarks/bench_memory.py on 2 threads).
+# Same math in fp32; only the summation order of the kernel differs. Tracers (export,
+# torch.compile) get the plain layer: a branch on a dynamic row count would pin the traced
+# shapes.
 SKINNY_ROWS = 8
+GEMV_CHUNKS = 16
+
+
+@functools.lru_cache(maxsize=64)
+def _row_blocks(rows: int) -> int:
+    """The largest block count <= GEMV_CHUNKS that divides ``rows`` (1: no split)."""
+    return max(c for c in range(1, GEMV_CHUNKS + 1) if rows % c == 0)
 
 
 def project(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """``x @ weight.T`` (a bias-free linear), with the skinny-product path on CPU:
+    """``x @ weight.T`` (a bias-free linear), with the skinny-product paths on CPU:
     x [..., Din], weight [Dout, Din] -> [..., Dout]."""
     if x.device.type != 'cpu' or torch.compiler.is_compiling():
         return F.linear(x, weight)
     rows = x.numel() // x.shape[-1]
     if rows > SKINNY_ROWS:
         return F.linear(x, weight)
-    flat = x.reshape(rows, x.shape[-1])  # [..., Din] -> [R, Din]
+    n_out, n_in = weight.shape
+    flat = x.reshape(rows, n_in)  # [..., Din] -> [R, Din]
+    blocks = _row_blocks(n_out)
+    if rows == 1 and blocks > 1 and weight.dtype == torch.float32 and weight.is_contiguous():
+        out = torch.bmm(
+            weight.view(blocks, n_out // blocks, n_in),  # [c, Dout/c, Din], a view
+            flat.T.expand(blocks, n_in, 1),  # [c, Din, 1], a view
+        )  # [c, Dout/c, 1]
+        return out.view(*x.shape[:-1], n_out)
     if rows == 1:
         flat = flat.repeat(2, 1)  # two rows select the threaded gemm kernel
     out = (weight @ flat.T)[:, :rows]  # [Dout, Din] @ [Din, R] -> [Dout, R]
@@ -190,6 +212,26 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
     return (x32 * cos + rotate_half(x32) * sin).to(x.dtype)
 
 
+def rope_tables(cos: torch.Tensor, sin: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos, sin [B, T, Dh] -> cos and the sign-folded sin [B, 1, T, Dh] that ``rotate``
+    takes, made once per forward instead of once per layer: rotate_half(x) * sin
+    = [-b, a] * [s1, s2] = [b, a] * [-s1, s2], the same products."""
+    half = sin.shape[-1] // 2
+    signed = torch.cat((-sin[..., :half], sin[..., half:]), dim=-1)
+    return cos[:, None], signed[:, None]
+
+
+def rotate(x: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor) -> torch.Tensor:
+    """``apply_rotary`` on ``rope_tables``: x [B, H, T, Dh] -> x rotated, in x's dtype (the
+    same numbers; four ops in eager fp32, where a decode step rotates 32 times)."""
+    half = x.shape[-1] // 2
+    if x.dtype == torch.float32 and not torch.compiler.is_compiling():
+        return x * cos + x.roll(half, dims=-1) * signed_sin  # roll: [a, b] -> [b, a]
+    x32 = x.float()
+    swapped = torch.cat((x32[..., half:], x32[..., :half]), dim=-1)  # [a, b] -> [b, a]
+    return (x32 * cos + swapped * signed_sin).to(x.dtype)
+
+
 def attention_bias(
     key_valid: torch.Tensor, start: int, length: int, dtype: torch.dtype
 ) -> torch.Tensor:
@@ -250,22 +292,25 @@ class Attention(FusableMixin, nn.Module):
         bias: torch.Tensor | None,
         cache: KVCache | None = None,
     ) -> torch.Tensor:
-        """x [B, T, D]; bias [B, 1, T, S] over the keys the cache returns (None: causal)."""
+        """x [B, T, D]; cos/sin: ``rope_tables`` [B, 1, T, Dh] (or the rotary embedding's
+        [B, T, Dh]); bias [B, 1, T, S] over the keys the cache returns (None: causal)."""
         B, T, D = x.shape
+        if cos.dim() == 3:
+            cos, sin = rope_tables(cos, sin)
         H, Hkv, Dh = self.n_heads, self.n_kv_heads, self.head_dim
         fused = self.fused_weight()
         if fused is not None:
             # [B, T, (H + 2 Hkv) Dh] -> heads [B, H + 2 Hkv, T, Dh]: q heads, k heads, v heads
             qkv = project(x, fused).view(B, T, H + 2 * Hkv, Dh).transpose(1, 2)
             # one rotation for the q and k heads together (elementwise: the same numbers)
-            q, k = apply_rotary(qkv[:, : H + Hkv], cos, sin).split((H, Hkv), dim=1)
+            q, k = rotate(qkv[:, : H + Hkv], cos, sin).split((H, Hkv), dim=1)
             v = qkv[:, H + Hkv :]  # [B, Hkv, T, Dh]
         else:
             q, k, v = linear(self.q_proj, x), linear(self.k_proj, x), linear(self.v_proj, x)
             q = q.view(B, T, H, Dh).transpose(1, 2)  # [B, T, H*Dh] -> [B, H, T, Dh]
             k = k.view(B, T, Hkv, Dh).transpose(1, 2)  # [B, T, Hkv*Dh] -> [B, Hkv, T, Dh]
             v = v.view(B, T, Hkv, Dh).transpose(1, 2)  # [B, T, Hkv*Dh] -> [B, Hkv, T, Dh]
-            q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+            q, k = rotate(q, cos, sin), rotate(k, cos, sin)
         if cache is not None:
             k, v = cache.update(k, v, self.layer_idx)  # [B, Hkv, S, Dh] each
         if cache is not None and cache.explicit_attention:
@@ -380,7 +425,7 @@ class Decoder(nn.Module):
             # chunks sit in the cache; the caller must state the mask (a single query with
             # no padded key needs none)
             raise ValueError('a cached multi-token chunk needs an explicit bias')
-        cos, sin = self.rotary_embd(position_ids)  # [B, T, Dh] each
+        cos, sin = rope_tables(*self.rotary_embd(position_ids))  # [B, 1, T, Dh] each
         for block in self.blocks:
             x = block(x, cos, sin, bias, cache)
         return self.norm(x[:, -1] if last_only else x)

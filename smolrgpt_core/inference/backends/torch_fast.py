@@ -65,7 +65,8 @@ class RowwiseInt8Linear(DynamicInt8Linear):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         flat = x.reshape(-1, x.shape[-1])  # [..., Din] -> [R, Din]
-        peak = flat.abs().amax(-1, keepdim=True).clamp_min(torch.finfo(torch.float32).tiny)
+        peak = torch.linalg.vector_norm(flat, float('inf'), dim=-1, keepdim=True)  # [R, 1]
+        peak = peak.clamp_min(torch.finfo(torch.float32).tiny)  # an all-zero row stays 0
         out = torch.ops.quantized.linear_with_input_q_dq_qweight_dq_output_fp32(
             flat / peak, 1.0 / ACT_LEVELS, ACT_ZERO_POINT, self._packed_params._packed_params
         )  # [R, Dout]
