@@ -28,6 +28,7 @@ from smolrgpt_core.modeling.smolrgpt import IGNORE_INDEX
 from smolrgpt_core.preprocess import masks_to_tensor, preprocess_depth, preprocess_rgb
 from smolrgpt_core.tokens import DATASET_IMAGE, IM_END, IM_START, SmolRGPTTokenizer, spell_regions
 from training.data.samples import Sample
+from training.data.sensors import model_depth_path
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,8 @@ def load_image(path: Path, kind: str, cfg: SmolRGPTConfig) -> torch.Tensor:
     with Image.open(path) as image:
         if kind == 'rgb':
             return preprocess_rgb(image.convert('RGB'), cfg.vit_img_size)
-        return preprocess_depth(np.asarray(image), cfg)  # the 8-bit depth PNG as stored
+        # the 8-bit depth PNG as stored, or millimetres for a metric-depth model
+        return preprocess_depth(np.asarray(image), cfg)
 
 
 class ExampleDataset(Dataset):
@@ -115,6 +117,10 @@ class ExampleDataset(Dataset):
     def __len__(self) -> int:
         return len(self.examples)
 
+    def _depth_path(self, ex: Sample) -> Path:
+        metric = self.tok.cfg.depth_input == 'metric'
+        return model_depth_path(Path(ex.rgb_path), ex.depth_path, metric)
+
     def image_key(self, index: int) -> str:
         """What identifies the sample's vision input: samples with equal keys share it."""
         ex = self.examples[index]
@@ -131,9 +137,7 @@ class ExampleDataset(Dataset):
             'image': self._image(Path(ex.rgb_path), 'rgb'),
         }
         if self.uses_regions:
-            if ex.depth_path is None:
-                raise ValueError(f'example {ex.id} has no depth image')
-            item['depth'] = self._image(Path(ex.depth_path), 'depth')
+            item['depth'] = self._image(self._depth_path(ex), 'depth')
             item['masks'] = masks_to_tensor(ex.rle)  # [M, H, W]
         return item
 

@@ -153,8 +153,13 @@ def answer_examples(
     """(example, engine Answer) for every example: one batched ``ask_many`` per image, each
     question's masks appended to that image's frame. With an answer mode other than
     ``model``, frames hold what the robot's sensors would (``training.data.sensors``: metric
-    depth and intrinsics where the dataset has them); else the stored dataset depth."""
-    sensors = engine.settings.answer.mode != 'model' or perturbation is not None
+    depth and intrinsics where the dataset has them); else the stored dataset depth, unless
+    the checkpoint itself takes metric depth."""
+    sensors = (
+        engine.settings.answer.mode != 'model'
+        or perturbation is not None
+        or engine.cfg.depth_input == 'metric'
+    )
     from tqdm import tqdm
 
     from smolrgpt_core.inference.engine import Frame, Query

@@ -29,6 +29,7 @@ from smolrgpt_core.modeling.smolrgpt import SmolRGPT
 from smolrgpt_core.preprocess import masks_to_tensor
 from training.collate import load_image
 from training.data.samples import Sample
+from training.data.sensors import model_depth_path
 from training.datasets import load_examples
 
 
@@ -54,13 +55,16 @@ class ProbeResult:
 def region_positions(model: SmolRGPT, examples: Sequence[Sample]) -> tuple[np.ndarray, np.ndarray]:
     """-> pooled [rgb, depth] vectors [N, 2D] and centroid columns in [0, 1], one per mask."""
     feats, cols = [], []
+    metric = model.cfg.depth_input == 'metric'
     for ex in examples:
         if not ex.rle or ex.depth_path is None:
             raise ValueError(f'example {ex.id} has no masks or no depth image to probe')
         masks = masks_to_tensor(ex.rle)  # [M, H, W]
         frame = model.encode_frame(
             load_image(Path(ex.rgb_path), 'rgb', model.cfg),
-            load_image(Path(ex.depth_path), 'depth', model.cfg),
+            load_image(
+                model_depth_path(Path(ex.rgb_path), ex.depth_path, metric), 'depth', model.cfg
+            ),
             masks,
         )
         feats.append(torch.cat((frame.rgb_regions, frame.depth_regions), 1).float().numpy())

@@ -22,3 +22,27 @@ def test_best_constant_distance_beats_the_majority() -> None:
           {'id': '2', 'category': 'left_right', 'normalized_answer': 'left'},
           {'id': '3', 'category': 'left_right', 'normalized_answer': 'right'}]  # fmt: skip
     assert constant_baselines(lr)['left_right'] == {'answer': 'left', 'accuracy': 200 / 3, 'n': 3}
+
+
+def _q(i: int, category: str, question: str, answer: object) -> dict[str, object]:
+    return {'id': str(i), 'category': category, 'question': question, 'normalized_answer': answer}
+
+
+def test_question_prior_reads_the_question_and_backs_off_when_unseen() -> None:
+    from training.metrics.baselines import QuestionPrior, strongest_baselines
+
+    stem = 'How many pallets are in the leftmost buffer among <mask> <mask>? Pallets'
+    two, three = stem + ' <mask>.', stem + ' <mask> <mask>.'
+    train = [_q(i, 'count', two, 1) for i in range(6)]
+    train += [_q(10 + i, 'count', three, 2) for i in range(6)]
+    train += [_q(20, 'count', three, 2)]
+    prior = QuestionPrior(train)
+    assert prior.predict('count', '<image>\n' + two) == '1'  # <image> and case do not matter
+    assert prior.predict('count', three.upper().replace('<MASK>', '<mask>')) == '2'
+    # an unseen question falls back to the category's best answer (2: 7 of 13)
+    assert prior.predict('count', 'Count the pallets in <mask>.') == '2'
+    heldout = [_q(30, 'count', two, 1), _q(31, 'count', three, 2), _q(32, 'count', two, 1)]
+    best = strongest_baselines(train, heldout)['count']
+    assert best['question_prior'] == 100.0 and best['name'] == 'question_prior'
+    assert best['majority'] == pytest.approx(100 / 3)  # training majority: 2
+    assert best['accuracy'] == 100.0 and best['n'] == 3

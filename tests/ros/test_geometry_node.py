@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 import threading
+import time
 
 import pytest
 
@@ -78,12 +79,19 @@ def test_with_camera_info_answers_come_from_geometry_with_markers(
     rclpy.init(context=context)
     listener = Node('marker_listener', context=context)
     arrays: list[MarkerArray] = []
-    listener.create_subscription(MarkerArray, 'spatial_query_node/markers', arrays.append, 10)
+    subscription = listener.create_subscription(
+        MarkerArray, 'spatial_query_node/markers', arrays.append, 10
+    )
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(listener)
     spin = threading.Thread(target=executor.spin, daemon=True)
     spin.start()
     try:
+        # the node publishes markers only to matched subscribers: wait for DDS discovery
+        deadline = time.monotonic() + 20
+        while subscription.get_publisher_count() == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert subscription.get_publisher_count() > 0, 'the node never matched the listener'
         result = replay(_bag(dataset, tmp_path / 'camera', True), rate=1.0, timeout_s=60)
     finally:
         executor.shutdown()

@@ -1,62 +1,85 @@
 """`python -m training.embedded` end to end at smoke scale: data, tokenizer, the four stage runs,
-held-out and val scoring, model files and card."""
+scoring on two held-out seeds and the val split, the bar, model files and card."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from training.embedded import CATEGORIES, main
+import pytest
+
+from training.embedded import CATEGORIES, main, shortfalls
+
+SMOKE = ['--train-scenes', '20', '--heldout-scenes', '6', '--size', '128x72',
+         '--step-scale', '0.004', '--threads', '1', '--heldout-seeds', '71', '72']  # fmt: skip
 
 
-def test_smoke_rebuild_writes_a_scored_model_and_its_card(tmp_path: Path, capsys) -> None:
+def test_smoke_rebuild_is_held_back_by_the_bar_unless_forced(tmp_path: Path, capsys) -> None:
     work, out = tmp_path / 'work', tmp_path / 'model'
-    rc = main(
-        [
-            '--work',
-            str(work),
-            '--out',
-            str(out),
-            '--train-scenes',
-            '20',
-            '--heldout-scenes',
-            '6',
-            '--size',
-            '128x72',
-            '--step-scale',
-            '0.004',
-            '--threads',
-            '1',
-        ]
-    )
-    assert rc in (0, 1)
+    assert main(['--work', str(work), '--out', str(out), *SMOKE]) == 1
+    assert not out.exists()  # a model below the bar does not replace the shipped one
+    printed = capsys.readouterr().out
+    assert 'misses the bar' in printed and 'below the bar: seed 71:' in printed
+    for seed in (71, 72):
+        scores = json.loads((work / f'eval-s{seed}' / 'scores.json').read_text('utf-8'))
+        assert set(scores['model']['per_category']) >= set(CATEGORIES)
+        for category in CATEGORIES:
+            base = scores['baselines'][category]
+            assert base['accuracy'] == max(
+                base['majority'], base['best_constant'], base['question_prior']
+            )
+            lo, hi = scores['model']['per_category'][category]['interval']
+            assert 0 <= lo <= scores['model']['per_category'][category]['accuracy'] <= hi <= 100
+
+    # --force writes it (reusing the finished stages) and still exits 1
+    assert main(['--work', str(work), '--out', str(out), '--force', *SMOKE]) == 1
     assert {p.name for p in out.iterdir()} >= {
         'config.json',
         'model.safetensors',
         'tokenizer.json',
         'MODEL_CARD.md',
     }
-    scores = json.loads((work / 'heldout_scores.json').read_text('utf-8'))
-    val = json.loads((work / 'val_scores.json').read_text('utf-8'))
-    for result in (scores, val):
-        assert set(result['model']['per_category']) >= set(CATEGORIES)
-    beaten = all(
-        scores['model']['per_category'][c]['accuracy']
-        > scores['baseline']['per_category'][c]['accuracy']
-        for c in CATEGORIES
-    )
-    assert rc == (0 if beaten else 1)
+    assert json.loads((out / 'config.json').read_text())['depth_input'] == 'metric'
     card = (out / 'MODEL_CARD.md').read_text('utf-8')
-    assert ('It beats the majority baseline in every category.' in card) == beaten
-    assert f'| final (mean) | {scores["n_questions"]} |' in card
+    assert '**It misses the bar' in card and 'seed 72:' in card
+    val = json.loads((work / 'val_scores.json').read_text('utf-8'))
+    for seed in (71, 72):
+        scores = json.loads((work / f'eval-s{seed}' / 'scores.json').read_text('utf-8'))
+        assert f'Seed {seed} ({scores["n_questions"]} questions)' in card
+        assert f'| final (mean) | {scores["n_questions"]} |' in card
     assert f'| final (mean) | {val["n_questions"]} |' in card  # the val table too
-    assert 'refiner_nearest_init' in card
-    last = capsys.readouterr().out.strip().splitlines()[-1]
-    assert last.startswith('beats' if beaten else 'DOES NOT beat')
+    assert 'question prior' in card and 'fixed 0-20 m range' in card
+
+
+def _scores(accuracy: dict[str, float], base: float, final: float) -> dict:
+    return {
+        'model': {
+            'per_category': {c: {'accuracy': accuracy[c]} for c in CATEGORIES},
+            'final_score': final,
+        },
+        'baselines': {c: {'name': 'majority', 'accuracy': base} for c in CATEGORIES},
+    }
+
+
+def test_the_bar_names_every_category_and_the_final_score_that_miss() -> None:
+    good = dict.fromkeys(CATEGORIES, 70.0)
+    assert shortfalls(_scores(good, 50.0, 70.0), 15, 60) == []
+    low = {**good, 'count': 64.9}
+    [reason] = shortfalls(_scores(low, 50.0, 66.0), 15, 60)
+    assert reason.startswith('count 64.9 is not 15 points above') and 'majority 50.0' in reason
+    reasons = shortfalls(_scores(good, 50.0, 59.0), 15, 60)
+    assert reasons == ['final 59.0 < 60']
 
 
 def test_card_only_without_a_finished_run_is_a_one_line_error(tmp_path: Path, capsys) -> None:
     assert main(['--work', str(tmp_path), '--out', str(tmp_path / 'model'), '--card-only']) == 2
     err = capsys.readouterr().err.strip()
-    assert 'needs a finished run' in err and 'heldout_scores.json' in err and '\n' not in err
+    assert 'needs a finished run' in err and 'held-out seed' in err and '\n' not in err
     assert not (tmp_path / 'model').exists()
+
+
+@pytest.mark.parametrize('seeds', [['5', '5'], ['0', '9']])
+def test_heldout_seeds_must_be_fresh(seeds: list[str], tmp_path: Path) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(['--work', str(tmp_path), '--heldout-seeds', *seeds])
+    assert exit_info.value.code == 2

@@ -20,6 +20,24 @@ def depth_mm_path(rgb_path: Path) -> Path | None:
     return path if path.is_file() else None
 
 
+def model_depth_path(rgb_path: Path, stored_depth_path: Path | None, metric: bool) -> Path:
+    """The depth file a model trains on: the millimetre PNG for a checkpoint with
+    ``depth_input`` 'metric' (its fixed range maps it to 8 bits), else the dataset's 8-bit
+    depth. ValueError naming the image when that file does not exist."""
+    if metric:
+        path = depth_mm_path(rgb_path)
+        if path is None:
+            raise ValueError(
+                f'{rgb_path}: no millimetre depth (depth_mm/{rgb_path.name}) for a model with '
+                'depth_input "metric"; only datasets with metric depth (e.g. smolrgpt synth) '
+                'can train one'
+            )
+        return path
+    if stored_depth_path is None:
+        raise ValueError(f'{rgb_path}: no depth image')
+    return stored_depth_path
+
+
 def scene_intrinsics(rgb_path: Path) -> dict[str, float] | None:
     """fx, fy, cx, cy, width, height of the scene's camera, or None without a scene file."""
     scene = rgb_path.parent.parent / 'scenes' / (rgb_path.stem + '.json')
