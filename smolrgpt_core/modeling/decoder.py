@@ -115,6 +115,18 @@ class FusableMixin:
     FUSED: tuple[str, ...] = ()
     _fused: FusedWeight | None = None
 
+    def fused_projection(self, x: torch.Tensor) -> torch.Tensor | None:
+        """x [..., Din] -> the FUSED projections side by side [..., sum Dout], in one product,
+        or None when the projections are separate layers.
+
+        A submodule ``packed`` (the int8 backend's), when present, computes them all in one
+        call and stands in for the separate layers, which are then gone."""
+        packed = self._modules.get('packed')  # type: ignore[attr-defined]
+        if packed is not None:
+            return packed(x)
+        fused = self.fused_weight()
+        return None if fused is None else project(x, fused)
+
     def _fusable(self) -> tuple[nn.Module, ...]:
         return tuple(getattr(self, name) for name in self.FUSED)
 
@@ -298,10 +310,10 @@ class Attention(FusableMixin, nn.Module):
         if cos.dim() == 3:
             cos, sin = rope_tables(cos, sin)
         H, Hkv, Dh = self.n_heads, self.n_kv_heads, self.head_dim
-        fused = self.fused_weight()
-        if fused is not None:
+        qkv = self.fused_projection(x)  # [B, T, (H + 2 Hkv) Dh] or None
+        if qkv is not None:
             # [B, T, (H + 2 Hkv) Dh] -> heads [B, H + 2 Hkv, T, Dh]: q heads, k heads, v heads
-            qkv = project(x, fused).view(B, T, H + 2 * Hkv, Dh).transpose(1, 2)
+            qkv = qkv.view(B, T, H + 2 * Hkv, Dh).transpose(1, 2)
             # one rotation for the q and k heads together (elementwise: the same numbers)
             q, k = rotate(qkv[:, : H + Hkv], cos, sin).split((H, Hkv), dim=1)
             v = qkv[:, H + Hkv :]  # [B, Hkv, T, Dh]
@@ -342,9 +354,9 @@ class MLP(FusableMixin, nn.Module):
         self.down_proj = nn.Linear(cfg.lm_inter_dim, cfg.lm_hidden_dim, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate_up = self.fused_weight()
+        gate_up = self.fused_projection(x)  # [..., 2I] or None
         if gate_up is not None:
-            gate, up = project(x, gate_up).chunk(2, dim=-1)  # [..., 2I] -> 2 x [..., I]
+            gate, up = gate_up.chunk(2, dim=-1)  # [..., 2I] -> 2 x [..., I]
         else:
             gate, up = linear(self.gate_proj, x), linear(self.up_proj, x)
         gated = F.silu(gate) * up

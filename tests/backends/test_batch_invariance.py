@@ -71,7 +71,9 @@ def _answers_by_question(backend, cfg) -> dict[int, list[list[int]]]:
 
 def test_torch_int8_answer_is_the_same_alone_and_in_any_batch(tiny_checkpoint: Path) -> None:
     int8 = load_backend('torch', tiny_checkpoint, dtype='int8')
-    assert isinstance(int8.decoder.blocks[0].attn.q_proj, RowwiseInt8Linear)
+    block = int8.decoder.blocks[0]
+    assert isinstance(block.attn.packed, RowwiseInt8Linear)  # q/k/v in one int8 layer
+    assert isinstance(block.mlp.packed, RowwiseInt8Linear) and block.attn.q_proj is None
     seen = _answers_by_question(int8, int8.cfg)
     for i, answers in seen.items():
         assert len(answers[0]) == MAX_NEW
@@ -124,3 +126,30 @@ def test_onnxruntime_int8_answer_is_the_same_alone_and_in_any_batch(
     assert same >= 0.5 * MAX_NEW * len(seen)
     with pytest.raises(BackendError, match='cpu only'):
         load_backend('onnxruntime', tiny_checkpoint, dtype='int8', device='cuda')
+
+
+def test_fused_int8_layers_give_the_separate_layers_outputs_exactly() -> None:
+    """One per-row activation scale for the shared input and per-channel weight scales: q/k/v
+    (or gate/up) in one int8 layer compute the same numbers as three (two) int8 layers."""
+    import warnings
+
+    from torch import nn
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    torch.manual_seed(0)
+    parts = [nn.Linear(48, n, bias=False) for n in (48, 16, 16)]
+    joined = nn.Linear(48, 80, bias=False)
+    joined.weight = nn.Parameter(torch.cat([p.weight.detach() for p in parts]))
+    model = nn.ModuleList([*parts, joined])
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        quantize_dynamic(
+            model,
+            {nn.Linear: per_channel_dynamic_qconfig},
+            dtype=torch.qint8,
+            mapping={nn.Linear: RowwiseInt8Linear},
+            inplace=True,
+        )
+    x = torch.randn(5, 3, 48)
+    separate = torch.cat([model[i](x) for i in range(3)], dim=-1)
+    assert torch.equal(model[3](x), separate)

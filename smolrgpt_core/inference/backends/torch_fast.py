@@ -77,13 +77,31 @@ class RowwiseInt8Linear(DynamicInt8Linear):
 
 
 def quantize_decoder_int8(model: SmolRGPT) -> SmolRGPT:
-    """Replace the decoder's ``nn.Linear`` layers by ``RowwiseInt8Linear`` ones (in place)."""
+    """Replace the decoder's ``nn.Linear`` layers by ``RowwiseInt8Linear`` ones (in place).
+
+    q/k/v and gate/up become one int8 layer each (``FusableMixin.packed``): per-channel weight
+    scales and one per-row activation scale for an input they share make the fused layer's
+    outputs the separate layers' outputs exactly, in fewer, larger calls."""
     from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    from smolrgpt_core.modeling.decoder import FusableMixin
 
     if next(model.parameters()).device.type != 'cpu':
         raise BackendError('int8 weights are a CPU path; use float16/bfloat16 on a GPU')
     model.float()
-    model.decoder.unfuse_projections()  # each linear becomes its own int8 layer
+    model.decoder.unfuse_projections()
+    for module in list(model.decoder.modules()):
+        if isinstance(module, FusableMixin) and module.FUSED:
+            layers = module._fusable()
+            joined = nn.Linear(1, 1, bias=False)
+            joined.in_features, joined.out_features = (
+                layers[0].in_features,
+                sum(la.out_features for la in layers),
+            )
+            joined.weight = nn.Parameter(torch.cat([la.weight.detach() for la in layers]))
+            module.packed = joined  # [sum Dout, Din], quantised below with the rest
+            for name in module.FUSED:
+                setattr(module, name, None)
     with warnings.catch_warnings():
         # torch.ao.quantization announces its move to torchao on every call
         warnings.simplefilter('ignore')
