@@ -157,7 +157,7 @@ def evaluate(
         {'id': e.id, 'category': e.category, 'normalized_answer': e.normalized_answer}
         for e in examples
     ]
-    records = generate_answers(checkpoint, examples)
+    records = generate_answers(checkpoint, examples, progress=sys.stderr.isatty())
     write_jsonl(work / 'heldout_answers.jsonl', records)
     pred = [{'id': r['id'], 'normalized_answer': r['normalized_answer']} for r in records]
     (work / 'heldout_model_pred.json').write_text(json.dumps(pred), 'utf-8')

@@ -227,13 +227,14 @@ def generate_answers(
     settings: InferenceSettings = GENERATE_SETTINGS,
     perturbation: Perturbation | None = None,
     perturb_seed: int = 0,
+    progress: bool = True,
 ) -> list[dict[str, Any]]:
     from smolrgpt_core.inference.engine import SpatialQueryEngine
     from smolrgpt_core.warehouse_metric import score_warehouse
 
     engine = SpatialQueryEngine.from_checkpoint(checkpoint, settings)
     records = []
-    for ex, answer in answer_examples(engine, examples, True, perturbation, perturb_seed):
+    for ex, answer in answer_examples(engine, examples, progress, perturbation, perturb_seed):
         record = {
             'id': ex.id,
             'question': ex.question,

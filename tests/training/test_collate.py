@@ -98,3 +98,45 @@ def test_labelled_training_prompts_are_the_inference_prompts(
     text = tok.decode(prompt.ids, skip_special_tokens=False)
     assert '[Region 1] <mask_rgb><mask_depth>' in text
     assert text.count('[Region') == len(ex.rle) == ids.count(tok.mask_rgb_token_id)
+
+
+def test_a_metric_depth_model_trains_on_the_millimetre_depth(
+    tiny_dir: Path, synth_root: Path, tmp_path: Path
+) -> None:
+    """depth_input 'metric': the depth tensor comes from depth_mm/ through the fixed range (the
+    same bytes inference makes of the camera's 16UC1 frame), not from the 8-bit PNG."""
+    import numpy as np
+    from PIL import Image
+
+    from smolrgpt_core import depth as depth_codec
+    from smolrgpt_core.preprocess import preprocess_depth8
+
+    cfg = SmolRGPT.from_pretrained(tiny_dir).cfg
+    metric = dataclasses.replace(cfg, depth_input='metric', depth_min_m=0.0, depth_max_m=20.0)
+    ex = load_examples('warehouse', synth_root, 'train')[0]
+    item = ExampleDataset(
+        [ex], SmolRGPTTokenizer.from_dir(tiny_dir, metric), uses_regions=True, max_length=512
+    )[0]
+    mm = np.asarray(Image.open(ex.rgb_path.parent.parent / 'depth_mm' / ex.rgb_path.name))
+    assert mm.dtype == np.uint16
+    depth8 = depth_codec.to_depth8(mm, '16UC1', (0.0, 20.0), metric)
+    expected = preprocess_depth8(depth8, metric.vit_img_size, metric.depth_pipeline)
+    assert torch.equal(item['depth'], expected)
+    stored = ExampleDataset(
+        [ex], SmolRGPTTokenizer.from_dir(tiny_dir, cfg), uses_regions=True, max_length=512
+    )[0]
+    assert not torch.equal(stored['depth'], expected)  # the per-frame 8-bit PNG differs
+
+    # a dataset without millimetre depth cannot train a metric model: one clear error
+    import shutil
+
+    (tmp_path / 'images').mkdir()
+    moved = dataclasses.replace(ex, rgb_path=tmp_path / 'images' / ex.rgb_path.name)
+    shutil.copyfile(ex.rgb_path, moved.rgb_path)  # the RGB image without its depth_mm/
+    with pytest.raises(ValueError, match='no millimetre depth'):
+        ExampleDataset(
+            [moved],
+            SmolRGPTTokenizer.from_dir(tiny_dir, metric),
+            uses_regions=True,
+            max_length=512,
+        )[0]
