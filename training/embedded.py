@@ -406,6 +406,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(score_table(scores))
         (eval_dir(work, seed) / 'scores.json').write_text(json.dumps(scores, indent=2), 'utf-8')
         official_scores(eval_dir(work, seed))
+    # the split recipe decisions are made on, scored for every run (kept or not)
+    (work / 'val_scores.json').unlink(missing_ok=True)
+    val = cached_json(
+        work / 'val_scores.json', lambda: evaluate(final, data, data, work / 'val', 'val')
+    )
+    print(f'val split of the seed-{args.seed} generation (what recipe decisions use):')
+    print(score_table(val))
     misses = verdict(args, load_scores(args))
     for miss in misses:
         print(f'below the bar: {miss}')
@@ -418,8 +425,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     for name in MODEL_FILES:
         shutil.copyfile(final / name, args.out / name)
-    for stale in ('heldout_probe.json', 'val_scores.json'):  # measured again for this model
-        (work / stale).unlink(missing_ok=True)
+    (work / 'heldout_probe.json').unlink(missing_ok=True)  # probed again for this model
     write_card(args)
     print(f'model written to {args.out}' + (' (below the bar)' if misses else ''))
     return 1 if misses else 0

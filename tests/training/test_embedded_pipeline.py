@@ -20,6 +20,10 @@ def test_smoke_rebuild_is_held_back_by_the_bar_unless_forced(tmp_path: Path, cap
     assert not out.exists()  # a model below the bar does not replace the shipped one
     printed = capsys.readouterr().out
     assert 'misses the bar' in printed and 'below the bar: seed 71:' in printed
+    # the decision split is scored even for a model the bar holds back
+    assert 'what recipe decisions use' in printed
+    val = json.loads((work / 'val_scores.json').read_text('utf-8'))
+    assert set(val['model']['per_category']) >= set(CATEGORIES)
     for seed in (71, 72):
         scores = json.loads((work / f'eval-s{seed}' / 'scores.json').read_text('utf-8'))
         assert set(scores['model']['per_category']) >= set(CATEGORIES)
