@@ -27,6 +27,7 @@ from collections.abc import Sequence
 import json
 import logging
 import os
+from pathlib import Path
 import statistics
 import subprocess
 import sys
@@ -40,16 +41,6 @@ logger = logging.getLogger('bench_train')
 STAGES = ('connector_alignment', 'refiner_alignment', 'sft')
 LAYOUTS = ('shared+fit', 'own+fit', 'shared+pad512')
 MAX_LENGTH = 512
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory (VmHWM: unlike ru_maxrss, it does not include the
-    parent's memory before exec, so a child started by a big parent reports its own)."""
-    with open('/proc/self/status', encoding='ascii') as status:
-        for line in status:
-            if line.startswith('VmHWM:'):
-                return int(line.split()[1]) / 1024
-    return float('nan')
 
 
 def model_config(size: str) -> Any:
@@ -161,6 +152,9 @@ def measure(size: str, stage: str, args: argparse.Namespace) -> dict[str, Any]:
                 (forward, backward, opt, forward + backward + opt),
             ):
                 times[layout][key].append(value)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_backends import peak_rss_mb
+
     peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == 'cuda' else peak_rss_mb()
     return {
         'size': size,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Sequence
+import functools
 import json
 import logging
 from pathlib import Path
@@ -140,6 +141,15 @@ def _records(examples: Sequence[Any]) -> list[dict[str, Any]]:
     ]
 
 
+@functools.cache
+def training_records(train_data: Path) -> tuple[dict[str, Any], ...]:
+    """The training questions the baselines are fitted on, read once per run (every held-out
+    set and the val split compare with the same ones)."""
+    from training.datasets import load_examples
+
+    return tuple(_records(load_examples('warehouse', train_data, 'train')))
+
+
 def evaluate(
     checkpoint: Path, train_data: Path, heldout: Path, work: Path, split: str = 'train'
 ) -> dict[str, Any]:
@@ -163,8 +173,7 @@ def evaluate(
     (work / 'heldout_model_pred.json').write_text(json.dumps(pred), 'utf-8')
     (work / 'heldout_gt.json').write_text(json.dumps(gt), 'utf-8')
     model = score_warehouse(gt, pred).to_dict()
-    training = load_examples('warehouse', train_data, 'train')
-    baselines = strongest_baselines(_records(training), _records(examples))
+    baselines = strongest_baselines(training_records(train_data), _records(examples))
     for entry in model['per_category'].values():
         entry['interval'] = wilson_interval(entry['correct'], entry['total'])
     return {

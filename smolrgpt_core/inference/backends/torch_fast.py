@@ -93,13 +93,11 @@ def quantize_decoder_int8(model: SmolRGPT) -> SmolRGPT:
     for module in list(model.decoder.modules()):
         if isinstance(module, FusableMixin) and module.FUSED:
             layers = module._fusable()
-            joined = nn.Linear(1, 1, bias=False)
-            joined.in_features, joined.out_features = (
-                layers[0].in_features,
-                sum(la.out_features for la in layers),
-            )
-            joined.weight = nn.Parameter(torch.cat([la.weight.detach() for la in layers]))
-            module.packed = joined  # [sum Dout, Din], quantised below with the rest
+            weight = torch.cat([la.weight.detach() for la in layers])  # [sum Dout, Din]
+            # built on 'meta' (no throwaway weights), then given the concatenated ones
+            joined = nn.Linear(weight.shape[1], weight.shape[0], bias=False, device='meta')
+            joined.weight = nn.Parameter(weight)
+            module.packed = joined  # quantised below with the rest
             for name in module.FUSED:
                 setattr(module, name, None)
     with warnings.catch_warnings():
