@@ -105,8 +105,13 @@ def test_action_feedback_arrives_before_the_result(peers: dict) -> None:
     )
     result, status, arrived = goal_result(handle)
     assert status == GoalStatus.STATUS_SUCCEEDED and result.success, result.error
-    assert feedback, 'no feedback'
-    assert all(at <= arrived for at, _ in feedback)
+    early = [(at, f) for at, f in feedback if at <= arrived]
+    assert early, 'no feedback before the result'
+    # DDS orders messages within the feedback topic, not between it and the result service:
+    # the last feedback can land just after the result, so wait for it before comparing
+    deadline = time.monotonic() + 5
+    while feedback[-1][1].partial_answer != result.answer and time.monotonic() < deadline:
+        time.sleep(0.02)
     tokens = [f.tokens for _, f in feedback]
     assert tokens == sorted(tokens) and 1 <= tokens[-1] <= 24
     assert feedback[-1][1].partial_answer == result.answer
