@@ -107,14 +107,12 @@ def test_action_feedback_arrives_before_the_result(peers: dict) -> None:
     assert status == GoalStatus.STATUS_SUCCEEDED and result.success, result.error
     early = [(at, f) for at, f in feedback if at <= arrived]
     assert early, 'no feedback before the result'
-    # DDS orders messages within the feedback topic, not between it and the result service:
-    # the last feedback can land just after the result, so wait for it before comparing
-    deadline = time.monotonic() + 5
-    while feedback[-1][1].partial_answer != result.answer and time.monotonic() < deadline:
-        time.sleep(0.02)
     tokens = [f.tokens for _, f in feedback]
     assert tokens == sorted(tokens) and 1 <= tokens[-1] <= 24
-    assert feedback[-1][1].partial_answer == result.answer
+    # DDS does not order the feedback topic against the result service, and rclpy's action
+    # client drops feedback that lands after the result: the last feedback received is the
+    # answer so far, a prefix of the result (less a byte sequence the cut left unfinished)
+    assert result.answer.startswith(feedback[-1][1].partial_answer.rstrip('\ufffd'))
     assert result.batch_size == 1 and result.category == 'other'
     assert (result.frame_stamp.sec, result.frame_stamp.nanosec) == divmod(STAMP, 10**9)
 
