@@ -42,7 +42,7 @@ from torch import nn
 logger = logging.getLogger('bench_memory')
 
 NO_EOS = -1  # never produced, so decoding always runs the full budget
-DEFAULT_BACKENDS = ('torch:float32', 'torch:int8')
+DEFAULT_BACKENDS = ('torch:float32', 'torch-fast:float32', 'torch:int8')
 BASELINE = 'torch:float32:baseline'
 
 
@@ -168,10 +168,13 @@ def graph_bytes(directory: Path) -> int:
     return sum((directory / f).stat().st_size for f in files)
 
 
-def load_subjects(checkpoint: Path, names: Sequence[str], work: Path) -> list[Subject]:
+def load_subjects(
+    checkpoint: Path, names: Sequence[str], work: Path, max_len: int
+) -> list[Subject]:
     from smolrgpt_core.generation import EagerSteps
     from smolrgpt_core.inference.backends import load_backend
     from smolrgpt_core.inference.backends.graph_runtime import GraphSteps
+    from smolrgpt_core.inference.backends.torch_fast import FastTorchBackend, StaticSteps
     from smolrgpt_core.modeling.smolrgpt import SmolRGPT
 
     subjects = []
@@ -184,6 +187,14 @@ def load_subjects(checkpoint: Path, names: Sequence[str], work: Path) -> list[Su
                 lambda d=decoder: EagerSteps(d),
                 torch_bytes(decoder),
                 context=legacy_path,
+            )
+        elif name.startswith('torch-fast:'):
+            # the loader's choice on a CPU (the compiled static step), with a cache sized to
+            # the answer: the static step attends over all max_len slots
+            model = load_backend('torch-fast', checkpoint, dtype=name.split(':')[1]).model
+            backend = FastTorchBackend(model, max_len=max_len, compiled=True)
+            subject = Subject(
+                name, lambda b=backend: StaticSteps(b), torch_bytes(backend.model.decoder)
             )
         elif name.startswith('torch:'):
             decoder = load_backend('torch', checkpoint, dtype=name.split(':')[1]).decoder
@@ -198,7 +209,9 @@ def load_subjects(checkpoint: Path, names: Sequence[str], work: Path) -> list[Su
                 graph_bytes(directory),
             )
         else:
-            raise SystemExit(f'unknown backend {name!r}: torch:DTYPE or onnxruntime:DTYPE')
+            raise SystemExit(
+                f'unknown backend {name!r}: torch:DTYPE, torch-fast:DTYPE or onnxruntime:DTYPE'
+            )
         logger.info('loaded %s in %.1f s', name, time.perf_counter() - start)
         subjects.append(subject)
     return subjects
@@ -281,6 +294,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument('--new-tokens', type=int, default=16, help='tokens per answer')
     parser.add_argument('--rows', type=int, default=1, help='questions decoded together')
     parser.add_argument('--prompt', type=int, default=92, help='prompt tokens per question')
+    parser.add_argument(
+        '--max-len',
+        type=int,
+        default=0,
+        help='torch-fast cache slots (default: prompt + new tokens, rounded up to 64)',
+    )
     parser.add_argument('--buffer-mb', type=int, default=1024, help='bandwidth probe size')
     parser.add_argument('--tiny', action='store_true', help='tiny config smoke run')
     parser.add_argument('--work-dir', help='checkpoint + exports (default: a temp dir)')
@@ -294,14 +313,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         work = Path(args.work_dir or tmp)
         work.mkdir(parents=True, exist_ok=True)
         checkpoint = make_checkpoint(work, args.tiny)
-        subjects = load_subjects(checkpoint, names, work)
+        max_len = args.max_len or -(-(args.prompt + args.new_tokens) // 64) * 64
+        subjects = load_subjects(checkpoint, names, work, max_len)
         width = subjects[0].make_steps().width
         g = torch.Generator().manual_seed(0)
         embeds = [torch.randn(args.prompt, width, generator=g) * 0.5 for _ in range(args.rows)]
         buffer = torch.ones(args.buffer_mb * 2**20 // 4)
         bandwidth: list[float] = []
-        for subject in subjects:  # warm-up: allocator, kernels, ORT arenas
+        for subject in subjects:  # warm-up: allocator, kernels, ORT arenas, compilation
+            start = time.perf_counter()
             decode_once(subject, embeds, 3)
+            logger.info('warmed %s in %.1f s', subject.name, time.perf_counter() - start)
             subject.per_token.clear()
             subject.answer.clear()
         read_bandwidth(buffer)

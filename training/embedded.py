@@ -78,8 +78,8 @@ def build_tokenizer(data: Path, out: Path) -> int:
     return tok.get_vocab_size(with_added_tokens=True)
 
 
-def model_config(vocab: int, path: Path) -> Path:
-    data = json.loads((EMBEDDED / 'model.json').read_text('utf-8'))
+def model_config(vocab: int, path: Path, recipe: Path = EMBEDDED) -> Path:
+    data = json.loads((recipe / 'model.json').read_text('utf-8'))
     data.pop('_comment', None)
     data['lm_base_vocab_size'] = vocab
     path.write_text(json.dumps(data, indent=2) + '\n', 'utf-8')
@@ -87,7 +87,13 @@ def model_config(vocab: int, path: Path) -> Path:
 
 
 def train_stages(
-    work: Path, data: Path, tokenizer: Path, model_json: Path, step_scale: float, threads: int
+    work: Path,
+    data: Path,
+    tokenizer: Path,
+    model_json: Path,
+    step_scale: float,
+    threads: int,
+    recipe: Path = EMBEDDED,
 ) -> tuple[Path, dict[str, float]]:
     """Run the three stages in order; a stage whose ``final`` checkpoint exists is reused
     (so an interrupted rebuild continues where it stopped)."""
@@ -97,7 +103,7 @@ def train_stages(
     previous: Path | None = None
     minutes = {}
     for name in STAGE_FILES:
-        cfg = TrainConfig.from_json(EMBEDDED / name)
+        cfg = TrainConfig.from_json(recipe / name)
         cfg.data_root = str(data)
         cfg.output_dir = str(work / 'runs' / Path(name).stem)
         cfg.max_steps = max(1, round(cfg.max_steps * step_scale))
@@ -235,6 +241,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument('--heldout-scenes', type=int, default=300, help='scenes per held-out set')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument(
+        '--recipe',
+        type=Path,
+        default=EMBEDDED,
+        help='folder with model.json and the stage configs '
+        f'({", ".join(STAGE_FILES)}); default: the shipped recipe',
+    )
+    parser.add_argument(
         '--heldout-seeds',
         type=int,
         nargs='+',
@@ -275,6 +288,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help='torch CPU threads (1 can be faster on a busy machine)',
     )
     args = parser.parse_args(argv)
+    missing = [n for n in ('model.json', *STAGE_FILES) if not (args.recipe / n).is_file()]
+    if missing:
+        parser.error(f'--recipe {args.recipe} lacks {", ".join(missing)}')
     if len(set(args.heldout_seeds)) != len(args.heldout_seeds) or args.seed in args.heldout_seeds:
         parser.error('--heldout-seeds must be distinct and differ from --seed')
     return args
@@ -405,9 +421,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for seed in args.heldout_seeds:
         synth(heldout_dir(args, seed), args.heldout_scenes, seed, 2, args.size)
     vocab = build_tokenizer(data, work / 'tokenizer')
-    model_json = model_config(vocab, work / 'model_config.json')
+    model_json = model_config(vocab, work / 'model_config.json', args.recipe)
     final, _ = train_stages(
-        work, data, work / 'tokenizer', model_json, args.step_scale, args.threads
+        work, data, work / 'tokenizer', model_json, args.step_scale, args.threads, args.recipe
     )
     for seed in args.heldout_seeds:
         scores = evaluate(final, data, heldout_dir(args, seed), eval_dir(work, seed))

@@ -28,14 +28,11 @@ def write_model_card(
 
     n_params = SmolRGPT.from_pretrained(path.parent).num_parameters()
     stage_rows = '\n'.join(f'| {stage} | {m:.1f} |' for stage, m in minutes.items())
-    from training.embedded import STAGE_FILES
+    from training.embedded import EMBEDDED, STAGE_FILES
 
-    configs = {
-        name: json.loads(
-            (Path(__file__).parent / 'configs' / 'embedded' / name).read_text('utf-8')
-        )
-        for name in STAGE_FILES
-    }
+    recipe = Path(args.get('recipe', EMBEDDED))
+    configs = {name: json.loads((recipe / name).read_text('utf-8')) for name in STAGE_FILES}
+    recipe_arg = '' if recipe.resolve() == EMBEDDED.resolve() else f' --recipe {recipe}'
     arch_rows = '\n'.join(
         [
             f'| ViT | {cfg.vit_img_size} px input, {cfg.vit_patch_size} px patches, width '
@@ -128,9 +125,7 @@ def write_model_card(
             'decoder never learnt left from right.'
         )
         refiner_text = textwrap.fill(refiner_text, width=95) + '\n'
-    stage_list = '\n'.join(
-        f'# run {i}: training/configs/embedded/{n}' for i, n in enumerate(configs, 1)
-    )
+    stage_list = '\n'.join(f'# run {i}: {_shown(recipe)}/{n}' for i, n in enumerate(configs, 1))
     sft_runs = {Path(n).stem: c for n, c in configs.items() if c['stage'] == 'sft'}
     sft_text = ', then '.join(
         f'`{name}` (peak lr {c["lr"]["backbones"]:g} for the decoder, '
@@ -177,7 +172,8 @@ only the sizes differ:
 
 Reproduce with `make embedded-model` (= `scripts/train_embedded_model.sh` =
 `python -m training.embedded`). This model came from
-`python -m training.embedded --work {args['work']} --threads {args['threads']}`, which ran:
+`python -m training.embedded --work {args['work']} --threads {args['threads']}{recipe_arg}`, which
+ran:
 
 ```
 {commands}
@@ -245,3 +241,12 @@ is learnt varies from run to run (docs/training.md has the measurements). Use it
 the pipeline, not to judge SmolRGPT.
 """
     path.write_text(text, 'utf-8')
+
+
+def _shown(recipe: Path) -> str:
+    """The recipe folder as the card names it: relative to the repository when inside it."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        return str(recipe.resolve().relative_to(root))
+    except ValueError:
+        return str(recipe)

@@ -1,16 +1,22 @@
-"""Faster torch paths: int8 decoder weights on CPU, and the static-cache decoder (eager on
-CPU here; captured in a CUDA graph by the gpu-marked tests)."""
+"""Faster torch paths: int8 decoder weights on CPU, and the static-cache decoder (eager and
+compiled on CPU here; captured in a CUDA graph by the gpu-marked tests)."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+import shutil
 
 from backend_fixtures import frame_inputs, question_set
 import pytest
 import torch
 
 from smolrgpt_core.inference.backends import BackendError, load_backend
-from smolrgpt_core.inference.backends.torch_fast import FastTorchBackend, greedy_agreement
+from smolrgpt_core.inference.backends.torch_fast import (
+    FastTorchBackend,
+    cpu_compiler_present,
+    greedy_agreement,
+)
 
 MAX_NEW = 12
 
@@ -62,6 +68,35 @@ def test_static_cache_decoding_equals_eager_on_cpu(tiny_checkpoint: Path) -> Non
             eos_token_id=2,
             max_new_tokens=MAX_NEW,
         )
+
+
+@pytest.mark.skipif(
+    not (shutil.which('g++') or shutil.which('clang++')),
+    reason='torch.compile builds CPU kernels with a C++ compiler; none on this machine',
+)
+def test_compiled_static_step_equals_eager_on_cpu(tiny_checkpoint: Path) -> None:
+    model = load_backend('torch', tiny_checkpoint)
+    compiled = FastTorchBackend(model, max_len=128, graph=False, compiled=True)
+    batched = _answers(compiled, model.cfg)  # compiles the step for 6 rows
+    assert batched == _answers(model, model.cfg)
+    assert compiled._states[6]._compiled is not None
+    alone = _answers(compiled, model.cfg, n=1)  # a second graph, for 1 row
+    assert alone == [batched[0]]
+
+
+def test_torch_fast_on_cpu_compiles_only_with_a_compiler(
+    tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv('CXX', '/nonexistent/c++')
+    with caplog.at_level(logging.WARNING):
+        backend = load_backend('torch-fast', tiny_checkpoint)
+    assert not cpu_compiler_present() and backend.compiled is False
+    assert 'no C++ compiler (/nonexistent/c++) found' in caplog.text
+    assert _answers(backend, backend.cfg, n=2) == _answers(
+        load_backend('torch', tiny_checkpoint), backend.cfg, n=2
+    )
+    with pytest.raises(BackendError, match='CPU path'):
+        FastTorchBackend(backend.model.to('meta'), compiled=True)
 
 
 @pytest.mark.gpu

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+import shutil
 
 import pytest
 
-from training.embedded import CATEGORIES, main, shortfalls
+from training.embedded import CATEGORIES, EMBEDDED, main, model_config, shortfalls
 
 SMOKE = ['--train-scenes', '20', '--heldout-scenes', '6', '--size', '128x72',
          '--step-scale', '0.004', '--threads', '1', '--heldout-seeds', '71', '72']  # fmt: skip
@@ -86,3 +87,19 @@ def test_heldout_seeds_must_be_fresh(seeds: list[str], tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(['--work', str(tmp_path), '--heldout-seeds', *seeds])
     assert exit_info.value.code == 2
+
+
+def test_a_recipe_folder_replaces_the_shipped_configs(tmp_path: Path, capsys) -> None:
+    recipe = tmp_path / 'recipe'
+    shutil.copytree(EMBEDDED, recipe)
+    arch = json.loads((recipe / 'model.json').read_text('utf-8'))
+    arch['lm_n_blocks'] = 2
+    (recipe / 'model.json').write_text(json.dumps(arch), 'utf-8')
+    written = json.loads(model_config(577, tmp_path / 'model_config.json', recipe).read_text())
+    assert written['lm_n_blocks'] == 2 and written['lm_base_vocab_size'] == 577
+    (recipe / 'stage3_sft.json').unlink()
+    with pytest.raises(SystemExit) as exit_info:
+        main(['--work', str(tmp_path / 'work'), '--recipe', str(recipe)])
+    assert exit_info.value.code == 2
+    assert 'lacks stage3_sft.json' in capsys.readouterr().err
+    assert not (tmp_path / 'work').exists()  # refused before anything is generated
