@@ -42,7 +42,7 @@ from torch import nn
 logger = logging.getLogger('bench_memory')
 
 NO_EOS = -1  # never produced, so decoding always runs the full budget
-DEFAULT_BACKENDS = ('torch:float32', 'torch-fast:float32', 'torch:int8')
+DEFAULT_BACKENDS = ('torch:float32', 'torch:int8')
 BASELINE = 'torch:float32:baseline'
 
 
@@ -189,8 +189,8 @@ def load_subjects(
                 context=legacy_path,
             )
         elif name.startswith('torch-fast:'):
-            # the loader's choice on a CPU (the compiled static step), with a cache sized to
-            # the answer: the static step attends over all max_len slots
+            # the compiled static step (opt-in), with a cache sized to the answer: the static
+            # step attends over all max_len slots
             model = load_backend('torch-fast', checkpoint, dtype=name.split(':')[1]).model
             backend = FastTorchBackend(model, max_len=max_len, compiled=True)
             subject = Subject(

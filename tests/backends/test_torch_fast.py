@@ -3,7 +3,6 @@ compiled on CPU here; captured in a CUDA graph by the gpu-marked tests)."""
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 import shutil
 
@@ -84,17 +83,18 @@ def test_compiled_static_step_equals_eager_on_cpu(tiny_checkpoint: Path) -> None
     assert alone == [batched[0]]
 
 
-def test_torch_fast_on_cpu_compiles_only_with_a_compiler(
-    tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+def test_the_compiled_step_needs_a_cpu_and_a_compiler(
+    tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv('CXX', '/nonexistent/c++')
-    with caplog.at_level(logging.WARNING):
-        backend = load_backend('torch-fast', tiny_checkpoint)
-    assert not cpu_compiler_present() and backend.compiled is False
-    assert 'no C++ compiler (/nonexistent/c++) found' in caplog.text
+    backend = load_backend('torch-fast', tiny_checkpoint)
+    assert backend.compiled is False  # the loader's CPU path is the eager static step
     assert _answers(backend, backend.cfg, n=2) == _answers(
         load_backend('torch', tiny_checkpoint), backend.cfg, n=2
     )
+    monkeypatch.setenv('CXX', '/nonexistent/c++')
+    assert not cpu_compiler_present()
+    with pytest.raises(BackendError, match='needs a C\\+\\+ compiler'):
+        FastTorchBackend(backend.model, compiled=True)
     with pytest.raises(BackendError, match='CPU path'):
         FastTorchBackend(backend.model.to('meta'), compiled=True)
 

@@ -1,5 +1,4 @@
-"""Faster PyTorch paths: int8 decoder weights on CPU, and a static-cache decoder (CUDA graphs
-on a GPU, a compiled step on a CPU).
+"""Faster PyTorch paths: int8 decoder weights on CPU, and a static-cache decoder for GPUs.
 
 **CPU int8** (``load_backend('torch', ..., dtype='int8')``). A decode step on a CPU is
 memory-bound: every token reads all decoder weights (1.45 GB in fp32 at full size). The
@@ -18,12 +17,12 @@ always spans all ``max_len`` slots with the unfilled ones masked by ``-inf``. Th
 captured once per batch size in a CUDA graph and replayed per token (``graph=True``). Prefill
 stays eager (variable length): the same decoder on an ``EagerCache`` over the static buffers.
 
-**CPU compiled step** (``torch-fast`` on a CPU). The same fixed-shape step goes through
-``torch.compile`` (inductor, C++ kernels) once per batch size: a step of eager PyTorch spends
-a sixth of its time dispatching ~1,000 small ops (norms, RoPE, residual adds, cache writes)
-between the weight reads, and the compiled step fuses them. The first answer at a new batch
-size pays the compilation (about a minute at full size); later processes reuse inductor's
-on-disk cache. Without a C++ compiler on the machine the step runs eagerly (a warning says so).
+**Compiled step** (``FastTorchBackend(..., compiled=True)``, CPU, opt-in). The same
+fixed-shape step through ``torch.compile`` (inductor), once per batch size. It was tried
+because an eager step spends about a sixth of its time dispatching ~1,000 small ops between
+the weight reads; measured at full size on a 2-core AVX2 machine it is *slower* than the eager
+``torch`` path (146 against 107 ms/token, docs/inference-backends.md), so no loader selects it.
+It needs a C++ compiler; ``cpu_compiler_present`` says whether inductor will find one.
 """
 
 from __future__ import annotations
@@ -202,6 +201,11 @@ class FastTorchBackend:
             raise BackendError('CUDA graphs need the model on a CUDA device')
         if compiled and device.type != 'cpu':
             raise BackendError('the compiled decode step is the CPU path (a GPU uses CUDA graphs)')
+        if compiled and not cpu_compiler_present():
+            raise BackendError(
+                'the compiled decode step needs a C++ compiler for inductor ($CXX, g++ or '
+                'clang++); none was found'
+            )
         self.compiled = compiled
         self._states: dict[int, StaticDecodeState] = {}
 
@@ -302,15 +306,15 @@ class StaticSteps(EagerSteps):
 def load_torch_fast(
     checkpoint: Path, *, device: str, dtype: str, engine_dir: Path | None
 ) -> FastTorchBackend:
-    """Loader for ``load_backend('torch-fast', ...)``: CUDA graphs on a GPU, the compiled
-    static step on a CPU (eager where no C++ compiler is found)."""
+    """Loader for ``load_backend('torch-fast', ...)``: CUDA graphs on a GPU, the static step
+    run eagerly on a CPU (useful to test the path; the compiled step measured slower)."""
     if dtype not in DTYPES:
         raise BackendError(f'torch-fast dtype must be one of {", ".join(DTYPES)}, got {dtype!r}')
     if device.startswith('cuda') and not torch.cuda.is_available():
         raise BackendError('backend torch-fast: no CUDA GPU is visible to torch')
     model = SmolRGPT.from_pretrained(checkpoint, dtype=DTYPES[dtype], device=device).eval()
     model.decoder.fuse_projections()
-    return FastTorchBackend(model, compiled=device == 'cpu' and cpu_compiler_present())
+    return FastTorchBackend(model)
 
 
 def cpu_compiler_present() -> bool:
@@ -319,13 +323,7 @@ def cpu_compiler_present() -> bool:
     import shutil
 
     names = [os.environ['CXX']] if os.environ.get('CXX') else ['g++', 'clang++']
-    if any(shutil.which(name) for name in names):
-        return True
-    logger.warning(
-        'torch-fast on the cpu: no C++ compiler (%s) found, so the decode step runs eagerly',
-        ' or '.join(names),
-    )
-    return False
+    return any(shutil.which(name) for name in names)
 
 
 # --- accuracy of a faster path --------------------------------------------------------------
