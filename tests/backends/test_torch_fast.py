@@ -4,7 +4,6 @@ compiled on CPU here; captured in a CUDA graph by the gpu-marked tests)."""
 from __future__ import annotations
 
 from pathlib import Path
-import shutil
 
 from backend_fixtures import frame_inputs, question_set
 import pytest
@@ -70,7 +69,7 @@ def test_static_cache_decoding_equals_eager_on_cpu(tiny_checkpoint: Path) -> Non
 
 
 @pytest.mark.skipif(
-    not (shutil.which('g++') or shutil.which('clang++')),
+    not cpu_compiler_present(),
     reason='torch.compile builds CPU kernels with a C++ compiler; none on this machine',
 )
 def test_compiled_static_step_equals_eager_on_cpu(tiny_checkpoint: Path) -> None:
