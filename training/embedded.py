@@ -432,10 +432,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         (eval_dir(work, seed) / 'scores.json').write_text(json.dumps(scores, indent=2), 'utf-8')
         official_scores(eval_dir(work, seed))
     # the split recipe decisions are made on, scored for every run (kept or not)
-    (work / 'val_scores.json').unlink(missing_ok=True)
-    val = cached_json(
-        work / 'val_scores.json', lambda: evaluate(final, data, data, work / 'val', 'val')
-    )
+    val = evaluate(final, data, data, work / 'val', 'val')
+    (work / 'val_scores.json').write_text(json.dumps(val, indent=2), 'utf-8')
     print(f'val split of the seed-{args.seed} generation (what recipe decisions use):')
     print(score_table(val))
     misses = verdict(args, load_scores(args))

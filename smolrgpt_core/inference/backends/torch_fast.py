@@ -29,7 +29,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 import logging
+import os
 from pathlib import Path
+import shutil
 import warnings
 
 import torch
@@ -319,9 +321,6 @@ def load_torch_fast(
 
 def cpu_compiler_present() -> bool:
     """Whether inductor finds the C++ compiler it builds CPU kernels with ($CXX or g++/clang++)."""
-    import os
-    import shutil
-
     names = [os.environ['CXX']] if os.environ.get('CXX') else ['g++', 'clang++']
     return any(shutil.which(name) for name in names)
 
