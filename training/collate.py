@@ -29,6 +29,7 @@ from smolrgpt_core.preprocess import masks_to_tensor, preprocess_depth, preproce
 from smolrgpt_core.tokens import DATASET_IMAGE, IM_END, IM_START, SmolRGPTTokenizer, spell_regions
 from training.data.samples import Sample
 from training.data.sensors import model_depth_path
+from training.deciding import deciding_span
 
 log = logging.getLogger(__name__)
 
@@ -41,22 +42,42 @@ def user_text(question: str, cfg: SmolRGPTConfig, first: bool) -> str:
     return cfg.image_token * cfg.mp_image_token_length + text if first else text
 
 
-def encode_example(example: Sample, tok: SmolRGPTTokenizer) -> tuple[list[int], list[int]]:
-    """-> token ids and a same-length 0/1 list marking the loss targets."""
+def encode_example(
+    example: Sample, tok: SmolRGPTTokenizer, deciding_weight: float = 1.0
+) -> tuple[list[int], list[float]]:
+    """-> token ids and a same-length list of loss weights: 0 for context, 1 for an answer
+    token, ``deciding_weight`` for a token of the last answer's deciding span
+    (``training.deciding``: what the official metric reads)."""
     ids: list[int] = []
-    target: list[int] = []
+    target: list[float] = []
+    last = len(example.turns) - 1
     for i, (user, answer) in enumerate(example.turns):
         if answer is None:
             raise ValueError(f'example {example.id} has an unanswered turn')
-        segments = (
-            (f'{IM_START}user\n{user_text(user, tok.cfg, i == 0)}{IM_END}\n', 0),
-            (f'{IM_START}assistant\n', 0),
-            (f'{answer}{IM_END}\n', 1),
-        )
-        for text, is_target in segments:
+        for text in (
+            f'{IM_START}user\n{user_text(user, tok.cfg, i == 0)}{IM_END}\n',
+            f'{IM_START}assistant\n',
+        ):
             piece = tok.encode(text)
             ids += piece
-            target += [is_target] * len(piece)
+            target += [0.0] * len(piece)
+        text = f'{answer}{IM_END}\n'
+        span = None
+        if deciding_weight != 1.0 and i == last:
+            span = deciding_span(answer, example.category, example.normalized_answer)
+        if span is None:
+            piece = tok.encode(text)
+            weights = [1.0] * len(piece)
+        else:
+            # the same ids as encode() (one segment); offsets say which tokens hold the span
+            encoding = tok.tokenizer.encode(text, add_special_tokens=False)
+            piece = encoding.ids
+            weights = [
+                deciding_weight if s < span[1] and e > span[0] else 1.0
+                for s, e in encoding.offsets
+            ]
+        ids += piece
+        target += weights
     n_regions = ids.count(tok.mask_rgb_token_id)
     if n_regions != ids.count(tok.mask_depth_token_id) or n_regions != len(example.rle or []):
         raise ValueError(
@@ -86,16 +107,17 @@ class ExampleDataset(Dataset):
         *,
         uses_regions: bool,
         max_length: int,
+        deciding_weight: float = 1.0,
     ) -> None:
         self.tok = tok
         self.uses_regions = uses_regions
         self.examples: list[Sample] = []
-        self.encoded: list[tuple[list[int], list[int]]] = []
+        self.encoded: list[tuple[list[int], list[float]]] = []
         too_long = 0
         for ex in examples:
             if uses_regions and not ex.rle:
                 raise ValueError(f'example {ex.id} has no region masks; this stage needs them')
-            ids, target = encode_example(ex, tok)
+            ids, target = encode_example(ex, tok, deciding_weight)
             if len(ids) > max_length:
                 too_long += 1
                 continue
@@ -145,6 +167,8 @@ class ExampleDataset(Dataset):
 @dataclass
 class Collator:
     pad_token_id: int
+    # also return ``target_weights`` [B, T] (the loss weight of each target; 0 elsewhere)
+    weighted: bool = False
 
     def __call__(self, items: Sequence[dict[str, object]]) -> dict[str, object]:
         T = max(len(it['input_ids']) for it in items)
@@ -152,15 +176,18 @@ class Collator:
         input_ids = torch.full((B, T), self.pad_token_id, dtype=torch.long)
         attention = torch.zeros(B, T, dtype=torch.long)
         targets = torch.full((B, T), IGNORE_INDEX, dtype=torch.long)
+        weights = torch.zeros(B, T) if self.weighted else None
         for b, it in enumerate(items):
             ids = torch.tensor(it['input_ids'], dtype=torch.long)
-            is_target = torch.tensor(it['target'], dtype=torch.bool)
+            weight = torch.tensor(it['target'], dtype=torch.float32)
             n = len(ids)
             input_ids[b, T - n :] = ids
             attention[b, T - n :] = 1
             # label[t] = token[t + 1] where that token is a target (the model does not shift)
-            shifted = torch.where(is_target[1:], ids[1:], IGNORE_INDEX)  # [n - 1]
+            shifted = torch.where(weight[1:] > 0, ids[1:], IGNORE_INDEX)  # [n - 1]
             targets[b, T - n : T - 1] = shifted
+            if weights is not None:
+                weights[b, T - n : T - 1] = weight[1:]
         # each distinct image once; image_index[b] says which one sample b looks at
         first: dict[object, int] = {}
         for b, it in enumerate(items):
@@ -171,6 +198,7 @@ class Collator:
             'input_ids': input_ids,
             'attention_mask': attention,
             'targets': targets,
+            **({'target_weights': weights} if weights is not None else {}),
             'images': torch.stack([it['image'] for it in distinct]),  # [U, 3, S, S]
             'image_index': torch.tensor(
                 [slot[it.get('image_key', b)] for b, it in enumerate(items)]

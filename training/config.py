@@ -58,6 +58,10 @@ class TrainConfig:
     # batches draw runs of up to this many examples of one image, so the vision side runs
     # once per image for all of them (1 = every example drawn on its own, as the reference)
     examples_per_image: int = 1
+    # loss weight of the answer tokens the official metric reads (the side, the count, the
+    # metres, the chosen region: ``training.deciding``) against 1 for the other answer tokens;
+    # 1 = the reference's plain mean over answer tokens
+    deciding_token_weight: float = 1.0
     # optimisation (reference defaults)
     batch_size: int = 14  # per process
     grad_accum: int = 4
@@ -98,6 +102,10 @@ class TrainConfig:
             raise ValueError(
                 f'category_repeats must map categories to whole numbers >= 1, got {bad}'
             )
+        w = self.deciding_token_weight
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not 1 <= w <= 100:
+            raise ValueError(f'deciding_token_weight must be a number in [1, 100], got {w!r}')
+        self.deciding_token_weight = float(w)
         if self.vit_sincos_base <= 1:
             raise ValueError(f'vit_sincos_base must be > 1, got {self.vit_sincos_base}')
 

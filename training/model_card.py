@@ -21,6 +21,7 @@ def write_model_card(
     machine: str,
     probe: dict[str, Any] | None = None,
     val_table: str = '',
+    noise: tuple[int, str, int, str] | None = None,
 ) -> None:
     cfg = SmolRGPTConfig.from_json(path.parent / 'config.json')
     size_mb = (path.parent / 'model.safetensors').stat().st_size / 1e6
@@ -28,7 +29,7 @@ def write_model_card(
 
     n_params = SmolRGPT.from_pretrained(path.parent).num_parameters()
     stage_rows = '\n'.join(f'| {stage} | {m:.1f} |' for stage, m in minutes.items())
-    from training.embedded import EMBEDDED, STAGE_FILES
+    from training.embedded import EMBEDDED, NOISE_SEED, STAGE_FILES
 
     recipe = Path(args.get('recipe', EMBEDDED))
     configs = {name: json.loads((recipe / name).read_text('utf-8')) for name in STAGE_FILES}
@@ -113,6 +114,16 @@ def write_model_card(
             f'(scenes never trained on; its validation loss is what training watched), '
             f'as a second sample of how much the numbers move between sets:\n\n'
             f'{val_table}\n'
+        )
+    noise_text = ''
+    if noise:
+        seed, preset, n, table = noise
+        noise_text = (
+            f'\nThe seed-{seed} set again with {preset} sensor noise (`smolrgpt generate '
+            f"--perturb {preset} --perturb-seed {NOISE_SEED}`: the camera's millimetre depth "
+            'with range-dependent noise and holes, masks eroded or dilated by 1-3 px, one '
+            f'region in five frames missed; {n} questions). Clean renders are an upper bound; '
+            f'this is closer to what a robot sees:\n\n{table}\n'
         )
     refiner_text = ''
     if configs[STAGE_FILES[0]].get('refiner_nearest_init'):
@@ -229,7 +240,7 @@ answer given the question text alone, fitted on the training questions). The int
 {heldout_text}
 
 {verdict}{probe_text}
-{val_text}
+{noise_text}{val_text}
 ## Limits
 
 Synthetic frames only ({args['size']} renders squashed to {cfg.vit_img_size} px); distances are

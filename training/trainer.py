@@ -63,8 +63,18 @@ def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     return out
 
 
-def loss_sum(model: nn.Module, batch: dict[str, Any], autocast: bool) -> tuple[torch.Tensor, int]:
-    """Summed cross-entropy over the batch's target tokens, and their count."""
+def target_mass(batch: dict[str, Any]) -> float:
+    """What a batch's loss is a sum over: its target count, or their summed weights."""
+    if 'target_weights' in batch:
+        return float(batch['target_weights'].sum())
+    return float((batch['targets'] != IGNORE_INDEX).sum())
+
+
+def loss_sum(
+    model: nn.Module, batch: dict[str, Any], autocast: bool
+) -> tuple[torch.Tensor, float]:
+    """Summed cross-entropy over the batch's target tokens (each times its
+    ``target_weights`` entry when the batch has them), and ``target_mass``."""
     targets = batch['targets']
     ctx = torch.autocast('cuda', dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
     with ctx:
@@ -76,13 +86,16 @@ def loss_sum(model: nn.Module, batch: dict[str, Any], autocast: bool) -> tuple[t
             batch['attention_mask'],
             image_index=batch.get('image_index'),
         )
+    weights = batch.get('target_weights')
     loss = F.cross_entropy(
         logits.flatten(0, 1).float(),
         targets.flatten(),  # [B*T, V], [B*T]
         ignore_index=IGNORE_INDEX,
-        reduction='sum',
+        reduction='sum' if weights is None else 'none',  # 'none': 0 at ignored positions
     )
-    return loss, int((targets != IGNORE_INDEX).sum())
+    if weights is not None:
+        loss = (loss * weights.flatten()).sum()
+    return loss, target_mass(batch)
 
 
 # the loop ------------------------------------------------------------------------------------
@@ -113,9 +126,13 @@ class Trainer:
         train = examples.get('train') or stage_examples(cfg, self.spec, 'train')
         val = examples['val'] if 'val' in examples else stage_examples(cfg, self.spec, 'val')
         kw = {'uses_regions': self.spec.uses_regions, 'max_length': cfg.max_length}
-        self.train_set = ExampleDataset(train, self.tok, **kw)
+        weighted = cfg.deciding_token_weight != 1.0
+        self.train_set = ExampleDataset(
+            train, self.tok, **kw, deciding_weight=cfg.deciding_token_weight
+        )
+        # validation keeps the plain mean token loss, comparable between recipes
         self.val_set = ExampleDataset(val, self.tok, **kw) if val else None
-        self.collate = Collator(self.tok.pad_token_id)
+        self.collate = Collator(self.tok.pad_token_id, weighted=weighted)
         self.sampler = EpochSampler(
             len(self.train_set),
             cfg.batch_size,
@@ -178,8 +195,8 @@ class Trainer:
         """Backward over the micro-batches of one optimizer step; gradients = d(mean token
         loss over every rank's targets). Returns (summed loss, global target count)."""
         device = self.dist.device
-        n_local = sum(int((b['targets'] != IGNORE_INDEX).sum()) for b in window)
-        n_global = self.dist.all_sum(torch.tensor(float(n_local), device=device))
+        n_local = sum(target_mass(b) for b in window)
+        n_global = self.dist.all_sum(torch.tensor(n_local, device=device))
         scale = self.dist.world / n_global.clamp(min=1.0)  # DDP averages over ranks
         total = torch.zeros((), device=device)
         for j, batch in enumerate(window):

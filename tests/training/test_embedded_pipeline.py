@@ -53,6 +53,16 @@ def test_smoke_rebuild_is_held_back_by_the_bar_unless_forced(tmp_path: Path, cap
         assert f'| final (mean) | {scores["n_questions"]} |' in card
     assert f'| final (mean) | {val["n_questions"]} |' in card  # the val table too
     assert 'question prior' in card and '| depth input |' in card
+    # the last held-out set scored again through the realistic sensor perturbation
+    noisy = json.loads((work / 'noise_scores.json').read_text('utf-8'))
+    clean = json.loads((work / 'eval-s72' / 'scores.json').read_text('utf-8'))
+    assert (noisy['perturbation'], noisy['perturb_seed']) == ('realistic', 7)
+    assert noisy['heldout'] == clean['heldout'] and clean['perturbation'] == 'none'
+    assert noisy['n_questions'] == clean['n_questions']
+    assert noisy['baselines'] == clean['baselines']  # they never read the sensors
+    _, _, after = card.partition('The seed-72 set again with realistic sensor noise')
+    final = noisy['model']['final_score']
+    assert f'| final (mean) | {noisy["n_questions"]} | {final:.1f} |' in after
 
 
 def _scores(accuracy: dict[str, float], base: float, final: float) -> dict:
