@@ -97,7 +97,7 @@ demo: setup
 	$(VENV_ABS)/bin/smolrgpt info
 	$(VENV_ABS)/bin/smolrgpt demo --out demo_output $(DEMO_ARGS)
 
-# retrain the embedded default model from scratch (synthetic data, ~40 min on 2 CPU cores)
+# retrain the embedded default model from scratch (synthetic data, 1-2 h on 2 CPU cores)
 EMBEDDED_ARGS ?=
 embedded-model: setup
 	PYTHON=$(PY) scripts/train_embedded_model.sh $(EMBEDDED_ARGS)

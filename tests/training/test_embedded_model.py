@@ -10,6 +10,7 @@ import pytest
 from smolrgpt_core.inference.engine import Frame, SpatialQueryEngine
 from smolrgpt_core.modeling.smolrgpt import SmolRGPT
 from smolrgpt_core.settings import InferenceSettings
+from training.data.sensors import sensor_depth
 from training.datasets import load_examples
 
 MODEL = Path(__file__).resolve().parents[2] / 'models' / 'smolrgpt-tiny-synthetic'
@@ -40,9 +41,12 @@ def test_loads_and_answers_a_synthetic_question(synth_root: Path) -> None:
     from smolrgpt_core.masks import rles_decode
 
     rgb = np.asarray(Image.open(ex.rgb_path).convert('RGB'))
-    depth = np.asarray(Image.open(ex.depth_path))
+    # what the camera delivers: millimetres for a metric-depth model, else the 8-bit image
+    depth, encoding = sensor_depth(
+        ex.rgb_path, ex.depth_path, rgb.shape[:2], metric=model.cfg.depth_input == 'metric'
+    )
     masks = rles_decode(ex.rle).astype(bool)
-    frame = Frame(rgb, depth, masks, [7, 9])
+    frame = Frame(rgb, depth, masks, [7, 9], depth_encoding=encoding)
     answer = engine.ask(frame, ex.question, [7, 9])
     assert answer.text
     assert answer.category == 'left_right'
@@ -66,3 +70,30 @@ def test_answers_metric_depth_frames(synth_root: Path, size: tuple[int, int]) ->
         frame, 'What is the distance between the pallet <mask> and the pallet <mask>?', [0, 1]
     )
     assert answer.category == 'distance'
+
+
+def test_the_shipped_model_reads_metric_depth_and_warns_on_an_8_bit_image(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The recipe's fixed range travels in config.json; an 8-bit image carries no scale."""
+    import json
+    import logging
+
+    recipe = json.loads(
+        (MODEL.parents[1] / 'training' / 'configs' / 'embedded' / 'model.json').read_text()
+    )
+    model = SmolRGPT.from_pretrained(MODEL)
+    assert (model.cfg.depth_input, model.cfg.depth_min_m, model.cfg.depth_max_m) == (
+        recipe['depth_input'],
+        recipe['depth_min_m'],
+        recipe['depth_max_m'],
+    )
+    engine = SpatialQueryEngine.from_checkpoint(MODEL)
+    assert engine.depth_range == (recipe['depth_min_m'], recipe['depth_max_m'])
+    h, w = 96, 128
+    masks = np.zeros((2, h, w), bool)
+    masks[0, :, :10] = masks[1, :, -10:] = True
+    frame = Frame(np.zeros((h, w, 3), np.uint8), np.zeros((h, w), np.uint8), masks, [0, 1])
+    with caplog.at_level(logging.WARNING):
+        engine.ask(frame, 'Is the pallet <mask> to the left of the pallet <mask>?', [0, 1])
+    assert 'send 16UC1/32FC1 depth' in caplog.text
