@@ -18,18 +18,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 import logging
 from pathlib import Path
+import zlib
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from smolrgpt_core.config import SmolRGPTConfig
+from smolrgpt_core.masks import rles_decode
 from smolrgpt_core.modeling.smolrgpt import IGNORE_INDEX
 from smolrgpt_core.preprocess import masks_to_tensor, preprocess_depth, preprocess_rgb
 from smolrgpt_core.tokens import DATASET_IMAGE, IM_END, IM_START, SmolRGPTTokenizer, spell_regions
 from training.data.samples import Sample
 from training.data.sensors import model_depth_path
 from training.deciding import deciding_span
+from training.perturb import Perturbation, perturb_depth_mm, perturb_masks
 
 log = logging.getLogger(__name__)
 
@@ -108,9 +111,19 @@ class ExampleDataset(Dataset):
         uses_regions: bool,
         max_length: int,
         deciding_weight: float = 1.0,
+        sensor_noise: Perturbation | None = None,
+        sensor_noise_p: float = 0.0,
+        seed: int = 0,
     ) -> None:
         self.tok = tok
         self.uses_regions = uses_regions
+        if sensor_noise is not None and tok.cfg.depth_input != 'metric':
+            raise ValueError(
+                'sensor_noise perturbs millimetre depth: it needs a model with '
+                f'depth_input "metric", this one has {tok.cfg.depth_input!r}'
+            )
+        self.sensor_noise, self.sensor_noise_p, self.seed = sensor_noise, sensor_noise_p, seed
+        self.epoch = 0
         self.examples: list[Sample] = []
         self.encoded: list[tuple[list[int], list[float]]] = []
         too_long = 0
@@ -159,9 +172,37 @@ class ExampleDataset(Dataset):
             'image': self._image(Path(ex.rgb_path), 'rgb'),
         }
         if self.uses_regions:
-            item['depth'] = self._image(self._depth_path(ex), 'depth')
-            item['masks'] = masks_to_tensor(ex.rle)  # [M, H, W]
+            noisy = self._sensor_noise(index)
+            if noisy is None:
+                item['depth'] = self._image(self._depth_path(ex), 'depth')
+                item['masks'] = masks_to_tensor(ex.rle)  # [M, H, W]
+            else:
+                item['depth'], item['masks'] = noisy
         return item
+
+    def set_epoch(self, epoch: int) -> None:
+        """Sensor noise is drawn afresh each epoch (the trainer calls this with the
+        sampler's)."""
+        self.epoch = epoch
+
+    def _sensor_noise(self, index: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(depth [3, S, S], masks [M, H, W]) as a perturbed sensor would give them, or None
+        for a clean draw. The draw depends only on (seed, epoch, image), so every example of
+        an image in an epoch sees the same depth frame, as the shared vision pass needs."""
+        if self.sensor_noise is None or self.sensor_noise_p <= 0.0:
+            return None
+        from PIL import Image
+
+        ex = self.examples[index]
+        image = zlib.crc32(self.image_key(index).encode('utf-8'))
+        rng = np.random.default_rng([self.seed, self.epoch, image])
+        if rng.random() >= self.sensor_noise_p:
+            return None
+        with Image.open(self._depth_path(ex)) as stored:
+            mm = np.asarray(stored).astype(np.uint16)
+        depth = preprocess_depth(perturb_depth_mm(mm, self.sensor_noise, rng), self.tok.cfg)
+        masks = perturb_masks(rles_decode(list(ex.rle)).astype(bool), self.sensor_noise, rng)
+        return depth, masks_to_tensor(masks)
 
 
 @dataclass

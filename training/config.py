@@ -15,6 +15,7 @@ from pathlib import Path
 import typing
 from typing import Any
 
+from training.perturb import PRESETS
 from training.stages import GROUPS, Stage
 
 CONFIG_DIR = Path(__file__).parent / 'configs'
@@ -62,6 +63,12 @@ class TrainConfig:
     # metres, the chosen region: ``training.deciding``) against 1 for the other answer tokens;
     # 1 = the reference's plain mean over answer tokens
     deciding_token_weight: float = 1.0
+    # train on what a robot's sensors deliver: a ``training.perturb`` preset ('realistic':
+    # range noise and holes in the millimetre depth, masks eroded or dilated, a missed
+    # region) applied to an image's depth and masks with probability ``sensor_noise_p``, a
+    # fresh draw every epoch; needs a metric-depth model (the noise is in millimetres)
+    sensor_noise: str = 'none'
+    sensor_noise_p: float = 0.5
     # optimisation (reference defaults)
     batch_size: int = 14  # per process
     grad_accum: int = 4
@@ -106,6 +113,14 @@ class TrainConfig:
         if isinstance(w, bool) or not isinstance(w, (int, float)) or not 1 <= w <= 100:
             raise ValueError(f'deciding_token_weight must be a number in [1, 100], got {w!r}')
         self.deciding_token_weight = float(w)
+        if self.sensor_noise not in PRESETS:
+            raise ValueError(
+                f'sensor_noise must be one of {", ".join(PRESETS)}, got {self.sensor_noise!r}'
+            )
+        p = self.sensor_noise_p
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
+            raise ValueError(f'sensor_noise_p must be a number in [0, 1], got {p!r}')
+        self.sensor_noise_p = float(p)
         if self.vit_sincos_base <= 1:
             raise ValueError(f'vit_sincos_base must be > 1, got {self.vit_sincos_base}')
 

@@ -45,6 +45,7 @@ from training.data.samples import Sample
 from training.distributed import init_distributed
 from training.model_setup import apply_freeze, build_model
 from training.optim import build_optimizer, lr_factor
+from training.perturb import Perturbation
 from training.run_log import RunLog
 from training.sampler import EpochSampler
 from training.stage_data import stage_examples
@@ -128,7 +129,13 @@ class Trainer:
         kw = {'uses_regions': self.spec.uses_regions, 'max_length': cfg.max_length}
         weighted = cfg.deciding_token_weight != 1.0
         self.train_set = ExampleDataset(
-            train, self.tok, **kw, deciding_weight=cfg.deciding_token_weight
+            train,
+            self.tok,
+            **kw,
+            deciding_weight=cfg.deciding_token_weight,
+            sensor_noise=Perturbation.preset(cfg.sensor_noise),
+            sensor_noise_p=cfg.sensor_noise_p,
+            seed=cfg.seed,
         )
         # validation keeps the plain mean token loss, comparable between recipes
         self.val_set = ExampleDataset(val, self.tok, **kw) if val else None
@@ -278,6 +285,7 @@ class Trainer:
         val_loss = None
         while state.step < self.total_steps:
             self.sampler.set_epoch(state.epoch, state.batch_in_epoch)
+            self.train_set.set_epoch(state.epoch)
             for window in self._windows():
                 loss = self.step(window)
                 losses.append(loss)
