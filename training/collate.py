@@ -30,9 +30,9 @@ from smolrgpt_core.modeling.smolrgpt import IGNORE_INDEX
 from smolrgpt_core.preprocess import masks_to_tensor, preprocess_depth, preprocess_rgb
 from smolrgpt_core.tokens import DATASET_IMAGE, IM_END, IM_START, SmolRGPTTokenizer, spell_regions
 from training.data.samples import Sample
-from training.data.sensors import model_depth_path
+from training.data.sensors import model_depth_path, sensor_depth
 from training.deciding import deciding_span
-from training.perturb import Perturbation, perturb_depth_mm, perturb_masks
+from training.perturb import Perturbation, perturb_masks
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +124,7 @@ class ExampleDataset(Dataset):
             )
         self.sensor_noise, self.sensor_noise_p, self.seed = sensor_noise, sensor_noise_p, seed
         self.epoch = 0
+        self._noisy_depth: tuple[tuple[int, str], torch.Tensor] | None = None
         self.examples: list[Sample] = []
         self.encoded: list[tuple[list[int], list[float]]] = []
         too_long = 0
@@ -188,21 +189,23 @@ class ExampleDataset(Dataset):
     def _sensor_noise(self, index: int) -> tuple[torch.Tensor, torch.Tensor] | None:
         """(depth [3, S, S], masks [M, H, W]) as a perturbed sensor would give them, or None
         for a clean draw. The draw depends only on (seed, epoch, image), so every example of
-        an image in an epoch sees the same depth frame, as the shared vision pass needs."""
+        an image in an epoch sees the same depth frame, as the shared vision pass needs; the
+        examples of one image come in runs, so the last frame is kept for the next."""
         if self.sensor_noise is None or self.sensor_noise_p <= 0.0:
             return None
-        from PIL import Image
-
-        ex = self.examples[index]
-        image = zlib.crc32(self.image_key(index).encode('utf-8'))
+        ex, key = self.examples[index], self.image_key(index)
+        image = zlib.crc32(key.encode('utf-8'))
         rng = np.random.default_rng([self.seed, self.epoch, image])
         if rng.random() >= self.sensor_noise_p:
             return None
-        with Image.open(self._depth_path(ex)) as stored:
-            mm = np.asarray(stored).astype(np.uint16)
-        depth = preprocess_depth(perturb_depth_mm(mm, self.sensor_noise, rng), self.tok.cfg)
-        masks = perturb_masks(rles_decode(list(ex.rle)).astype(bool), self.sensor_noise, rng)
-        return depth, masks_to_tensor(masks)
+        if self._noisy_depth is None or self._noisy_depth[0] != (self.epoch, key):
+            self._depth_path(ex)  # the clear error when the dataset has no millimetre depth
+            mm, _ = sensor_depth(Path(ex.rgb_path), None, (0, 0), self.sensor_noise, rng)
+            self._noisy_depth = ((self.epoch, key), preprocess_depth(mm, self.tok.cfg))
+        # the masks draw from their own stream: it must not depend on whether depth was cached
+        mask_rng = np.random.default_rng([self.seed, self.epoch, image, index])
+        masks = perturb_masks(rles_decode(list(ex.rle)).astype(bool), self.sensor_noise, mask_rng)
+        return self._noisy_depth[1], masks_to_tensor(masks)
 
 
 @dataclass

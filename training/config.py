@@ -19,11 +19,20 @@ from training.perturb import PRESETS
 from training.stages import GROUPS, Stage
 
 CONFIG_DIR = Path(__file__).parent / 'configs'
+
 STAGE_FILES = {
     Stage.CONNECTOR_ALIGNMENT: 'stage1_connector.json',
     Stage.REFINER_ALIGNMENT: 'stage2_refiner.json',
     Stage.SFT: 'stage3_sft.json',
 }
+
+
+def number_in(name: str, value: object, low: float, high: float) -> float:
+    """``value`` as a float when it is a number in [low, high] (NaN and bools are not),
+    else ValueError naming the field."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise ValueError(f'{name} must be a number in [{low}, {high}], got {value!r}')
+    return float(value)
 
 
 @dataclass
@@ -109,18 +118,14 @@ class TrainConfig:
             raise ValueError(
                 f'category_repeats must map categories to whole numbers >= 1, got {bad}'
             )
-        w = self.deciding_token_weight
-        if isinstance(w, bool) or not isinstance(w, (int, float)) or not 1 <= w <= 100:
-            raise ValueError(f'deciding_token_weight must be a number in [1, 100], got {w!r}')
-        self.deciding_token_weight = float(w)
+        self.deciding_token_weight = number_in(
+            'deciding_token_weight', self.deciding_token_weight, 1, 100
+        )
         if self.sensor_noise not in PRESETS:
             raise ValueError(
                 f'sensor_noise must be one of {", ".join(PRESETS)}, got {self.sensor_noise!r}'
             )
-        p = self.sensor_noise_p
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
-            raise ValueError(f'sensor_noise_p must be a number in [0, 1], got {p!r}')
-        self.sensor_noise_p = float(p)
+        self.sensor_noise_p = number_in('sensor_noise_p', self.sensor_noise_p, 0, 1)
         if self.vit_sincos_base <= 1:
             raise ValueError(f'vit_sincos_base must be > 1, got {self.vit_sincos_base}')
 
