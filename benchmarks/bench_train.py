@@ -10,14 +10,16 @@ each batch layout:
 * ``shared+pad512``: shared images, padded to ``max_length`` 512 as the reference pads.
 
 Synthetic batches of the real layout (64 image tokens, region token pairs with their masks
-in stages II/III, an answer of target tokens), random weights: the tiny test config and the
-full official size (475.7M parameters). Each configuration runs in its own process, so peak
-RSS is that configuration's own; layouts are interleaved step by step (A/B/C/A/B/C) and the
-ratios are medians of per-step ratios. On a CUDA machine the same runs again under bf16
-autocast (as the trainer does on GPUs); without one those rows say "no GPU".
+in stages II/III, an answer of target tokens), random weights: the tiny test config, the
+shipped embedded model's config (``--sizes embedded``) and the full official size (475.7M
+parameters). Each configuration runs in its own process, so peak RSS is that configuration's
+own; layouts are interleaved step by step (A/B/C/A/B/C) and the ratios are medians of
+per-step ratios. On a CUDA machine the same runs again under bf16 autocast (as the trainer
+does on GPUs); without one those rows say "no GPU".
 
     .venv/bin/python benchmarks/bench_train.py --threads 2            # tiny + full size
     .venv/bin/python benchmarks/bench_train.py --sizes tiny --steps 5
+    .venv/bin/python benchmarks/bench_train.py --sizes embedded --stages sft --batch 32
 """
 
 from __future__ import annotations
@@ -43,11 +45,19 @@ LAYOUTS = ('shared+fit', 'own+fit', 'shared+pad512')
 MAX_LENGTH = 512
 
 
+SIZES = ('tiny', 'embedded', 'full')
+# the shipped embedded model's dims (random weights here): what `make embedded-model` trains
+REPO = Path(__file__).resolve().parents[1]
+EMBEDDED_CONFIG = REPO / 'models' / 'smolrgpt-tiny-synthetic' / 'config.json'
+
+
 def model_config(size: str) -> Any:
     from smolrgpt_core import testing
     from smolrgpt_core.config import SmolRGPTConfig
 
-    return testing.tiny_config() if size == 'tiny' else SmolRGPTConfig()
+    if size == 'tiny':
+        return testing.tiny_config()
+    return SmolRGPTConfig.from_json(EMBEDDED_CONFIG) if size == 'embedded' else SmolRGPTConfig()
 
 
 def make_items(cfg: Any, batch: int, regions: bool, seed: int) -> list[dict[str, Any]]:
@@ -252,7 +262,7 @@ def print_rows(results: list[dict], args: argparse.Namespace, title: str) -> Non
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--sizes', nargs='+', default=['tiny', 'full'], choices=('tiny', 'full'))
+    parser.add_argument('--sizes', nargs='+', default=['tiny', 'full'], choices=SIZES)
     parser.add_argument('--stages', nargs='+', default=list(STAGES), choices=STAGES)
     parser.add_argument('--threads', type=int, default=2, help='torch CPU threads')
     parser.add_argument('--steps', type=int, default=3, help='timed steps per layout')

@@ -16,6 +16,10 @@ Dataset kinds (``TrainConfig.datasets``):
   is the shelf?" -> "The shelf is [Region 1].") that teach what the mcq and count answers
   need: the place of a region in the question's list. A decoder trained from scratch learns
   them only with ``prompt_region_labels`` on (measured in docs/training.md).
+* ``containment``: synthetic only, pairwise questions "Is the pallet <mask> in the buffer
+  region <mask>?" -> "Yes, the pallet [Region 0] stands in the buffer region [Region 1].",
+  half yes and half no where the scene allows: the relation a count answer applies to each
+  pallet it lists, asked one pair at a time.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ REGION_PROMPTS = (
 )
 REGIONS_PER_SCENE = 4
 POINTERS_PER_SCENE = 4  # questions answered by a region's place in the list ('[Region k]')
+CONTAINMENT_PER_SCENE = 4  # (pallet, buffer region) pairs: does the buffer region hold it?
 _NOUNS = {
     'pallet': ('pallet', 'pallets'),
     'buffer': ('buffer region', 'buffer regions'),
@@ -74,9 +79,9 @@ def load_examples(kind: str, data_root: str | Path, split: str, seed: int = 0) -
         return list(WarehouseJsonReader(root, split, check_files=False))
     if kind in _SCENE_BUILDERS:
         if _is_parquet(root):
-            if kind == 'pointers':
+            if kind in ('pointers', 'containment'):
                 raise ValueError(
-                    f'{root}: the pointers kind is made from `smolrgpt synth` '
+                    f'{root}: the {kind} kind is made from `smolrgpt synth` '
                     f'scene files; a parquet dataset has none'
                 )
             return _parquet(root, split)
@@ -309,9 +314,74 @@ def _pointers(scene: SceneFiles, rng: np.random.Generator) -> list[Sample]:
     return out
 
 
+def containment_question(
+    rng: np.random.Generator, inside: bool, pallet_first: bool
+) -> tuple[str, str]:
+    """'Is the pallet <mask> in the buffer region <mask>?' -> 'Yes, ...' / 'No, ...'; the
+    masks come in the question's order, the pallet first when ``pallet_first``."""
+    if pallet_first:
+        question = _CONTAINMENT_PALLET_FIRST[int(rng.integers(len(_CONTAINMENT_PALLET_FIRST)))]
+        p, b = region(0), region(1)
+    else:
+        question = _CONTAINMENT_BUFFER_FIRST[int(rng.integers(len(_CONTAINMENT_BUFFER_FIRST)))]
+        p, b = region(1), region(0)
+    # the deciding word first: the answer hinges on one token, as a left_right answer does
+    if inside:
+        return question, f'Yes, the pallet {p} stands in the buffer region {b}.'
+    return question, f'No, the pallet {p} stands outside the buffer region {b}.'
+
+
+_CONTAINMENT_PALLET_FIRST = (
+    'Is the pallet <mask> in the buffer region <mask>?',
+    'Does the pallet <mask> stand inside the buffer region <mask>?',
+)
+_CONTAINMENT_BUFFER_FIRST = (
+    'Does the buffer region <mask> hold the pallet <mask>?',
+    'Does the buffer region <mask> contain the pallet <mask>?',
+)
+
+
+def _containment(scene: SceneFiles, rng: np.random.Generator) -> list[Sample]:
+    """CONTAINMENT_PER_SCENE (pallet, buffer region) questions, alternately a pair where the
+    pallet stands in the buffer region and one where it does not: the relation a count answer
+    applies to every pallet it lists. A scene without both kinds of pair gives the kind it
+    has."""
+    objects, object_masks, _ = _visible_regions(scene, scene.meta())
+    pallets = [i for i, o in enumerate(objects) if o['kind'] == 'pallet']
+    buffers = [i for i, o in enumerate(objects) if o['kind'] == 'buffer']
+    pairs: dict[bool, list[tuple[int, int]]] = {True: [], False: []}
+    for p in pallets:
+        for b in buffers:
+            pairs[in_rect_xz(objects[b]['floor_rect_m'], objects[p]['center_m'])].append((p, b))
+    order = {k: [v[int(i)] for i in rng.permutation(len(v))] for k, v in pairs.items()}
+    name = f'{scene.base.name}-{scene.stem}'
+    out = []
+    for n in range(CONTAINMENT_PER_SCENE):
+        inside = n % 2 == 0
+        if not order[inside]:
+            inside = not inside
+        if not order[inside]:
+            break
+        p, b = order[inside].pop()
+        pallet_first = bool(rng.random() < 0.5)
+        question, answer = containment_question(rng, inside, pallet_first)
+        listed = (p, b) if pallet_first else (b, p)
+        out.append(
+            scene.sample(
+                f'containment-{name}-{n}',
+                question,
+                answer,
+                [rle_encode(object_masks[i]) for i in listed],
+                'containment',
+            )
+        )
+    return out
+
+
 # dataset kinds made from `smolrgpt synth` scene files
 _SCENE_BUILDERS: dict[str, Callable[[SceneFiles, np.random.Generator], list[Sample]]] = {
     'captions': _caption,
     'regions': _regions,
     'pointers': _pointers,
+    'containment': _containment,
 }

@@ -76,7 +76,7 @@ def loss_sum(
 ) -> tuple[torch.Tensor, float]:
     """Summed cross-entropy over the batch's target tokens (each times its
     ``target_weights`` entry when the batch has them), and ``target_mass``."""
-    targets = batch['targets']
+    scored = batch['targets'] != IGNORE_INDEX  # [B, T]: the head runs at these positions only
     ctx = torch.autocast('cuda', dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
     with ctx:
         logits, _ = model(
@@ -86,16 +86,16 @@ def loss_sum(
             batch.get('masks'),
             batch['attention_mask'],
             image_index=batch.get('image_index'),
-        )
+            logits_at=scored,
+        )  # [N, V]
     weights = batch.get('target_weights')
     loss = F.cross_entropy(
-        logits.flatten(0, 1).float(),
-        targets.flatten(),  # [B*T, V], [B*T]
-        ignore_index=IGNORE_INDEX,
-        reduction='sum' if weights is None else 'none',  # 'none': 0 at ignored positions
+        logits.float(),
+        batch['targets'][scored],  # [N, V], [N]
+        reduction='sum' if weights is None else 'none',
     )
     if weights is not None:
-        loss = (loss * weights.flatten()).sum()
+        loss = (loss * weights[scored]).sum()
     return loss, target_mass(batch)
 
 

@@ -106,13 +106,50 @@ def pool_regions(features: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
 
 
 class MaskPooling(nn.Module):
-    """Refined maps [B, G*G, D] + per-sample masks [M_b, Hi, Wi] -> per-sample [M_b, D]."""
+    """Refined maps [U, G*G, D] + per-sample masks [M_b, Hi, Wi] -> per-sample [M_b, D].
+
+    Sample b pools map ``image_index[b]`` (map b without an index). The masks of all samples on
+    one image are pooled by one product with that image's map, so a batch with several
+    questions per image neither copies the map per sample nor scatters its gradient back.
+    """
 
     def __init__(self, cfg: SmolRGPTConfig) -> None:
         super().__init__()
         self.grid = cfg.mask_grid
 
-    def forward(self, features: torch.Tensor, masks: list[torch.Tensor]) -> list[torch.Tensor]:
-        if len(masks) != features.shape[0]:
-            raise ValueError(f'got {len(masks)} mask tensors for a batch of {features.shape[0]}')
-        return [pool_regions(f, resize_masks(m, self.grid)) for f, m in zip(features, masks)]
+    def forward(
+        self,
+        features: torch.Tensor,
+        masks: list[torch.Tensor],
+        image_index: torch.Tensor | None = None,
+    ) -> list[torch.Tensor]:
+        return self.pool(features, self.resize(masks), image_index)
+
+    def resize(self, masks: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Per-sample masks [M_b, Hi, Wi] -> pooling weights [M_b, G*G] (shared by RGB and
+        depth, so a batch resizes its masks once)."""
+        return [resize_masks(m, self.grid) for m in masks]
+
+    def pool(
+        self,
+        features: torch.Tensor,
+        weights: list[torch.Tensor],
+        image_index: torch.Tensor | None = None,
+    ) -> list[torch.Tensor]:
+        """[U, G*G, D] maps and B x [M_b, G*G] weights -> B x [M_b, D]."""
+        index = list(range(features.shape[0])) if image_index is None else image_index.tolist()
+        if len(weights) != len(index):
+            raise ValueError(f'got {len(weights)} mask tensors for a batch of {len(index)}')
+        samples_of: dict[int, list[int]] = {}
+        for b, u in enumerate(index):
+            samples_of.setdefault(u, []).append(b)
+        maps = features.unbind(0)  # one gradient buffer for the batch, not one per select
+        pooled: list[torch.Tensor] = [features.new_empty(0)] * len(index)
+        for u, samples in samples_of.items():
+            if len(samples) == 1:  # one product per sample, as the reference pools
+                pooled[samples[0]] = pool_regions(maps[u], weights[samples[0]])
+                continue
+            rows = pool_regions(maps[u], torch.cat([weights[b] for b in samples]))
+            for b, part in zip(samples, rows.split([weights[b].shape[0] for b in samples])):
+                pooled[b] = part  # [M_b, D]
+        return pooled

@@ -121,9 +121,11 @@ class SmolRGPT(nn.Module):
         map of image ``image_index[b]``."""
         rgb_map = self.rgb_refiner(image_tokens)  # [U, G*G, D]
         depth_map = self.depth_refiner(depth_tokens)  # [U, G*G, D]
-        if image_index is not None:
-            rgb_map, depth_map = rgb_map[image_index], depth_map[image_index]  # [B, G*G, D]
-        return self.mask_pooling(rgb_map, list(masks)), self.mask_pooling(depth_map, list(masks))
+        weights = self.mask_pooling.resize(list(masks))  # B x [M_b, G*G]
+        return (
+            self.mask_pooling.pool(rgb_map, weights, image_index),
+            self.mask_pooling.pool(depth_map, weights, image_index),
+        )
 
     @torch.inference_mode()
     def encode_frame(
@@ -180,10 +182,15 @@ class SmolRGPT(nn.Module):
         attention_mask: torch.Tensor | None = None,
         targets: torch.Tensor | None = None,
         image_index: torch.Tensor | None = None,
+        logits_at: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """input_ids [B, T]; images/depths [B, 3, S, S]; masks: B tensors [M_b, Hi, Wi];
         attention_mask [B, T] (1 = real token, left padding); targets [B, T] already shifted
         (-100 = ignored). Returns logits [B, T, V] and the mean loss (or None).
+
+        ``logits_at`` [B, T] (bool) keeps only those positions: logits come back [N, V], in
+        row-major order, and a loss reads ``targets[logits_at]``. Training passes the target
+        positions, so the head and the softmax skip the prompt and the padding.
 
         ``image_index`` [B] lets several samples share one image: images/depths then hold the
         U distinct images [U, 3, S, S] and sample b uses image ``image_index[b]``, so the
@@ -212,13 +219,21 @@ class SmolRGPT(nn.Module):
             image_tokens = image_tokens[image_index]  # [U, n, D] -> [B, n, D]
         emb = self.embed(input_ids, image_tokens, rgb_regions, depth_regions)
         hidden = self._decode_full(emb, attention_mask)  # [B, T, D]
-        logits = self.decoder.head(hidden)  # [B, T, V]
+        if logits_at is not None:
+            if logits_at.shape != input_ids.shape or logits_at.dtype != torch.bool:
+                raise ValueError(
+                    f'logits_at must be a bool mask {list(input_ids.shape)}, '
+                    f'got {logits_at.dtype} {list(logits_at.shape)}'
+                )
+            hidden = hidden[logits_at]  # [B, T, D] -> [N, D]
+            targets = None if targets is None else targets[logits_at]  # [N]
+        logits = self.decoder.head(hidden)  # [B, T, V] (or [N, V])
         loss = None
         if targets is not None:
             # targets come shifted by the collator, so position t is scored against t
             loss = F.cross_entropy(
-                logits.flatten(0, 1),
-                targets.flatten(),  # [B*T, V], [B*T]
+                logits.reshape(-1, logits.shape[-1]),
+                targets.flatten(),  # [B*T, V], [B*T] (or [N, V], [N])
                 ignore_index=IGNORE_INDEX,
             )
         return logits, loss

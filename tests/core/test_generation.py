@@ -63,6 +63,27 @@ def test_forward_shapes_and_loss(tiny_model: SmolRGPT) -> None:
     assert tiny_model.MP_depth.proj.weight.grad.abs().sum() > 0
 
 
+def test_logits_at_keeps_only_the_scored_positions(tiny_model: SmolRGPT) -> None:
+    """Training runs the head at the target positions only: the same logits, row-major, and
+    the same loss as slicing the full [B, T, V] logits."""
+    cfg = tiny_model.cfg
+    image, depth, masks = random_frame(cfg, 2)
+    ids = torch.tensor([make_ids(tiny_model, [50, 51], 2), make_ids(tiny_model, [52, 53], 2)])
+    images, depths = torch.stack([image] * 2), torch.stack([depth] * 2)
+    targets = torch.full_like(ids, -100)
+    targets[0, -3:], targets[1, -5:-1] = ids[0, -3:], ids[1, -5:-1]
+    scored = targets != -100
+    full, full_loss = tiny_model(ids, images, depths, [masks, masks], targets=targets)
+    part, part_loss = tiny_model(
+        ids, images, depths, [masks, masks], targets=targets, logits_at=scored
+    )
+    assert part.shape == (7, cfg.lm_vocab_size)
+    torch.testing.assert_close(part, full[scored])
+    torch.testing.assert_close(part_loss, full_loss)
+    with pytest.raises(ValueError, match='logits_at must be a bool mask'):
+        tiny_model(ids, images, depths, [masks, masks], logits_at=scored.long())
+
+
 def test_shared_images_equal_per_sample_copies(tiny_model: SmolRGPT) -> None:
     """Three samples on two images: image_index gives the logits and gradients of stacking a
     copy of the image per sample, with the vision side run on 2 images instead of 3."""

@@ -99,6 +99,37 @@ def test_mask_pooling_resizes_bilinearly_without_antialias() -> None:
     torch.testing.assert_close(pool(feats, [tiny])[0], torch.tensor([[0.0]]))
 
 
+def test_mask_pooling_with_an_image_index_equals_pooling_per_sample_copies() -> None:
+    """Samples that share an image pool it in one product; values and the gradient reaching
+    the maps are those of giving every sample its own copy of the map."""
+    cfg = make_tiny_config(region_refiner_depth=1)  # grid 4x4
+    pool = MaskPooling(cfg)
+    g = torch.Generator().manual_seed(0)
+    maps = torch.randn(2, 16, 3, generator=g, requires_grad=True)
+    masks = [(torch.rand(m, 8, 8, generator=g) > 0.5).float() for m in (2, 1, 3, 2)]
+    index = torch.tensor([1, 0, 1, 1])
+    shared = pool(maps, masks, index)
+    copies = maps.detach()[index].requires_grad_(True)
+    expected = pool(copies, masks)
+    assert [s.shape for s in shared] == [torch.Size([m.shape[0], 3]) for m in masks]
+    for got, want in zip(shared, expected):
+        torch.testing.assert_close(got, want)
+    probe = [torch.randn(s.shape, generator=g) for s in shared]
+    sum((s * p).sum() for s, p in zip(shared, probe)).backward()
+    sum((e * p).sum() for e, p in zip(expected, probe)).backward()
+    folded = torch.zeros_like(maps).index_add_(0, index, copies.grad)  # per-copy -> per-image
+    torch.testing.assert_close(maps.grad, folded)
+    # a sample alone on its image is pooled exactly as without an index (the inference path)
+    assert torch.equal(shared[1], pool(maps.detach()[:1], masks[1:2])[0])
+
+
+def test_mask_pooling_rejects_a_mask_list_of_the_wrong_length() -> None:
+    cfg = make_tiny_config(region_refiner_depth=1)
+    pool = MaskPooling(cfg)
+    with pytest.raises(ValueError, match='3 mask tensors for a batch of 2'):
+        pool(torch.zeros(2, 16, 3), [torch.zeros(1, 4, 4)] * 3)
+
+
 def test_rotary_embedding_rotate_half_convention() -> None:
     cfg = make_tiny_config()
     rope = RotaryEmbedding(cfg)

@@ -13,6 +13,7 @@ import pytest
 from smolrgpt_core.masks import rles_decode
 from training.datasets import (
     SceneFiles,
+    containment_question,
     load_examples,
     pointer_question,
     region_text,
@@ -20,6 +21,7 @@ from training.datasets import (
     visible_objects,
     where_text,
 )
+from training.synth.scene import in_rect_xz
 from training.synth.templates import number_word
 
 
@@ -125,3 +127,40 @@ def test_pointers_need_scene_files(tmp_path: Path) -> None:
     (tmp_path / 'data').mkdir()  # the parquet layout
     with pytest.raises(ValueError, match='pointers kind is made from `smolrgpt synth` scene'):
         load_examples('pointers', tmp_path, 'train')
+
+
+def test_containment_questions_put_the_verdict_first_and_name_both_masks() -> None:
+    rng = np.random.default_rng(0)
+    for inside in (True, False):
+        for pallet_first in (True, False):
+            question, answer = containment_question(rng, inside, pallet_first)
+            assert question.count('<mask>') == 2
+            assert answer.startswith('Yes, ' if inside else 'No, ')
+            pallet, buffer = re.fullmatch(
+                r'(?:Yes|No), the pallet \[Region (\d)\] stands (?:in|outside) the buffer '
+                r'region \[Region (\d)\]\.',
+                answer,
+            ).groups()
+            # the masks come in the question's order
+            first = question.index('pallet') < question.index('buffer')
+            assert first == pallet_first
+            assert (pallet, buffer) == (('0', '1') if first else ('1', '0'))
+
+
+def test_containment_examples_agree_with_the_scene_files(scenes: Path) -> None:
+    examples = load_examples('containment', scenes, 'train')
+    assert len(examples) >= 20 and {e.category for e in examples} == {'containment'}
+    verdicts = {'Yes': 0, 'No': 0}
+    for ex in examples:
+        files = SceneFiles(scenes / 'train', ex.id.split('-')[2])
+        objects = {o['instance_id']: o for o in files.meta()['objects']}
+        listed = [
+            objects[_instance_of(m.astype(bool), files.instances())] for m in rles_decode(ex.rle)
+        ]
+        k_pallet = int(re.search(r'pallet \[Region (\d)\]', ex.answer)[1])
+        pallet, buffer = listed[k_pallet], listed[1 - k_pallet]
+        assert (pallet['kind'], buffer['kind']) == ('pallet', 'buffer')
+        inside = in_rect_xz(buffer['floor_rect_m'], pallet['center_m'])
+        assert ex.answer.startswith('Yes' if inside else 'No')
+        verdicts[ex.answer.split(',')[0]] += 1
+    assert min(verdicts.values()) >= len(examples) // 4  # alternated where the scene allows
