@@ -84,6 +84,55 @@ def test_logits_at_keeps_only_the_scored_positions(tiny_model: SmolRGPT) -> None
         tiny_model(ids, images, depths, [masks, masks], logits_at=scored.long())
 
 
+def test_scored_logits_of_a_large_batch_match_the_full_batch(tiny_model: SmolRGPT) -> None:
+    """With ``logits_at``, a left-padded batch is decoded in groups of similar length, each cut
+    to its longest row: the scored logits and the gradients match decoding it whole."""
+    from smolrgpt_core.modeling.smolrgpt import DECODE_GROUP_ROWS
+
+    cfg = tiny_model.cfg
+    B = 2 * DECODE_GROUP_ROWS + 3  # three groups, the last one short
+    image, depth, masks = random_frame(cfg, 1)
+    rows = [make_ids(tiny_model, list(range(50, 50 + (7 * b) % 23)), 1) for b in range(B)]
+    T = max(len(r) for r in rows)
+    ids = torch.zeros(B, T, dtype=torch.long)
+    attention = torch.zeros(B, T, dtype=torch.long)
+    targets = torch.full((B, T), -100)
+    for b, r in enumerate(rows):
+        ids[b, T - len(r) :], attention[b, T - len(r) :] = torch.tensor(r), 1
+        targets[b, -4:-1] = ids[b, -3:]
+    scored = targets != -100
+    args = (ids, image[None], depth[None], [masks] * B, attention)
+    index = torch.zeros(B, dtype=torch.long)
+
+    def run(**kw):
+        tiny_model.zero_grad()
+        logits, loss = tiny_model(*args, targets=targets, image_index=index, **kw)
+        loss.backward()
+        return logits, loss, {n: p.grad.clone() for n, p in tiny_model.named_parameters()}
+
+    full, full_loss, full_grads = run()
+    part, part_loss, part_grads = run(logits_at=scored)
+    torch.testing.assert_close(part, full[scored], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(part_loss, full_loss)
+    for name, grad in full_grads.items():
+        torch.testing.assert_close(part_grads[name], grad, atol=1e-5, rtol=1e-4, msg=name)
+    # a right-padded batch cannot be cut from the left: it is decoded whole
+    flipped = [t.flip(-1) for t in (ids, attention, targets)]
+    logits, _ = tiny_model(
+        flipped[0],
+        image[None],
+        depth[None],
+        [masks] * B,
+        flipped[1],
+        image_index=index,
+        logits_at=flipped[2] != -100,
+    )
+    whole, _ = tiny_model(
+        flipped[0], image[None], depth[None], [masks] * B, flipped[1], image_index=index
+    )
+    torch.testing.assert_close(logits, whole[flipped[2] != -100])
+
+
 def test_shared_images_equal_per_sample_copies(tiny_model: SmolRGPT) -> None:
     """Three samples on two images: image_index gives the logits and gradients of stacking a
     copy of the image per sample, with the vision side run on 2 images instead of 3."""
