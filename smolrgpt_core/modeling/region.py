@@ -146,9 +146,7 @@ class MaskPooling(nn.Module):
         maps = features.unbind(0)  # one gradient buffer for the batch, not one per select
         pooled: list[torch.Tensor] = [features.new_empty(0)] * len(index)
         for u, samples in samples_of.items():
-            if len(samples) == 1:  # one product per sample, as the reference pools
-                pooled[samples[0]] = pool_regions(maps[u], weights[samples[0]])
-                continue
+            # a sample alone on its image is one product, as the reference pools
             rows = pool_regions(maps[u], torch.cat([weights[b] for b in samples]))
             for b, part in zip(samples, rows.split([weights[b].shape[0] for b in samples])):
                 pooled[b] = part  # [M_b, D]
