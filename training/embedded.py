@@ -4,7 +4,8 @@
 
 1. synthetic data (``training.synth``): a training set (seed 0) and a held-out set (seed 1000);
 2. a ByteLevel BPE tokenizer trained on the training set's texts;
-3. the three stages with the configs in ``training/configs/embedded/``;
+3. the three stages with the configs in ``training/configs/embedded/`` (stage III as three
+   consecutive runs, each with its own cosine schedule);
 4. the official warehouse metric on held-out sets of fresh seeds (never used for a recipe
    decision) and on the training generation's val split (what recipe decisions use), each
    category with a 95 % interval next to its strongest baseline (training-set majority, best
@@ -40,6 +41,7 @@ STAGE_FILES = (
     'stage2_refiner.json',
     'stage3_sft.json',
     'stage3b_sft_continued.json',
+    'stage3c_sft_low_rate.json',
 )
 MODEL_FILES = ('config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json')
 # the sensor-noise draw of the card's noisy evaluation (as `smolrgpt generate --perturb-seed`)
@@ -98,7 +100,7 @@ def train_stages(
     threads: int,
     recipe: Path = EMBEDDED,
 ) -> tuple[Path, dict[str, float]]:
-    """Run the three stages in order; a stage whose ``final`` checkpoint exists is reused
+    """Run the stage configs in order; a stage whose ``final`` checkpoint exists is reused
     (so an interrupted rebuild continues where it stopped)."""
     from training.config import TrainConfig
     from training.trainer import Trainer

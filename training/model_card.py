@@ -139,9 +139,9 @@ def write_model_card(
     stage_list = '\n'.join(f'# run {i}: {_shown(recipe)}/{n}' for i, n in enumerate(configs, 1))
     sft_runs = {Path(n).stem: c for n, c in configs.items() if c['stage'] == 'sft'}
     sft_text = ', then '.join(
-        f'`{name}` (peak lr {c["lr"]["backbones"]:g} for the decoder, '
+        f'`{name}` ({c["max_steps"]} steps, peak lr {c["lr"]["backbones"]:g} for the decoder, '
         f'{max(v for g, v in c["lr"].items() if g != "backbones"):g} for projectors and '
-        f'refiners)'
+        f'refiners{_deciding_text(c)})'
         for name, c in sft_runs.items()
     )
     grouped = sorted({c.get('examples_per_image', 1) for c in configs.values()} - {1})
@@ -252,6 +252,11 @@ is learnt varies from run to run (docs/training.md has the measurements). Use it
 the pipeline, not to judge SmolRGPT.
 """
     path.write_text(text, 'utf-8')
+
+
+def _deciding_text(config: dict) -> str:
+    weight = config.get('deciding_token_weight', 1.0)
+    return '' if weight == 1.0 else f', the deciding answer tokens weighted x{weight:g}'
 
 
 def _shown(recipe: Path) -> str:

@@ -1,4 +1,4 @@
-"""`python -m training.embedded` end to end at smoke scale: data, tokenizer, the four stage runs,
+"""`python -m training.embedded` end to end at smoke scale: data, tokenizer, the five stage runs,
 scoring on two held-out seeds and the val split, the bar, model files and card."""
 
 from __future__ import annotations
@@ -53,6 +53,13 @@ def test_smoke_rebuild_is_held_back_by_the_bar_unless_forced(tmp_path: Path, cap
         assert f'| final (mean) | {scores["n_questions"]} |' in card
     assert f'| final (mean) | {val["n_questions"]} |' in card  # the val table too
     assert 'question prior' in card and '| depth input |' in card
+    # every stage-III run is named with its steps and, where set, its deciding-token weight
+    for name in ('stage3_sft', 'stage3b_sft_continued', 'stage3c_sft_low_rate'):
+        config = json.loads((EMBEDDED / f'{name}.json').read_text('utf-8'))
+        assert f'| {name} |' in card  # its minutes
+        weight = config.get('deciding_token_weight', 1)
+        shown = f'`{name}` ({config["max_steps"]} steps'
+        assert shown in card and (weight == 1 or f'weighted x{weight:g}' in card)
     # the last held-out set scored again through the realistic sensor perturbation
     noisy = json.loads((work / 'noise_scores.json').read_text('utf-8'))
     clean = json.loads((work / 'eval-s72' / 'scores.json').read_text('utf-8'))
