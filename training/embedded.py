@@ -2,7 +2,8 @@
 
 ``python -m training.embedded`` (or ``make embedded-model``):
 
-1. synthetic data (``training.synth``): a training set (seed 0) and a held-out set (seed 1000);
+1. synthetic data (``training.synth``): a training set (``--seed``, 0) and one held-out set per
+   ``--heldout-seeds`` (20261 and 20262);
 2. a ByteLevel BPE tokenizer trained on the training set's texts;
 3. the three stages with the configs in ``training/configs/embedded/`` (stage III as three
    consecutive runs, each with its own cosine schedule);
