@@ -56,6 +56,10 @@ class TrainConfig:
     # (nearest-neighbour upsampling then a 1x1 conv, "ICNR"), so the refined map starts as a
     # smooth copy of the token map instead of a checkerboard that drowns where a region is
     refiner_nearest_init: bool = False
+    # switch the model's '[Region k]' prompt labels on (or off) from this run on, saved in the
+    # checkpoint's config.json; None keeps the starting model's setting. A recipe can then
+    # learn where regions are without labels and which one to name with them
+    prompt_region_labels: bool | None = None
     # data
     data_root: str | None = None
     datasets: list[str] = field(default_factory=list)  # empty = the stage's default kinds
@@ -126,6 +130,11 @@ class TrainConfig:
                 f'sensor_noise must be one of {", ".join(PRESETS)}, got {self.sensor_noise!r}'
             )
         self.sensor_noise_p = number_in('sensor_noise_p', self.sensor_noise_p, 0, 1)
+        if not (self.prompt_region_labels is None or isinstance(self.prompt_region_labels, bool)):
+            raise ValueError(
+                'prompt_region_labels must be true, false or null, '
+                f'got {self.prompt_region_labels!r}'
+            )
         if self.vit_sincos_base <= 1:
             raise ValueError(f'vit_sincos_base must be > 1, got {self.vit_sincos_base}')
 
@@ -165,7 +174,7 @@ def add_override_arguments(parser: argparse.ArgumentParser) -> None:
             flags.append(f'--{f.name}')  # the upstream spelling (--last_stage_checkpoint)
         hint = hints[f.name]
         kwargs: dict[str, Any] = {'dest': f.name, 'default': None}
-        if hint is bool:
+        if hint is bool or hint == bool | None:
             kwargs['action'] = argparse.BooleanOptionalAction
         elif typing.get_origin(hint) is list:
             kwargs['nargs'] = '+'

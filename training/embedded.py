@@ -263,6 +263,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument('--heldout-scenes', type=int, default=300, help='scenes per held-out set')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument(
+        '--questions-per-category',
+        type=int,
+        default=3,
+        help='training questions per scene and category (8 taught mcq in a labelled '
+        'continuation; docs/training.md)',
+    )
+    parser.add_argument(
         '--recipe',
         type=Path,
         default=EMBEDDED,
@@ -320,6 +327,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     missing = [n for n in ('model.json', *STAGE_FILES) if not (args.recipe / n).is_file()]
     if missing:
         parser.error(f'--recipe {args.recipe} lacks {", ".join(missing)}')
+    if not 1 <= args.questions_per_category <= 32:
+        parser.error('--questions-per-category must be in [1, 32]')
     if len(set(args.heldout_seeds)) != len(args.heldout_seeds) or args.seed in args.heldout_seeds:
         parser.error('--heldout-seeds must be distinct and differ from --seed')
     return args
@@ -376,7 +385,7 @@ def write_card(args: argparse.Namespace) -> None:
         timing = work / 'runs' / Path(name).stem / 'timing.json'
         minutes[Path(name).stem] = json.loads(timing.read_text('utf-8'))['minutes']
     vocab = Tokenizer.from_file(str(work / 'tokenizer' / 'tokenizer.json')).get_vocab_size(True)
-    train_data = work / f'synth-train-s{args.seed}'
+    train_data = train_dir(args)
     first = args.heldout_seeds[0]
     probe = cached_json(
         work / 'heldout_probe.json', lambda: region_probe(args.out, heldout_dir(args, first))
@@ -421,6 +430,10 @@ def cached_json(path: Path, compute: Callable[[], Any]) -> Any:
     return json.loads(path.read_text('utf-8'))
 
 
+def train_dir(args: argparse.Namespace) -> Path:
+    return args.work / f'synth-train-s{args.seed}-q{args.questions_per_category}'
+
+
 def heldout_dir(args: argparse.Namespace, seed: int) -> Path:
     return args.work / f'synth-heldout-s{seed}'
 
@@ -458,8 +471,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         write_card(args)
         return 0
     work.mkdir(parents=True, exist_ok=True)
-    data = work / f'synth-train-s{args.seed}'
-    synth(data, args.train_scenes, args.seed, 3, args.size)
+    data = train_dir(args)
+    synth(data, args.train_scenes, args.seed, args.questions_per_category, args.size)
     for seed in args.heldout_seeds:
         synth(heldout_dir(args, seed), args.heldout_scenes, seed, 2, args.size)
     vocab = build_tokenizer(data, work / 'tokenizer')

@@ -129,11 +129,25 @@ def write_jsonl(path: Path, records: Sequence[dict[str, Any]]) -> None:
             f.write(json.dumps(record) + '\n')
 
 
-def _by_image(examples: Sequence[Any]) -> Iterator[list[Any]]:
+def _by_image(examples: Sequence[Any], max_regions: int) -> Iterator[tuple[int, list[Any]]]:
+    """(image index, examples) for each image, in runs whose masks together fit one frame
+    (``limits.max_regions``): a dataset may ask more questions about an image than one frame
+    of their masks holds, and the engine refuses such a frame whole. A question whose own
+    masks exceed the limit goes alone, so that only it is refused."""
     groups: dict[str, list[Any]] = {}
     for ex in examples:
         groups.setdefault(str(ex.rgb_path), []).append(ex)
-    yield from groups.values()
+    for index, group in enumerate(groups.values()):
+        run: list[Any] = []
+        regions = 0
+        for ex in group:
+            n = len(ex.rle or ())
+            if run and regions + n > max_regions:
+                yield index, run
+                run, regions = [], 0
+            run.append(ex)
+            regions += n
+        yield index, run
 
 
 def _load(path: Path, mode: str | None = None) -> np.ndarray:
@@ -151,7 +165,8 @@ def answer_examples(
     perturb_seed: int = 0,
 ) -> Iterator[tuple[Any, Any]]:
     """(example, engine Answer) for every example: one batched ``ask_many`` per image, each
-    question's masks appended to that image's frame. With an answer mode other than
+    question's masks appended to that image's frame (several frames of one image where the
+    masks of all its questions exceed ``limits.max_regions``). With an answer mode other than
     ``model``, frames hold what the robot's sensors would (``training.data.sensors``: metric
     depth and intrinsics where the dataset has them); else the stored dataset depth, unless
     the checkpoint itself takes metric depth."""
@@ -165,10 +180,9 @@ def answer_examples(
     from smolrgpt_core.inference.engine import Frame, Query
     from smolrgpt_core.masks import rles_decode
 
-    groups = list(_by_image(examples))
-    for index, group in enumerate(
-        tqdm(groups, desc='generate', unit='image', disable=not progress)
-    ):
+    groups = list(_by_image(examples, engine.settings.limits.max_regions))
+    # the noise is drawn per image, so the runs of one image see the same sensor frame
+    for index, group in tqdm(groups, desc='generate', unit='frame', disable=not progress):
         rgb = _load(group[0].rgb_path, 'RGB')
         h, w = rgb.shape[:2]
         rng = frame_rng(perturb_seed, index)

@@ -40,6 +40,8 @@ def build_model(cfg: TrainConfig, resume: str | Path | None = None) -> tuple[Smo
         raise ValueError('give --last-stage-checkpoint DIR, --resume DIR or --model-config FILE')
     # the stage asked for wins over the one stored in the checkpoint (reference bug §9.1.1)
     model.cfg.stage = cfg.stage
+    if cfg.prompt_region_labels is not None:
+        model.cfg.prompt_region_labels = cfg.prompt_region_labels
     return model.train(), tokenizer_dir
 
 

@@ -53,6 +53,10 @@ def test_smoke_rebuild_is_held_back_by_the_bar_unless_forced(tmp_path: Path, cap
         assert f'| final (mean) | {scores["n_questions"]} |' in card
     assert f'| final (mean) | {val["n_questions"]} |' in card  # the val table too
     assert 'question prior' in card and '| depth input |' in card
+    assert '-q3 --scenes 20 --seed 0 --questions-per-category 3' in card  # the default
+    # the shipped recipe never labels its regions
+    assert not json.loads((out / 'config.json').read_text('utf-8')).get('prompt_region_labels')
+    assert 'the prompt labels each region' not in card
     # every stage-III run is named with its steps and, where set, its deciding-token weight
     for name in ('stage3_sft', 'stage3b_sft_continued', 'stage3c_sft_low_rate'):
         config = json.loads((EMBEDDED / f'{name}.json').read_text('utf-8'))
@@ -104,6 +108,15 @@ def test_heldout_seeds_must_be_fresh(seeds: list[str], tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(['--work', str(tmp_path), '--heldout-seeds', *seeds])
     assert exit_info.value.code == 2
+
+
+@pytest.mark.parametrize('n', ['0', '33'])
+def test_questions_per_category_is_bounded(n: str, tmp_path: Path, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(['--work', str(tmp_path / 'work'), '--questions-per-category', n])
+    assert exit_info.value.code == 2
+    assert '--questions-per-category must be in [1, 32]' in capsys.readouterr().err
+    assert not (tmp_path / 'work').exists()
 
 
 def test_a_recipe_folder_replaces_the_shipped_configs(tmp_path: Path, capsys) -> None:

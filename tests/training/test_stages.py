@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 import torch
 from training_helpers import batch_for, tiny_config
 
+from training.config import TrainConfig
 from training.datasets import load_examples
 from training.model_setup import apply_freeze, build_model
 from training.optim import build_optimizer, lr_factor
@@ -92,6 +94,33 @@ def test_cli_stage_wins_over_checkpoint_stage(tiny_dir: Path) -> None:
     # the tiny checkpoint stores 'connector_alignment' (the config default)
     model, _ = build_model(tiny_config('sft', tiny_dir, Path('unused')))
     assert model.cfg.stage == 'sft'
+
+
+def test_a_run_can_switch_region_labels_on_and_saves_them(
+    tiny_dir: Path, synth_root: Path, tmp_path: Path
+) -> None:
+    # the tiny checkpoint reads prompts without '[Region k]' labels
+    assert (
+        build_model(tiny_config('sft', tiny_dir, Path('unused')))[0].cfg.prompt_region_labels
+        is False
+    )
+    cfg = tiny_config('sft', tiny_dir, tmp_path / 'run', max_steps=1, prompt_region_labels=True)
+    examples = load_examples('warehouse', synth_root, 'train')[:2]
+    trainer = Trainer(cfg, examples={'train': examples, 'val': []})
+    assert trainer.model.cfg.prompt_region_labels and trainer.tok.cfg.prompt_region_labels
+    labelled = trainer.train().final_dir
+    saved = json.loads((labelled / 'config.json').read_text('utf-8'))
+    assert saved['prompt_region_labels'] is True
+    # and off again from a labelled checkpoint; None keeps what the checkpoint says
+    off = tiny_config('sft', labelled, Path('unused'), prompt_region_labels=False)
+    assert build_model(off)[0].cfg.prompt_region_labels is False
+    assert build_model(tiny_config('sft', labelled, Path('unused')))[0].cfg.prompt_region_labels
+
+
+@pytest.mark.parametrize('value', [1, 'yes', 0.0])
+def test_region_labels_must_be_a_bool_or_null(value: object) -> None:
+    with pytest.raises(ValueError, match='prompt_region_labels'):
+        TrainConfig(prompt_region_labels=value)
 
 
 def test_lr_schedule_warmup_cosine_floor() -> None:
