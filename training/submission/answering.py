@@ -10,7 +10,7 @@ exactly the batches an uninterrupted run would have asked.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 import logging
 from pathlib import Path
 import time
@@ -112,6 +112,40 @@ def load_frame(group: ImageGroup, stamp_ns: int, depth_fn: DepthFn = stored_dept
     )
 
 
+def fitting(
+    frame: Frame, chunk: list[tuple[Sample, list[int]]], limit: int
+) -> list[tuple[Frame, list[tuple[Sample, list[int]]]]]:
+    """The chunk as (frame, questions) parts the engine accepts: an image with more distinct
+    masks than ``limits.max_regions`` is refused whole, so each part's frame holds only the
+    masks its questions name (their region ids kept), cut greedily in question order. A
+    question naming more masks than the limit by itself is a part of its own (refused alone).
+    Part frames are not cached (stamp 0): an encoded frame holds its masks."""
+    if len(frame.region_ids) <= limit:
+        return [(frame, chunk)]
+    index = {rid: k for k, rid in enumerate(frame.region_ids)}
+    parts: list[tuple[list[tuple[Sample, list[int]]], set[int]]] = []
+    for pair in chunk:
+        ids = {rid for rid in pair[1] if rid in index}  # an unknown id: the engine says so
+        if parts and len(parts[-1][1] | ids) <= limit:
+            parts[-1][0].append(pair)
+            parts[-1][1].update(ids)
+        else:
+            parts.append(([pair], ids))
+    pieces = []
+    for questions, ids in parts:
+        keep = sorted(ids, key=index.__getitem__)
+        rows = [index[rid] for rid in keep]
+        sub = replace(
+            frame,
+            masks=frame.masks[rows],  # [K, H, W]
+            region_ids=keep,
+            labels=[frame.labels[k] for k in rows] if frame.labels else (),
+            stamp_ns=0,
+        )
+        pieces.append((sub, questions))
+    return pieces
+
+
 def _ask(
     engine: SpatialQueryEngine, frame: Frame, chunk: list[tuple[Sample, list[int]]]
 ) -> tuple[list[str], int]:
@@ -156,6 +190,7 @@ def answer_to_csv(
     if batch < 1:
         raise ValueError(f'batch must be >= 1, got {batch}')
     done = open_for_resume(out, columns)
+    limit = engine.settings.limits.max_regions
     stats = RunStats(total=sum(len(g.samples) for g in groups))
     stats.skipped = sum(s.id in done for g in groups for s in g.samples)
     start = time.perf_counter()
@@ -188,7 +223,11 @@ def answer_to_csv(
                 if frame is None:
                     texts, failed = [''] * len(chunk), len(chunk)
                 else:
-                    texts, failed = _ask(engine, frame, chunk)
+                    texts, failed = [], 0
+                    for part_frame, part in fitting(frame, chunk, limit):
+                        part_texts, part_failed = _ask(engine, part_frame, part)
+                        texts += part_texts
+                        failed += part_failed
                 append_rows(out, [row(s, t) for (s, _), t in zip(chunk, texts)])
                 done.update(s.id for s, _ in chunk)
                 stats.written += len(chunk)
