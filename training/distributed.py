@@ -3,7 +3,9 @@ the loop needs."""
 
 from __future__ import annotations
 
+import atexit
 from dataclasses import dataclass, field
+from datetime import timedelta
 import os
 
 import torch
@@ -32,11 +34,28 @@ def init_distributed(device: str) -> Dist:
     world = int(os.environ.get('WORLD_SIZE', '1'))
     if world <= 1:
         return Dist(device=torch.device('cuda' if cuda else 'cpu'))
-    if not dist.is_initialized():
-        dist.init_process_group('nccl' if cuda else 'gloo')
+    join_process_group('nccl' if cuda else 'gloo')
     local = int(os.environ.get('LOCAL_RANK', '0'))
     if cuda:
         torch.cuda.set_device(local)  # the local rank, so several nodes work too
     return Dist(
         dist.get_rank(), world, torch.device(f'cuda:{local}') if cuda else torch.device('cpu')
     )
+
+
+def join_process_group(backend: str, timeout: timedelta | None = None) -> None:
+    """Join torchrun's process group (once) and leave it when the interpreter exits: a
+    group still alive at interpreter teardown can abort the process ('terminate called
+    without an active exception', seen with gloo) after its work is done."""
+    if dist.is_initialized():
+        return
+    if timeout is None:
+        dist.init_process_group(backend)
+    else:
+        dist.init_process_group(backend, timeout=timeout)
+    atexit.register(_leave_process_group)
+
+
+def _leave_process_group() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()

@@ -170,10 +170,10 @@ def current() -> Shard:
     if not (1 < world <= MAX_WORLD and 0 <= rank < world):
         raise ValueError(f'RANK={rank} / WORLD_SIZE={world} do not describe a torchrun job')
     import torch
-    import torch.distributed as dist
 
-    if not dist.is_initialized():
-        dist.init_process_group('gloo', timeout=BARRIER_TIMEOUT)
+    from training.distributed import join_process_group
+
+    join_process_group('gloo', BARRIER_TIMEOUT)
     if torch.cuda.is_available():
         local = int(os.environ.get('LOCAL_RANK', '0'))
         torch.cuda.set_device(local % torch.cuda.device_count())  # 'cuda' = this rank's GPU

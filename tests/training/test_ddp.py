@@ -66,3 +66,36 @@ def test_two_processes_match_one(tiny_dir: Path, synth_root: Path, tmp_path: Pat
     assert ddp.keys() == ref.keys()
     for name in ref:
         torch.testing.assert_close(ddp[name], ref[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+_LEAVES_AT_EXIT = """
+import atexit, os, sys
+import torch.distributed as dist
+from training.distributed import join_process_group
+# registered first, so it runs last: after join_process_group's own exit handler
+atexit.register(lambda: print('initialized at exit:', dist.is_initialized(), flush=True))
+os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=sys.argv[1], RANK='0', WORLD_SIZE='1')
+join_process_group('gloo')
+join_process_group('gloo')  # a second call keeps the group it joined
+print('initialized:', dist.is_initialized(), flush=True)
+"""
+
+
+def test_a_joined_process_group_is_left_when_the_interpreter_exits() -> None:
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    repo = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, '-c', _LEAVES_AT_EXIT, str(port)],
+        cwd=repo,
+        env={**os.environ, 'PYTHONPATH': str(repo), 'OMP_NUM_THREADS': '1'},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split('\n')[:2] == ['initialized: True', 'initialized at exit: False']
