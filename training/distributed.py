@@ -49,10 +49,7 @@ def join_process_group(backend: str, timeout: timedelta | None = None) -> None:
     without an active exception', seen with gloo) after its work is done."""
     if dist.is_initialized():
         return
-    if timeout is None:
-        dist.init_process_group(backend)
-    else:
-        dist.init_process_group(backend, timeout=timeout)
+    dist.init_process_group(backend, timeout=timeout)  # None: the backend's default
     atexit.register(_leave_process_group)
 
 

@@ -431,7 +431,12 @@ def cached_json(path: Path, compute: Callable[[], Any]) -> Any:
 
 
 def train_dir(args: argparse.Namespace) -> Path:
-    return args.work / f'synth-train-s{args.seed}-q{args.questions_per_category}'
+    return args.work / train_dir_name(args.seed, args.questions_per_category)
+
+
+def train_dir_name(seed: int, questions_per_category: int) -> str:
+    """The training set's folder in ``--work`` (the model card names it too)."""
+    return f'synth-train-s{seed}-q{questions_per_category}'
 
 
 def heldout_dir(args: argparse.Namespace, seed: int) -> Path:

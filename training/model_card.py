@@ -29,7 +29,7 @@ def write_model_card(
 
     n_params = SmolRGPT.from_pretrained(path.parent).num_parameters()
     stage_rows = '\n'.join(f'| {stage} | {m:.1f} |' for stage, m in minutes.items())
-    from training.embedded import EMBEDDED, NOISE_SEED, STAGE_FILES
+    from training.embedded import EMBEDDED, NOISE_SEED, STAGE_FILES, train_dir_name
 
     recipe = Path(args.get('recipe', EMBEDDED))
     configs = {name: json.loads((recipe / name).read_text('utf-8')) for name in STAGE_FILES}
@@ -58,7 +58,7 @@ def write_model_card(
     synth = f'smolrgpt synth --format nvidia --size {args["size"]} --out {args["work"]}/'
     commands = '\n'.join(
         [
-            f'{synth}synth-train-s{args["seed"]}-q{args["questions_per_category"]} '
+            f'{synth}{train_dir_name(args["seed"], args["questions_per_category"])} '
             f'--scenes {args["train_scenes"]} --seed {args["seed"]} '
             f'--questions-per-category {args["questions_per_category"]}',
             *(
@@ -281,8 +281,12 @@ def _deciding_text(config: dict) -> str:
 
 
 def _mixture_text(config: dict) -> str:
-    kinds = config.get('datasets') or []
-    extra = [k for k in kinds if k not in ('warehouse', 'regions')]
+    """The question kinds a stage-III run adds to what the card describes for every run: the
+    stage's default data and the stage-II data."""
+    from training.stages import STAGES, Stage
+
+    described = {*STAGES[Stage.SFT].default_data, *STAGES[Stage.REFINER_ALIGNMENT].default_data}
+    extra = [k for k in config.get('datasets') or [] if k not in described]
     return f', with the {" and ".join(extra)} questions' if extra else ''
 
 
