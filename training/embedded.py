@@ -5,8 +5,10 @@
 1. synthetic data (``training.synth``): a training set (``--seed``, 0) and one held-out set per
    ``--heldout-seeds`` (20261 and 20262);
 2. a ByteLevel BPE tokenizer trained on the training set's texts;
-3. the three stages with the configs in ``training/configs/embedded/`` (stage III as three
-   consecutive runs, each with its own cosine schedule);
+3. the runs of the recipe (``training/configs/embedded/recipe.json``, ``training.recipe``):
+   stages I and II, then stage III as consecutive runs with a cosine schedule each, the last
+   two with region labels on the same scenes with 8 questions a scene and category, after a
+   gate that checks left_right has been learnt;
 4. the official warehouse metric on held-out sets of fresh seeds (never used for a recipe
    decision) and on the training generation's val split (what recipe decisions use), each
    category with a 95 % interval next to its strongest baseline (training-set majority, best
@@ -35,15 +37,9 @@ import torch
 
 from smolrgpt_core.normalize import CATEGORIES
 from training.config import CONFIG_DIR
+from training.recipe import MAX_QUESTIONS_PER_CATEGORY, Recipe, Run, load_recipe
 
 EMBEDDED = CONFIG_DIR / 'embedded'
-STAGE_FILES = (
-    'stage1_connector.json',
-    'stage2_refiner.json',
-    'stage3_sft.json',
-    'stage3b_sft_continued.json',
-    'stage3c_sft_low_rate.json',
-)
 MODEL_FILES = ('config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json')
 # the sensor-noise draw of the card's noisy evaluation (as `smolrgpt generate --perturb-seed`)
 NOISE_SEED = 7
@@ -92,53 +88,116 @@ def model_config(vocab: int, path: Path, recipe: Path = EMBEDDED) -> Path:
     return path
 
 
+class GateMissed(RuntimeError):
+    """A run's gate was not reached by the model of the run before it."""
+
+
 def train_stages(
     work: Path,
-    data: Path,
+    recipe: Recipe,
+    data_for: Callable[[Run], Path],
     tokenizer: Path,
     model_json: Path,
     step_scale: float,
     threads: int,
-    recipe: Path = EMBEDDED,
+    force: bool = False,
 ) -> tuple[Path, dict[str, float]]:
-    """Run the stage configs in order; a stage whose ``final`` checkpoint exists is reused
-    (so an interrupted rebuild continues where it stopped)."""
+    """Run the recipe's runs in order, each from the one before; a run whose ``final``
+    checkpoint exists is reused (so an interrupted rebuild continues where it stopped).
+    ``data_for`` gives (making it first if needed) the data set a run trains on. A run with a
+    gate starts only when the model before it reaches the gate on the val split; otherwise
+    GateMissed says why (``force`` logs it and trains on)."""
     from training.config import TrainConfig
     from training.trainer import Trainer
 
     previous: Path | None = None
     minutes = {}
-    for name in STAGE_FILES:
-        cfg = TrainConfig.from_json(recipe / name)
-        cfg.data_root = str(data)
-        cfg.output_dir = str(work / 'runs' / Path(name).stem)
-        cfg.max_steps = max(1, round(cfg.max_steps * step_scale))
-        cfg.progress = sys.stderr.isatty()
-        cfg.threads = threads
+    for run in recipe.runs:
+        cfg = TrainConfig.from_json(recipe.config_path(run))
+        cfg.output_dir = str(work / 'runs' / run.name)
         final, timing = Path(cfg.output_dir) / 'final', Path(cfg.output_dir) / 'timing.json'
         if final.is_dir() and timing.is_file():
             log.info('reusing %s', final)
-            minutes[Path(name).stem] = json.loads(timing.read_text('utf-8'))['minutes']
+            minutes[run.name] = json.loads(timing.read_text('utf-8'))['minutes']
             previous = final
             continue
+        data = data_for(run)
+        cfg.data_root = str(data)
+        cfg.max_steps = max(1, round(cfg.max_steps * step_scale))
+        cfg.progress = sys.stderr.isatty()
+        cfg.threads = threads
+        if run.gate:
+            assert previous is not None  # load_recipe refuses a gate on the first run
+            # measured again on every start: a gate missed once may pass after a change
+            gate = check_gate(run, previous, data)
+            Path(cfg.output_dir).mkdir(parents=True, exist_ok=True)
+            (Path(cfg.output_dir) / 'gate.json').write_text(json.dumps(gate, indent=2), 'utf-8')
+            if not gate['passed']:
+                message = f'{run.name} did not start: {gate["reason"]}'
+                if not force:
+                    raise GateMissed(message)
+                log.warning('%s (--force: training on)', message)
         if previous is None:
             cfg.model_config, cfg.tokenizer = str(model_json), str(tokenizer)
         else:
             cfg.last_stage_checkpoint = str(previous)
         start = time.perf_counter()
         result = Trainer(cfg).train()
-        minutes[Path(name).stem] = (time.perf_counter() - start) / 60
-        timing.write_text(json.dumps({'minutes': minutes[Path(name).stem]}) + '\n', 'utf-8')
+        minutes[run.name] = (time.perf_counter() - start) / 60
+        timing.write_text(json.dumps({'minutes': minutes[run.name]}) + '\n', 'utf-8')
         log.info(
             '%s: %.1f min, last loss %.3f, val loss %s',
-            name,
-            minutes[Path(name).stem],
+            run.name,
+            minutes[run.name],
             result.losses[-1],
             result.val_loss,
         )
         previous = result.final_dir
     assert previous is not None
     return previous, minutes
+
+
+def check_gate(run: Run, checkpoint: Path, data: Path) -> dict[str, Any]:
+    """Score ``checkpoint`` on the first ``run.gate_questions`` val questions (by id) of each
+    gated category of ``data`` with the official metric; ``passed`` when every one reaches
+    its least accuracy, ``reason`` names those that do not."""
+    from smolrgpt_core.warehouse_metric import score_warehouse
+    from training.datasets import load_examples
+    from training.generate import generate_answers
+
+    examples = load_examples('warehouse', data, 'val')
+    chosen = []
+    for category in run.gate:
+        of_kind = sorted((e for e in examples if e.category == category), key=lambda e: e.id)
+        chosen.extend(of_kind[: run.gate_questions])
+    records = generate_answers(checkpoint, chosen, progress=False)
+    scored = score_warehouse(
+        _records(chosen),
+        [{'id': r['id'], 'normalized_answer': r['normalized_answer']} for r in records],
+    ).to_dict()['per_category']
+    result: dict[str, Any] = {'checkpoint': str(checkpoint), 'categories': {}}
+    misses = []
+    for category, least in run.gate.items():
+        entry = scored.get(category, {'accuracy': 0.0, 'total': 0})
+        result['categories'][category] = {
+            'accuracy': entry['accuracy'],
+            'questions': entry['total'],
+            'least': least,
+        }
+        if entry['total'] == 0 or entry['accuracy'] < least:
+            misses.append(
+                f'{category} {entry["accuracy"]:.1f} % on {entry["total"]} val questions after '
+                f'{checkpoint.parent.name}, the gate asks {least:g} %'
+            )
+    result['passed'] = not misses
+    result['reason'] = '; '.join(misses) + (
+        ' (a labelled run started before left_right is learnt keeps it at chance: '
+        'docs/training.md, "The labelled recipe from nothing")'
+        if misses
+        else ''
+    )
+    log.info('gate of %s: %s', run.name, 'passed' if not misses else result['reason'])
+    return result
 
 
 def _records(examples: Sequence[Any]) -> list[dict[str, Any]]:
@@ -273,8 +332,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         '--recipe',
         type=Path,
         default=EMBEDDED,
-        help='folder with model.json and the stage configs '
-        f'({", ".join(STAGE_FILES)}); default: the shipped recipe',
+        help='folder with model.json, recipe.json (the runs, in order: training/recipe.py) '
+        'and the run configs it names; default: the shipped recipe',
     )
     parser.add_argument(
         '--heldout-seeds',
@@ -324,11 +383,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help='torch CPU threads (1 can be faster on a busy machine)',
     )
     args = parser.parse_args(argv)
-    missing = [n for n in ('model.json', *STAGE_FILES) if not (args.recipe / n).is_file()]
-    if missing:
-        parser.error(f'--recipe {args.recipe} lacks {", ".join(missing)}')
-    if not 1 <= args.questions_per_category <= 32:
-        parser.error('--questions-per-category must be in [1, 32]')
+    try:
+        load_recipe(args.recipe)
+    except ValueError as err:
+        parser.error(f'--recipe: {err}')
+    if not 1 <= args.questions_per_category <= MAX_QUESTIONS_PER_CATEGORY:
+        parser.error(f'--questions-per-category must be in [1, {MAX_QUESTIONS_PER_CATEGORY}]')
     if len(set(args.heldout_seeds)) != len(args.heldout_seeds) or args.seed in args.heldout_seeds:
         parser.error('--heldout-seeds must be distinct and differ from --seed')
     return args
@@ -380,10 +440,14 @@ def write_card(args: argparse.Namespace) -> None:
 
     work = args.work
     scores = load_scores(args)
-    minutes = {}
-    for name in STAGE_FILES:
-        timing = work / 'runs' / Path(name).stem / 'timing.json'
-        minutes[Path(name).stem] = json.loads(timing.read_text('utf-8'))['minutes']
+    recipe = load_recipe(args.recipe)
+    minutes, gates = {}, {}
+    for run in recipe.runs:
+        timing = work / 'runs' / run.name / 'timing.json'
+        minutes[run.name] = json.loads(timing.read_text('utf-8'))['minutes']
+        gate = work / 'runs' / run.name / 'gate.json'
+        if run.gate and gate.is_file():
+            gates[run.name] = json.loads(gate.read_text('utf-8'))
     vocab = Tokenizer.from_file(str(work / 'tokenizer' / 'tokenizer.json')).get_vocab_size(True)
     train_data = train_dir(args)
     first = args.heldout_seeds[0]
@@ -411,6 +475,8 @@ def write_card(args: argparse.Namespace) -> None:
     write_model_card(
         args.out / 'MODEL_CARD.md',
         args=vars(args),
+        recipe=recipe,
+        gates=gates,
         minutes=minutes,
         tables={seed: (one['n_questions'], score_table(one)) for seed, one in scores.items()},
         shortfalls=verdict(args, scores),
@@ -476,15 +542,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         write_card(args)
         return 0
     work.mkdir(parents=True, exist_ok=True)
+    recipe = load_recipe(args.recipe)
     data = train_dir(args)
     synth(data, args.train_scenes, args.seed, args.questions_per_category, args.size)
     for seed in args.heldout_seeds:
         synth(heldout_dir(args, seed), args.heldout_scenes, seed, 2, args.size)
     vocab = build_tokenizer(data, work / 'tokenizer')
     model_json = model_config(vocab, work / 'model_config.json', args.recipe)
-    final, _ = train_stages(
-        work, data, work / 'tokenizer', model_json, args.step_scale, args.threads, args.recipe
-    )
+
+    def data_for(run: Run) -> Path:
+        # the same scenes (same seed) with another number of questions a scene and category
+        questions = run.questions_per_category or args.questions_per_category
+        folder = args.work / train_dir_name(args.seed, questions)
+        synth(folder, args.train_scenes, args.seed, questions, args.size)
+        return folder
+
+    try:
+        final, _ = train_stages(
+            work,
+            recipe,
+            data_for,
+            work / 'tokenizer',
+            model_json,
+            args.step_scale,
+            args.threads,
+            args.force,
+        )
+    except GateMissed as err:
+        print(
+            f'training.embedded: {err}; {args.out} is left as it was (the finished runs in '
+            f'{work / "runs"} are reused by the next rebuild; --force trains on)',
+            file=sys.stderr,
+        )
+        return 1
     for seed in args.heldout_seeds:
         scores = evaluate(final, data, heldout_dir(args, seed), eval_dir(work, seed))
         print(f'held-out seed {seed}:')

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 import textwrap
 from typing import Any
 
 from smolrgpt_core.config import SmolRGPTConfig
+from training.recipe import Recipe, Run
 
 
 def write_model_card(
     path: Path,
     *,
     args: dict[str, Any],
+    recipe: Recipe,
     minutes: dict[str, float],
     tables: dict[int, tuple[int, str]],
     shortfalls: list[str],
@@ -22,18 +23,21 @@ def write_model_card(
     probe: dict[str, Any] | None = None,
     val_table: str = '',
     noise: tuple[int, str, int, str] | None = None,
+    gates: dict[str, dict[str, Any]] | None = None,
 ) -> None:
+    """``gates``: the measured gate of each gated run (``training.embedded.check_gate``)."""
     cfg = SmolRGPTConfig.from_json(path.parent / 'config.json')
     size_mb = (path.parent / 'model.safetensors').stat().st_size / 1e6
     from smolrgpt_core.modeling.smolrgpt import SmolRGPT
 
     n_params = SmolRGPT.from_pretrained(path.parent).num_parameters()
     stage_rows = '\n'.join(f'| {stage} | {m:.1f} |' for stage, m in minutes.items())
-    from training.embedded import EMBEDDED, NOISE_SEED, STAGE_FILES, train_dir_name
+    from training.embedded import EMBEDDED, NOISE_SEED, train_dir_name
 
-    recipe = Path(args.get('recipe', EMBEDDED))
-    configs = {name: json.loads((recipe / name).read_text('utf-8')) for name in STAGE_FILES}
-    recipe_arg = '' if recipe.resolve() == EMBEDDED.resolve() else f' --recipe {recipe}'
+    configs = recipe.configs()
+    first = configs[recipe.runs[0].name]
+    folder = recipe.folder
+    recipe_arg = '' if folder.resolve() == EMBEDDED.resolve() else f' --recipe {folder}'
     arch_rows = '\n'.join(
         [
             f'| ViT | {cfg.vit_img_size} px input, {cfg.vit_patch_size} px patches, width '
@@ -58,9 +62,12 @@ def write_model_card(
     synth = f'smolrgpt synth --format nvidia --size {args["size"]} --out {args["work"]}/'
     commands = '\n'.join(
         [
-            f'{synth}{train_dir_name(args["seed"], args["questions_per_category"])} '
-            f'--scenes {args["train_scenes"]} --seed {args["seed"]} '
-            f'--questions-per-category {args["questions_per_category"]}',
+            *(
+                f'{synth}{train_dir_name(args["seed"], questions)} '
+                f'--scenes {args["train_scenes"]} --seed {args["seed"]} '
+                f'--questions-per-category {questions}'
+                for questions in recipe.data_sets(args['questions_per_category'])
+            ),
             *(
                 f'{synth}synth-heldout-s{seed} --scenes {args["heldout_scenes"]} '
                 f'--seed {seed} --questions-per-category 2'
@@ -96,9 +103,7 @@ def write_model_card(
             width=95,
         )
     repeats = {
-        Path(n).stem: c.get('category_repeats')
-        for n, c in configs.items()
-        if c.get('category_repeats')
+        n: c.get('category_repeats') for n, c in configs.items() if c.get('category_repeats')
     }
     repeats_text = (
         '; '.join(
@@ -107,7 +112,7 @@ def write_model_card(
         )
         or 'none'
     )
-    base = configs[STAGE_FILES[0]].get('vit_sincos_base', 10000.0)
+    base = first.get('vit_sincos_base', 10000.0)
     val_text = ''
     if val_table:
         val_text = (
@@ -127,7 +132,7 @@ def write_model_card(
             f'this is closer to what a robot sees:\n\n{table}\n'
         )
     refiner_text = ''
-    if configs[STAGE_FILES[0]].get('refiner_nearest_init'):
+    if first.get('refiner_nearest_init'):
         refiner_text = (
             'The refiners start as nearest-neighbour upsampling '
             '(`refiner_nearest_init`: equal taps in each 2x2 transposed-conv '
@@ -137,8 +142,12 @@ def write_model_card(
             'decoder never learnt left from right.'
         )
         refiner_text = textwrap.fill(refiner_text, width=95) + '\n'
-    stage_list = '\n'.join(f'# run {i}: {_shown(recipe)}/{n}' for i, n in enumerate(configs, 1))
-    sft_runs = {Path(n).stem: c for n, c in configs.items() if c['stage'] == 'sft'}
+    gates = gates or {}
+    stage_list = '\n'.join(
+        f'# run {i}: {_shown(folder)}/{run.config}{_run_text(run, args, gates.get(run.name))}'
+        for i, run in enumerate(recipe.runs, 1)
+    )
+    sft_runs = {n: c for n, c in configs.items() if c['stage'] == 'sft'}
     sft_text = ', then '.join(
         f'`{name}` ({c["max_steps"]} steps, peak lr {c["lr"]["backbones"]:g} for the decoder, '
         f'{max(v for g, v in c["lr"].items() if g != "backbones"):g} for projectors and '
@@ -172,9 +181,7 @@ def write_model_card(
             )
             + '\n'
         )
-    steps = ', '.join(
-        f'{Path(n).stem} ({c["stage"]}) {c["max_steps"]}' for n, c in configs.items()
-    )
+    steps = ', '.join(f'{n} ({c["stage"]}) {c["max_steps"]}' for n, c in configs.items())
     text = f"""# smolrgpt-tiny-synthetic
 
 The embedded default model of SmolRGPT for ROS 2: a {n_params / 1e6:.2f} M-parameter SmolRGPT
@@ -273,6 +280,23 @@ the geometry path (`answer_mode: hybrid`). When left_right is learnt varies from
 SmolRGPT.
 """
     path.write_text(text, 'utf-8')
+
+
+def _run_text(run: Run, args: dict[str, Any], gate: dict[str, Any] | None) -> str:
+    """What the stage list adds after a run's config: its data set when it is not the
+    rebuild's, and its gate with what was measured there."""
+    from training.embedded import train_dir_name
+
+    parts = []
+    if run.questions_per_category and run.questions_per_category != args['questions_per_category']:
+        parts.append(f'on {train_dir_name(args["seed"], run.questions_per_category)}')
+    for category, least in run.gate.items():
+        text = f'after the gate {category} >= {least:g} % on {run.gate_questions} val questions'
+        measured = (gate or {}).get('categories', {}).get(category)
+        if measured:
+            text += f' (measured {measured["accuracy"]:.1f} on {measured["questions"]})'
+        parts.append(text)
+    return f' ({"; ".join(parts)})' if parts else ''
 
 
 def _deciding_text(config: dict) -> str:

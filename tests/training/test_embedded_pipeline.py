@@ -1,5 +1,5 @@
-"""`python -m training.embedded` end to end at smoke scale: data, tokenizer, the five stage runs,
-scoring on two held-out seeds and the val split, the bar, model files and card."""
+"""`python -m training.embedded` end to end at smoke scale: data, tokenizer, the recipe's runs
+and its gate, scoring on two held-out seeds and the val split, the bar, model files and card."""
 
 from __future__ import annotations
 
@@ -15,13 +15,29 @@ SMOKE = ['--train-scenes', '20', '--heldout-scenes', '6', '--size', '128x72',
          '--step-scale', '0.004', '--threads', '1', '--heldout-seeds', '71', '72']  # fmt: skip
 
 
-def test_smoke_rebuild_is_held_back_by_the_bar_unless_forced(tmp_path: Path, capsys) -> None:
+def test_smoke_rebuild_stops_at_the_gate_and_is_held_back_by_the_bar_unless_forced(
+    tmp_path: Path, capsys
+) -> None:
     work, out = tmp_path / 'work', tmp_path / 'model'
+    # a smoke-scale model has not learnt left_right, so the labelled runs do not start
     assert main(['--work', str(work), '--out', str(out), *SMOKE]) == 1
     assert not out.exists()  # a model below the bar does not replace the shipped one
+    err = capsys.readouterr().err
+    assert 'stage3d_sft_labels did not start: left_right' in err
+    assert 'the gate asks 90 %' in err and '--force trains on' in err
+    gate = json.loads((work / 'runs' / 'stage3d_sft_labels' / 'gate.json').read_text('utf-8'))
+    assert not gate['passed'] and gate['categories']['left_right']['least'] == 90
+    assert gate['categories']['left_right']['accuracy'] < 90
+    assert (work / 'runs' / 'stage3c_sft_low_rate' / 'final').is_dir()
+    assert not (work / 'runs' / 'stage3d_sft_labels' / 'final').exists()
+    assert not (work / 'synth-train-s0-q8').exists()  # made only when its run starts
+
+    # --force trains on past the gate (reusing the finished runs), scores, writes the model
+    # and still exits 1: the bar is missed
+    assert main(['--work', str(work), '--out', str(out), '--force', *SMOKE]) == 1
     printed = capsys.readouterr().out
-    assert 'misses the bar' in printed and 'below the bar: seed 71:' in printed
-    # the decision split is scored even for a model the bar holds back
+    assert 'below the bar: seed 71:' in printed
+    # the decision split is scored for every model
     assert 'what recipe decisions use' in printed
     val = json.loads((work / 'val_scores.json').read_text('utf-8'))
     assert set(val['model']['per_category']) >= set(CATEGORIES)
@@ -35,9 +51,14 @@ def test_smoke_rebuild_is_held_back_by_the_bar_unless_forced(tmp_path: Path, cap
             )
             lo, hi = scores['model']['per_category'][category]['interval']
             assert 0 <= lo <= scores['model']['per_category'][category]['accuracy'] <= hi <= 100
+    # the last run trained on the same scenes with 8 questions a scene and category
+    last = json.loads(
+        (work / 'runs' / 'stage3e_sft_labels_q8' / 'final' / 'train_config.json').read_text()
+    )
+    assert last['data_root'] == str(work / 'synth-train-s0-q8')
+    first = json.loads((work / 'runs' / 'stage3_sft' / 'final' / 'train_config.json').read_text())
+    assert first['data_root'] == str(work / 'synth-train-s0-q3')
 
-    # --force writes it (reusing the finished stages) and still exits 1
-    assert main(['--work', str(work), '--out', str(out), '--force', *SMOKE]) == 1
     assert {p.name for p in out.iterdir()} >= {
         'config.json',
         'model.safetensors',
@@ -54,11 +75,24 @@ def test_smoke_rebuild_is_held_back_by_the_bar_unless_forced(tmp_path: Path, cap
     assert f'| final (mean) | {val["n_questions"]} |' in card  # the val table too
     assert 'question prior' in card and '| depth input |' in card
     assert '-q3 --scenes 20 --seed 0 --questions-per-category 3' in card  # the default
-    # the shipped recipe never labels its regions
-    assert not json.loads((out / 'config.json').read_text('utf-8')).get('prompt_region_labels')
-    assert 'the prompt labels each region' not in card
+    assert '-q8 --scenes 20 --seed 0 --questions-per-category 8' in card  # the last run's
+    assert 'stage3e_sft_labels_q8.json (on synth-train-s0-q8)' in card
+    measured = gate['categories']['left_right']
+    assert (
+        'stage3d_sft_labels.json (after the gate left_right >= 90 % on 100 val questions '
+        f'(measured {measured["accuracy"]:.1f} on {measured["questions"]}))'
+    ) in card
+    # the shipped recipe labels its regions from its fourth stage-III run on
+    assert json.loads((out / 'config.json').read_text('utf-8'))['prompt_region_labels'] is True
+    assert 'From `stage3d_sft_labels` on, the prompt labels each region' in card
     # every stage-III run is named with its steps and, where set, its deciding-token weight
-    for name in ('stage3_sft', 'stage3b_sft_continued', 'stage3c_sft_low_rate'):
+    for name in (
+        'stage3_sft',
+        'stage3b_sft_continued',
+        'stage3c_sft_low_rate',
+        'stage3d_sft_labels',
+        'stage3e_sft_labels_q8',
+    ):
         config = json.loads((EMBEDDED / f'{name}.json').read_text('utf-8'))
         assert f'| {name} |' in card  # its minutes
         weight = config.get('deciding_token_weight', 1)
@@ -131,5 +165,5 @@ def test_a_recipe_folder_replaces_the_shipped_configs(tmp_path: Path, capsys) ->
     with pytest.raises(SystemExit) as exit_info:
         main(['--work', str(tmp_path / 'work'), '--recipe', str(recipe)])
     assert exit_info.value.code == 2
-    assert 'lacks stage3_sft.json' in capsys.readouterr().err
+    assert f'--recipe: recipe {recipe} lacks stage3_sft.json' in capsys.readouterr().err
     assert not (tmp_path / 'work').exists()  # refused before anything is generated

@@ -8,6 +8,7 @@ import shutil
 
 from training.embedded import EMBEDDED
 from training.model_card import write_model_card
+from training.recipe import load_recipe
 
 
 def _card(tiny_dir: Path, tmp_path: Path, recipe: Path) -> str:
@@ -21,6 +22,7 @@ def _card(tiny_dir: Path, tmp_path: Path, recipe: Path) -> str:
     write_model_card(
         out / 'MODEL_CARD.md',
         args=args,
+        recipe=load_recipe(recipe),
         minutes={'stage3_sft': 1.0},
         tables={71: (10, '| table |')},
         shortfalls=['seed 71: count 2.0 points above its strongest baseline'],
@@ -35,18 +37,29 @@ def test_a_recipe_that_switches_labels_on_says_from_which_run(
 ) -> None:
     recipe = tmp_path / 'recipe'
     shutil.copytree(EMBEDDED, recipe)
-    last = recipe / 'stage3c_sft_low_rate.json'
-    config = json.loads(last.read_text('utf-8'))
+    third = recipe / 'stage3c_sft_low_rate.json'
+    config = json.loads(third.read_text('utf-8'))
     config.update(prompt_region_labels=True, datasets=['warehouse', 'regions', 'pointers'])
-    last.write_text(json.dumps(config), 'utf-8')
+    third.write_text(json.dumps(config), 'utf-8')
     card = _card(tiny_dir, tmp_path, recipe)
     assert 'From `stage3c_sft_low_rate` on, the prompt labels each region' in card
+    assert '`stage3c_sft_low_rate` (1400 steps' in card
     assert 'with the pointers questions)' in card
     assert f'--recipe {recipe}' in card
     assert '**It misses the bar' in card and 'count 2.0 points' in card
 
 
-def test_the_shipped_recipe_card_names_no_labels(tiny_dir: Path, tmp_path: Path) -> None:
+def test_the_shipped_recipe_card_names_its_labelled_runs_data_and_gate(
+    tiny_dir: Path, tmp_path: Path
+) -> None:
     card = _card(tiny_dir, tmp_path, EMBEDDED)
-    assert 'the prompt labels each region' not in card and '--recipe' not in card
-    assert 'pointers questions' not in card  # no extra question kinds in its mixture
+    assert 'From `stage3d_sft_labels` on, the prompt labels each region' in card
+    assert '--recipe' not in card
+    assert 'with the pointers and containment questions)' in card
+    # the data set of each run, and the gate before the first labelled run (not measured)
+    assert '--out build/embedded/synth-train-s0-q8 --scenes 20 --seed 0' in card
+    assert 'stage3e_sft_labels_q8.json (on synth-train-s0-q8)' in card
+    assert (
+        'stage3d_sft_labels.json (after the gate left_right >= 90 % on 100 val questions)' in card
+    )
+    assert 'stage3_sft.json\n' in card  # a run on the rebuild's data set says nothing more
