@@ -6,9 +6,10 @@
    ``--heldout-seeds`` (20261 and 20262);
 2. a ByteLevel BPE tokenizer trained on the training set's texts;
 3. the runs of the recipe (``training/configs/embedded/recipe.json``, ``training.recipe``):
-   stages I and II, then stage III as consecutive runs with a cosine schedule each, the last
-   two with region labels on the same scenes with 8 questions a scene and category, after a
-   gate that checks left_right has been learnt;
+   stages I and II, then stage III as consecutive runs with a cosine schedule each: three
+   unlabelled, one that weighs left_right most, then two with region labels (the last on the
+   same scenes with 8 questions a scene and category) after a gate that checks left_right
+   has been learnt;
 4. the official warehouse metric on held-out sets of fresh seeds (never used for a recipe
    decision) and on the training generation's val split (what recipe decisions use), each
    category with a 95 % interval next to its strongest baseline (training-set majority, best

@@ -6,8 +6,8 @@ architecture), one ``TrainConfig`` JSON per run, and ``recipe.json``, the list o
     {"runs": [
         {"config": "stage1_connector.json"},
         ...
-        {"config": "stage3d_sft_labels.json", "gate": {"left_right": 90}},
-        {"config": "stage3e_sft_labels_q8.json", "questions_per_category": 8}
+        {"config": "stage3e_sft_labels.json", "gate": {"left_right": 90}},
+        {"config": "stage3f_sft_labels_q8.json", "questions_per_category": 8}
     ]}
 
 Each run continues from the one before it. ``questions_per_category`` trains a run on the

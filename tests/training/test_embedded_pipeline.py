@@ -23,13 +23,13 @@ def test_smoke_rebuild_stops_at_the_gate_and_is_held_back_by_the_bar_unless_forc
     assert main(['--work', str(work), '--out', str(out), *SMOKE]) == 1
     assert not out.exists()  # a model below the bar does not replace the shipped one
     err = capsys.readouterr().err
-    assert 'stage3d_sft_labels did not start: left_right' in err
+    assert 'stage3e_sft_labels did not start: left_right' in err
     assert 'the gate asks 90 %' in err and '--force trains on' in err
-    gate = json.loads((work / 'runs' / 'stage3d_sft_labels' / 'gate.json').read_text('utf-8'))
+    gate = json.loads((work / 'runs' / 'stage3e_sft_labels' / 'gate.json').read_text('utf-8'))
     assert not gate['passed'] and gate['categories']['left_right']['least'] == 90
     assert gate['categories']['left_right']['accuracy'] < 90
     assert (work / 'runs' / 'stage3c_sft_low_rate' / 'final').is_dir()
-    assert not (work / 'runs' / 'stage3d_sft_labels' / 'final').exists()
+    assert not (work / 'runs' / 'stage3e_sft_labels' / 'final').exists()
     assert not (work / 'synth-train-s0-q8').exists()  # made only when its run starts
 
     # --force trains on past the gate (reusing the finished runs), scores, writes the model
@@ -53,7 +53,7 @@ def test_smoke_rebuild_stops_at_the_gate_and_is_held_back_by_the_bar_unless_forc
             assert 0 <= lo <= scores['model']['per_category'][category]['accuracy'] <= hi <= 100
     # the last run trained on the same scenes with 8 questions a scene and category
     last = json.loads(
-        (work / 'runs' / 'stage3e_sft_labels_q8' / 'final' / 'train_config.json').read_text()
+        (work / 'runs' / 'stage3f_sft_labels_q8' / 'final' / 'train_config.json').read_text()
     )
     assert last['data_root'] == str(work / 'synth-train-s0-q8')
     first = json.loads((work / 'runs' / 'stage3_sft' / 'final' / 'train_config.json').read_text())
@@ -76,22 +76,23 @@ def test_smoke_rebuild_stops_at_the_gate_and_is_held_back_by_the_bar_unless_forc
     assert 'question prior' in card and '| depth input |' in card
     assert '-q3 --scenes 20 --seed 0 --questions-per-category 3' in card  # the default
     assert '-q8 --scenes 20 --seed 0 --questions-per-category 8' in card  # the last run's
-    assert 'stage3e_sft_labels_q8.json (on synth-train-s0-q8)' in card
+    assert 'stage3f_sft_labels_q8.json (on synth-train-s0-q8)' in card
     measured = gate['categories']['left_right']
     assert (
-        'stage3d_sft_labels.json (after the gate left_right >= 90 % on 100 val questions '
+        'stage3e_sft_labels.json (after the gate left_right >= 90 % on 100 val questions '
         f'(measured {measured["accuracy"]:.1f} on {measured["questions"]}))'
     ) in card
-    # the shipped recipe labels its regions from its fourth stage-III run on
+    # the shipped recipe labels its regions from its fifth stage-III run on
     assert json.loads((out / 'config.json').read_text('utf-8'))['prompt_region_labels'] is True
-    assert 'From `stage3d_sft_labels` on, the prompt labels each region' in card
+    assert 'From `stage3e_sft_labels` on, the prompt labels each region' in card
     # every stage-III run is named with its steps and, where set, its deciding-token weight
     for name in (
         'stage3_sft',
         'stage3b_sft_continued',
         'stage3c_sft_low_rate',
-        'stage3d_sft_labels',
-        'stage3e_sft_labels_q8',
+        'stage3d_left_right_focus',
+        'stage3e_sft_labels',
+        'stage3f_sft_labels_q8',
     ):
         config = json.loads((EMBEDDED / f'{name}.json').read_text('utf-8'))
         assert f'| {name} |' in card  # its minutes

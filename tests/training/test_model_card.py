@@ -53,13 +53,13 @@ def test_the_shipped_recipe_card_names_its_labelled_runs_data_and_gate(
     tiny_dir: Path, tmp_path: Path
 ) -> None:
     card = _card(tiny_dir, tmp_path, EMBEDDED)
-    assert 'From `stage3d_sft_labels` on, the prompt labels each region' in card
+    assert 'From `stage3e_sft_labels` on, the prompt labels each region' in card
     assert '--recipe' not in card
     assert 'with the pointers and containment questions)' in card
     # the data set of each run, and the gate before the first labelled run (not measured)
     assert '--out build/embedded/synth-train-s0-q8 --scenes 20 --seed 0' in card
-    assert 'stage3e_sft_labels_q8.json (on synth-train-s0-q8)' in card
+    assert 'stage3f_sft_labels_q8.json (on synth-train-s0-q8)' in card
     assert (
-        'stage3d_sft_labels.json (after the gate left_right >= 90 % on 100 val questions)' in card
+        'stage3e_sft_labels.json (after the gate left_right >= 90 % on 100 val questions)' in card
     )
     assert 'stage3_sft.json\n' in card  # a run on the rebuild's data set says nothing more

@@ -18,16 +18,19 @@ from training.recipe import RECIPE_FILE, Run, load_recipe
 def test_the_shipped_recipe_gates_its_labelled_runs_on_left_right() -> None:
     recipe = load_recipe(EMBEDDED)
     names = [run.name for run in recipe.runs]
-    assert names[:5] == [
+    assert names[:6] == [
         'stage1_connector',
         'stage2_refiner',
         'stage3_sft',
         'stage3b_sft_continued',
         'stage3c_sft_low_rate',
+        'stage3d_left_right_focus',
     ]
     configs = recipe.configs()
+    # the run before the gate weighs left_right most
+    assert configs['stage3d_left_right_focus']['category_repeats'] == {'left_right': 20}
     labelled = [n for n in names if configs[n].get('prompt_region_labels')]
-    assert labelled == ['stage3d_sft_labels', 'stage3e_sft_labels_q8']
+    assert labelled == ['stage3e_sft_labels', 'stage3f_sft_labels_q8']
     gated = [run for run in recipe.runs if run.gate]
     assert [run.name for run in gated] == [labelled[0]]  # before the first labelled run
     assert gated[0].gate == {'left_right': 90.0} and gated[0].gate_questions == 100
@@ -56,14 +59,14 @@ def _set(index: int, **values: Any) -> Any:
         (_set(2, steps=5), "run 2 has unknown keys ['steps']"),
         (_set(2, config='nope.json'), 'lacks nope.json'),
         (_set(2, config='../embedded/stage3_sft.json'), 'lacks ../embedded/stage3_sft.json'),
-        (_set(6, questions_per_category=0), 'questions_per_category must be a whole number'),
-        (_set(6, questions_per_category=33), 'in [1, 32], got 33'),
-        (_set(6, questions_per_category=True), 'got True'),
-        (_set(5, gate={'left': 90}), "gate names 'left'"),
-        (_set(5, gate={'left_right': 101}), 'gate left_right must be a percentage, got 101'),
-        (_set(5, gate=[90]), 'gate must map categories'),
-        (_set(5, gate_questions=0), 'gate_questions must be a whole number'),
-        (_set(5, gate_questions=10**9), 'in [1, 10000]'),
+        (_set(7, questions_per_category=0), 'questions_per_category must be a whole number'),
+        (_set(7, questions_per_category=33), 'in [1, 32], got 33'),
+        (_set(7, questions_per_category=True), 'got True'),
+        (_set(6, gate={'left': 90}), "gate names 'left'"),
+        (_set(6, gate={'left_right': 101}), 'gate left_right must be a percentage, got 101'),
+        (_set(6, gate=[90]), 'gate must map categories'),
+        (_set(6, gate_questions=0), 'gate_questions must be a whole number'),
+        (_set(6, gate_questions=10**9), 'in [1, 10000]'),
         (_set(0, gate={'left_right': 50}), 'the first run has no model before it to gate'),
         (_set(4, config='stage3_sft.json'), 'a run config is listed twice'),
     ],
